@@ -1,0 +1,144 @@
+"""Read any supported FER dataset layout into a FaceDataset, detecting the format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from augment.dataset import FaceDataset
+from augment.errors import UserError
+from augment.labels import ClassSpec, parse_class_spec
+from augment.readers.affectnet import affectnet_csvs, looks_like_affectnet_csv, read_affectnet
+from augment.readers.fer2013_csv import looks_like_fer_csv, read_fer_csv
+from augment.readers.folders import looks_like_folder_tree, read_folders
+from augment.readers.rafdb import find_label_file, read_rafdb
+from augment.resize import resize_dataset
+
+FORMATS: tuple[str, ...] = (
+    "auto",
+    "cache",
+    "fer2013-csv",
+    "folders",
+    "fer2013",
+    "rafdb",
+    "affectnet",
+    "ckplus",
+)
+
+LOOKED_FOR = (
+    "an augment cache (.npz), a FER2013 CSV (emotion,pixels,Usage), RAF-DB (EmoLabel/list_patition_label.txt), "
+    "AffectNet CSVs (training.csv/validation.csv) or class folders ([train|test/]<class>/*.jpg)"
+)
+
+
+def is_cache(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PK\x03\x04" and path.suffix.lower() == ".npz"
+
+
+def detect_format(path: Path) -> str:
+    """Which reader fits ``path``; raises a UserError saying what was looked for."""
+    if not path.exists():
+        raise UserError(f"{path}: no such file or directory")
+    if path.is_file():
+        if is_cache(path):
+            return "cache"
+        if path.suffix.lower() == ".csv":
+            if looks_like_fer_csv(path):
+                return "fer2013-csv"
+            if looks_like_affectnet_csv(path):
+                return "affectnet"
+            raise UserError(
+                f"{path}: a CSV without FER2013 (emotion,pixels) or AffectNet (subDirectory_filePath,expression) columns"
+            )
+        raise UserError(f"{path}: not a dataset; looked for {LOOKED_FOR}")
+    if (path / "fer2013.csv").is_file() or any(looks_like_fer_csv(p) for p in _csvs(path)):
+        return "fer2013-csv"
+    if find_label_file(path) is not None:
+        return "rafdb"
+    if affectnet_csvs(path):
+        return "affectnet"
+    if (path / "DATASET").is_dir() and looks_like_folder_tree(path / "DATASET"):
+        return "rafdb"
+    if looks_like_folder_tree(path):
+        return "folders"
+    raise UserError(f"{path}: no recognisable dataset layout; looked for {LOOKED_FOR}")
+
+
+def _csvs(root: Path) -> list[Path]:
+    return sorted(p for p in root.glob("*.csv") if p.is_file())
+
+
+def load_dataset(
+    path: str | Path,
+    *,
+    format: str | None = None,
+    size: int | None = None,
+    channels: int | None = None,
+    classes: str | ClassSpec | None = None,
+    workers: int | None = None,
+) -> FaceDataset:
+    """Load ``path`` in its own layout, or from an ``augment prepare`` cache.
+
+    ``size`` and ``channels`` default to 48 px grayscale, or to the cache's own shape.
+    """
+    path = Path(path).expanduser()
+    fmt = (format or "auto").lower()
+    if fmt not in FORMATS:
+        raise UserError(f"--format {format}: unknown format; use one of {', '.join(FORMATS)}")
+    if fmt == "auto":
+        fmt = detect_format(path)
+    elif not path.exists():
+        raise UserError(f"{path}: no such file or directory")
+    try:
+        spec = parse_class_spec(classes) if isinstance(classes, str) or classes is None else classes
+    except ValueError as err:
+        raise UserError(str(err)) from err
+
+    if channels is not None and channels not in (1, 3):
+        raise UserError(f"channels must be 1 or 3, not {channels}")
+    if size is not None and size < 1:
+        raise UserError(f"size must be a positive number of pixels, not {size}")
+
+    if fmt == "cache":
+        ds = FaceDataset.load(path)
+        if spec is not None:
+            ds = ds.with_classes([c for c in ds.classes if spec.allows(c)])
+        if len(ds) == 0:
+            raise UserError(f"{path}: the dataset is empty after filtering classes")
+        return resize_dataset(ds, size or ds.size, channels or ds.channels)
+
+    size, channels = size or 48, channels or 1
+    if fmt == "fer2013-csv":
+        if path.is_file():
+            paths = [path]
+        elif (path / "fer2013.csv").is_file():
+            paths = [path / "fer2013.csv"]
+        else:
+            paths = [p for p in _csvs(path) if looks_like_fer_csv(p)]
+        if not paths:
+            raise UserError(f"{path}: no FER2013 CSV (fer2013.csv, train.csv, test.csv) found")
+        ds = read_fer_csv(paths, size=size, channels=channels, spec=spec, name=str(path))
+    elif fmt == "rafdb" and not path.is_dir():
+        raise UserError(f"{path}: --format rafdb needs the RAF-DB folder (EmoLabel/, Image/ or DATASET/)")
+    elif fmt == "rafdb" and find_label_file(path) is None:
+        root = path / "DATASET" if (path / "DATASET").is_dir() else path
+        ds = read_folders(
+            root, size=size, channels=channels, spec=spec, forced="rafdb", name=str(path), workers=workers
+        )
+    elif fmt == "rafdb":
+        ds = read_rafdb(path, size=size, channels=channels, spec=spec, workers=workers)
+    elif fmt == "affectnet" and (path.is_file() or affectnet_csvs(path)):
+        csvs = [path] if path.is_file() else affectnet_csvs(path)
+        ds = read_affectnet(csvs, size=size, channels=channels, spec=spec, workers=workers)
+    elif fmt in ("folders", "fer2013", "ckplus", "affectnet"):
+        if not path.is_dir():
+            raise UserError(f"{path}: --format {fmt} needs a folder of class folders")
+        forced = "affectnet" if fmt == "affectnet" else None
+        ds = read_folders(path, size=size, channels=channels, spec=spec, forced=forced, workers=workers)
+    else:  # pragma: no cover - FORMATS is exhaustive
+        raise UserError(f"--format {fmt} is not supported here")
+    if len(ds) == 0:
+        raise UserError(f"{path}: the dataset is empty after filtering classes")
+    return ds

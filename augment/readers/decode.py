@@ -1,0 +1,99 @@
+"""Decode image files into uint8 arrays of one size and channel count."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from augment.progress import make_progress
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm"}
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def to_array(
+    img: Image.Image, size: int, channels: int, box: tuple[int, int, int, int] | None = None
+) -> np.ndarray:
+    """Centre-crop to a square (faces are expected cropped), resize, convert; (C, H, W) uint8."""
+    img = img.convert("L" if channels == 1 else "RGB")
+    if box is not None:
+        img = img.crop(box)
+    w, h = img.size
+    if w != h:
+        s = min(w, h)
+        left, top = (w - s) // 2, (h - s) // 2
+        img = img.crop((left, top, left + s, top + s))
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    arr = np.asarray(img, dtype=np.uint8)
+    return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
+
+
+def decode_one(
+    path: Path, size: int, channels: int, box: tuple[int, int, int, int] | None = None
+) -> np.ndarray:
+    with Image.open(path) as img:
+        full_w, full_h = img.size
+        if box is None:
+            img.draft("L" if channels == 1 else "RGB", (size * 2, size * 2))
+        else:
+            # The box is in full-resolution coordinates: let JPEG draft mode shrink the image only
+            # as far as keeps the *box* at >= 2*size, then scale the box to the decoded size.
+            bw, bh = max(1, box[2] - box[0]), max(1, box[3] - box[1])
+            want = (-(-full_w * 2 * size // bw), -(-full_h * 2 * size // bh))
+            img.draft("L" if channels == 1 else "RGB", want)
+            if img.size != (full_w, full_h):
+                sx, sy = img.size[0] / full_w, img.size[1] / full_h
+                box = (
+                    round(box[0] * sx),
+                    round(box[1] * sy),
+                    max(round(box[0] * sx) + 1, round(box[2] * sx)),
+                    max(round(box[1] * sy) + 1, round(box[3] * sy)),
+                )
+        return to_array(img, size, channels, box)
+
+
+def decode_files(
+    paths: list[Path],
+    size: int,
+    channels: int,
+    boxes: list[tuple[int, int, int, int] | None] | None = None,
+    description: str = "decoding",
+    workers: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+    """Decode many files in threads (PIL releases the GIL while decoding).
+
+    Returns (images for the readable files, index of each readable file into ``paths``,
+    [(path, reason)] for files that could not be read). Unreadable files are skipped,
+    never fatal.
+    """
+    n = len(paths)
+    out = np.zeros((n, channels, size, size), dtype=np.uint8)
+    ok = np.zeros(n, dtype=bool)
+    skipped: list[tuple[str, str]] = []
+    workers = workers or min(8, (os.cpu_count() or 2) * 2)
+
+    def work(i: int) -> tuple[int, str | None]:
+        try:
+            out[i] = decode_one(paths[i], size, channels, boxes[i] if boxes else None)
+            return i, None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+            return i, f"{type(err).__name__}: {err}".splitlines()[0][:200]
+
+    with make_progress() as prog, ThreadPoolExecutor(workers) as pool:
+        task = prog.add_task(description, total=n)
+        for i, why in pool.map(work, range(n), chunksize=64):
+            if why is None:
+                ok[i] = True
+            else:
+                skipped.append((str(paths[i]), why))
+            prog.advance(task)
+    index = np.flatnonzero(ok)
+    return out[index], index, skipped
