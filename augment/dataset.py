@@ -47,7 +47,11 @@ class FaceDataset:
         if self.images.ndim != 4:
             raise ValueError(f"images must be (N, C, H, W), got shape {self.images.shape}")
         self.labels = np.asarray(self.labels, dtype=np.int64)
-        self.splits = np.asarray(self.splits, dtype="<U5")
+        splits = np.asarray(self.splits, dtype=str)
+        bad = sorted(str(s) for s in set(np.unique(splits).tolist()) - set(SPLITS))
+        if bad:  # checked before the cast to <U5, which would truncate e.g. 'holdout'
+            raise ValueError(f"unknown split names {bad}; use {', '.join(SPLITS)}")
+        self.splits = splits.astype("<U5")
         self.sources = np.asarray(self.sources, dtype=str)
         self.subjects = np.asarray(self.subjects, dtype=str)
         if self.synthetic is None:
@@ -56,9 +60,6 @@ class FaceDataset:
         for name in ("labels", "splits", "sources", "subjects", "synthetic"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"{name} has {len(getattr(self, name))} entries for {n} images")
-        bad = set(np.unique(self.splits)) - set(SPLITS)
-        if bad:
-            raise ValueError(f"unknown split names {sorted(bad)}")
         if n and (self.labels.min() < 0 or self.labels.max() >= len(self.classes)):
             raise ValueError("labels out of range of classes")
 
@@ -193,9 +194,7 @@ class FaceDataset:
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
             if isinstance(err, UserError):
                 raise
-            raise UserError(
-                f"{path}: cannot read cache file ({err}); rebuild it with 'augment prepare'"
-            ) from err
+            raise UserError(f"{path}: cannot read cache file ({err}); rebuild it with 'augment prepare'") from err
 
 
 def concat(parts: list[FaceDataset], name: str = "") -> FaceDataset:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from augment.dataset import SPLITS, FaceDataset
+from augment.errors import UserError
 
 
 def imbalance_ratio(counts: dict[str, int]) -> float | None:
@@ -67,9 +68,14 @@ def plot_distribution(report: dict[str, Any], path: str | Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.backend_bases import FigureCanvasBase
 
     from augment.atomic import save_figure
 
+    suffix = Path(path).suffix.lower().lstrip(".")
+    supported = FigureCanvasBase.get_supported_filetypes()
+    if suffix not in supported:
+        raise UserError(f"{path}: cannot write a chart as '.{suffix}'; use one of .{', .'.join(sorted(supported))}")
     classes = report["classes"]
     splits = list(report["counts"])
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(classes) + 2), 4))
@@ -82,9 +88,7 @@ def plot_distribution(report: dict[str, Any], path: str | Path) -> None:
     ax.set_xticks(x, classes, rotation=20)
     ax.set_ylabel("images")
     ratios = ", ".join(f"{s} {r:.1f}" for s, r in report["imbalance_ratio"].items() if r is not None)
-    ax.set_title(
-        f"Class distribution — {Path(report['dataset']).name or report['dataset']} (imbalance {ratios})"
-    )
+    ax.set_title(f"Class distribution — {Path(report['dataset']).name or report['dataset']} (imbalance {ratios})")
     ax.legend()
     ax.spines[["top", "right"]].set_visible(False)
     save_figure(path, fig)

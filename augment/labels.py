@@ -116,9 +116,7 @@ def parse_class_spec(text: str | None) -> ClassSpec | None:
             continue
         canon = canonical(target)
         if canon is None:
-            raise ValueError(
-                f"--classes: '{target}' is not a known class; use one of {', '.join(CANONICAL_CLASSES)}"
-            )
+            raise ValueError(f"--classes: '{target}' is not a known class; use one of {', '.join(CANONICAL_CLASSES)}")
         if "=" in part:
             spec.renames[src.strip().lower()] = canon
         else:

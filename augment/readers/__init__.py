@@ -8,8 +8,9 @@ from augment.dataset import FaceDataset
 from augment.errors import UserError
 from augment.labels import ClassSpec, parse_class_spec
 from augment.readers.affectnet import affectnet_csvs, looks_like_affectnet_csv, read_affectnet
-from augment.readers.fer2013_csv import looks_like_fer_csv, read_fer_csv
-from augment.readers.folders import looks_like_folder_tree, read_folders
+from augment.readers.decode import is_image_file
+from augment.readers.fer2013_csv import fer_csvs_in, looks_like_fer_csv, read_fer_csv
+from augment.readers.folders import looks_like_folder_tree, read_folders, split_dirs
 from augment.readers.rafdb import find_label_file, read_rafdb
 from augment.resize import resize_dataset
 
@@ -26,7 +27,7 @@ FORMATS: tuple[str, ...] = (
 
 LOOKED_FOR = (
     "an augment cache (.npz), a FER2013 CSV (emotion,pixels,Usage), RAF-DB (EmoLabel/list_patition_label.txt), "
-    "AffectNet CSVs (training.csv/validation.csv) or class folders ([train|test/]<class>/*.jpg)"
+    "AffectNet CSVs (training.csv/validation.csv) or class folders (<class>/*.jpg or train|test/<class>/*.jpg)"
 )
 
 
@@ -37,8 +38,11 @@ def is_cache(path: Path) -> bool:
         return fh.read(4) == b"PK\x03\x04" and path.suffix.lower() == ".npz"
 
 
-def detect_format(path: Path) -> str:
-    """Which reader fits ``path``; raises a UserError saying what was looked for."""
+def detect_format(path: Path, spec: ClassSpec | None = None) -> str:
+    """Which reader fits ``path``; raises a UserError saying what was looked for.
+
+    Folder names that ``spec`` (``--classes``) maps count as class folders.
+    """
     if not path.exists():
         raise UserError(f"{path}: no such file or directory")
     if path.is_file():
@@ -50,7 +54,8 @@ def detect_format(path: Path) -> str:
             if looks_like_affectnet_csv(path):
                 return "affectnet"
             raise UserError(
-                f"{path}: a CSV without FER2013 (emotion,pixels) or AffectNet (subDirectory_filePath,expression) columns"
+                f"{path}: a CSV without FER2013 (emotion,pixels) or AffectNet "
+                "(subDirectory_filePath,expression) columns"
             )
         raise UserError(f"{path}: not a dataset; looked for {LOOKED_FOR}")
     if (path / "fer2013.csv").is_file() or any(looks_like_fer_csv(p) for p in _csvs(path)):
@@ -59,11 +64,33 @@ def detect_format(path: Path) -> str:
         return "rafdb"
     if affectnet_csvs(path):
         return "affectnet"
-    if (path / "DATASET").is_dir() and looks_like_folder_tree(path / "DATASET"):
+    if (path / "DATASET").is_dir() and looks_like_folder_tree(path / "DATASET", spec):
         return "rafdb"
-    if looks_like_folder_tree(path):
+    if looks_like_folder_tree(path, spec):
         return "folders"
-    raise UserError(f"{path}: no recognisable dataset layout; looked for {LOOKED_FOR}")
+    found = _folders_with_images(path)
+    hint = (
+        f"; found folder(s) {', '.join(found)} with images but no known class name: "
+        "map them with --classes 'folder=class,...'"
+        if found
+        else ""
+    )
+    raise UserError(f"{path}: no recognisable dataset layout; looked for {LOOKED_FOR}{hint}")
+
+
+def _folders_with_images(root: Path, limit: int = 10) -> list[str]:
+    """Sub-folders (of root or of its split folders) that directly hold image files."""
+    try:
+        parents = list(split_dirs(root).values()) or [root]
+    except UserError:
+        parents = [root]
+    names: list[str] = []
+    for parent in parents:
+        for d in sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if d.name not in names and any(is_image_file(f) for f in d.iterdir() if f.is_file()):
+                names.append(d.name)
+    names.sort()
+    return names[:limit] + ([f"... {len(names) - limit} more"] if len(names) > limit else [])
 
 
 def _csvs(root: Path) -> list[Path]:
@@ -87,14 +114,14 @@ def load_dataset(
     fmt = (format or "auto").lower()
     if fmt not in FORMATS:
         raise UserError(f"--format {format}: unknown format; use one of {', '.join(FORMATS)}")
-    if fmt == "auto":
-        fmt = detect_format(path)
-    elif not path.exists():
-        raise UserError(f"{path}: no such file or directory")
     try:
         spec = parse_class_spec(classes) if isinstance(classes, str) or classes is None else classes
     except ValueError as err:
         raise UserError(str(err)) from err
+    if fmt == "auto":
+        fmt = detect_format(path, spec)
+    elif not path.exists():
+        raise UserError(f"{path}: no such file or directory")
 
     if channels is not None and channels not in (1, 3):
         raise UserError(f"channels must be 1 or 3, not {channels}")
@@ -111,12 +138,7 @@ def load_dataset(
 
     size, channels = size or 48, channels or 1
     if fmt == "fer2013-csv":
-        if path.is_file():
-            paths = [path]
-        elif (path / "fer2013.csv").is_file():
-            paths = [path / "fer2013.csv"]
-        else:
-            paths = [p for p in _csvs(path) if looks_like_fer_csv(p)]
+        paths = [path] if path.is_file() else fer_csvs_in(path)
         if not paths:
             raise UserError(f"{path}: no FER2013 CSV (fer2013.csv, train.csv, test.csv) found")
         ds = read_fer_csv(paths, size=size, channels=channels, spec=spec, name=str(path))

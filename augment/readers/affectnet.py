@@ -84,9 +84,7 @@ def read_affectnet(
                     dropped[key] = dropped.get(key, 0) + 1
                     continue
                 if not 0 <= code < len(AFFECTNET_CODES):
-                    raise UserError(
-                        f"{csv_path}: row {row_no} (line {reader.line_num}): expression {code} is not 0-10"
-                    )
+                    raise UserError(f"{csv_path}: row {row_no} (line {reader.line_num}): expression {code} is not 0-10")
                 label = AFFECTNET_CODES[code]
                 if spec is not None and not spec.allows(label):
                     continue
@@ -101,9 +99,7 @@ def read_affectnet(
                         path, base_hit = b / rel, b
                         break
                 if path is None:
-                    missing.append(
-                        (str(csv_path.parent / rel), f"file not found (row {row_no} of {csv_path.name})")
-                    )
+                    missing.append((str(csv_path.parent / rel), f"file not found (row {row_no} of {csv_path.name})"))
                     continue
                 records.append(FileRecord(path, label, split, box=_box(row)))
     return dataset_from_records(

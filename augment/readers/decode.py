@@ -18,9 +18,7 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
-def to_array(
-    img: Image.Image, size: int, channels: int, box: tuple[int, int, int, int] | None = None
-) -> np.ndarray:
+def to_array(img: Image.Image, size: int, channels: int, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """Centre-crop to a square (faces are expected cropped), resize, convert; (C, H, W) uint8."""
     img = img.convert("L" if channels == 1 else "RGB")
     if box is not None:
@@ -36,9 +34,7 @@ def to_array(
     return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
 
 
-def decode_one(
-    path: Path, size: int, channels: int, box: tuple[int, int, int, int] | None = None
-) -> np.ndarray:
+def decode_one(path: Path, size: int, channels: int, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
     with Image.open(path) as img:
         full_w, full_h = img.size
         if box is None:

@@ -16,14 +16,38 @@ USAGE_SPLITS = {"training": "train", "publictest": "val", "privatetest": "test"}
 FER_SIDE = 48
 
 
-def looks_like_fer_csv(path: Path) -> bool:
+def csv_columns(path: Path) -> set[str]:
+    """The lower-cased header names of a CSV file (empty if unreadable)."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             header = next(csv.reader(fh), [])
     except (OSError, UnicodeDecodeError):
-        return False
-    cols = {h.strip().lower() for h in header}
-    return "pixels" in cols
+        return set()
+    return {h.strip().lower() for h in header}
+
+
+def looks_like_fer_csv(path: Path) -> bool:
+    return "pixels" in csv_columns(path)
+
+
+def fer_csvs_in(folder: Path) -> list[Path]:
+    """The FER2013 CSVs to read from a folder, without reading any image twice.
+
+    ``fer2013.csv`` (or another CSV with a Usage column, e.g. Kaggle's ``icml_face_data.csv``)
+    holds every split, so it wins over ``train.csv``/``test.csv``; otherwise every CSV with
+    emotion and pixels columns is read (Kaggle's unlabelled ``test.csv`` has no emotion column
+    and is left out). When no CSV has an emotion column they are all returned, so reading one
+    reports the missing column.
+    """
+    if (folder / "fer2013.csv").is_file():
+        return [folder / "fer2013.csv"]
+    found = [(p, csv_columns(p)) for p in sorted(folder.glob("*.csv")) if p.is_file()]
+    found = [(p, cols) for p, cols in found if "pixels" in cols]
+    with_usage = [p for p, cols in found if {"emotion", "usage"} <= cols]
+    if with_usage:
+        return with_usage[:1]
+    labelled = [p for p, cols in found if "emotion" in cols]
+    return labelled or [p for p, _ in found]
 
 
 def _default_split(path: Path) -> str:
@@ -98,9 +122,7 @@ def _read_one(
             if not row or all(not c.strip() for c in row):
                 continue
             if len(row) < len(header):
-                raise UserError(
-                    f"{path}: row {row_no} (line {line}) has {len(row)} fields, expected {len(header)}"
-                )
+                raise UserError(f"{path}: row {row_no} (line {line}) has {len(row)} fields, expected {len(header)}")
             emo = row[i_emo].strip()
             if not emo.isdigit() or int(emo) >= len(FER2013_CODES):
                 raise UserError(f"{path}: row {row_no} (line {line}): emotion '{emo}' is not 0-6")

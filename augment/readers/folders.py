@@ -94,14 +94,16 @@ def class_dirs(parent: Path, spec: ClassSpec | None, forced: str | None) -> list
     return out
 
 
-def looks_like_folder_tree(root: Path) -> bool:
+def looks_like_folder_tree(root: Path, spec: ClassSpec | None = None) -> bool:
+    """Whether root holds class folders (known names, numbers, or names ``--classes`` maps)."""
     if not root.is_dir():
         return False
     splits = split_dirs(root)
     parents = list(splits.values()) or [root]
+    renamed = spec.renames if spec else {}
     for parent in parents:
         for d in _dirs(parent):
-            if canonical(d.name) or d.name.isdigit():
+            if canonical(d.name) or d.name.isdigit() or renamed.get(d.name.lower()):
                 return True
     return False
 
@@ -122,9 +124,7 @@ def read_folders(
         # Decide numeric folder names once for the whole tree, so a split that happens to lack
         # AffectNet's class 0 is not read (or refused) differently from the others.
         renamed = spec.renames if spec else {}
-        names = sorted(
-            {d.name for parent in parents.values() for d in _dirs(parent) if d.name.lower() not in renamed}
-        )
+        names = sorted({d.name for parent in parents.values() for d in _dirs(parent) if d.name.lower() not in renamed})
         first = next(iter(parents.values()))
         forced = numeric_kind(names, None, first)
     records: list[FileRecord] = []

@@ -34,9 +34,7 @@ def read_rafdb(
         if not parts:
             continue
         if len(parts) != 2 or not parts[1].isdigit() or int(parts[1]) not in RAFDB_CODES:
-            raise UserError(
-                f"{label_file}: line {line_no}: expected '<name>.jpg <1-7>', got '{line.strip()}'"
-            )
+            raise UserError(f"{label_file}: line {line_no}: expected '<name>.jpg <1-7>', got '{line.strip()}'")
         fname, code = parts[0], int(parts[1])
         label = RAFDB_CODES[code]
         if spec is not None and not spec.allows(label):

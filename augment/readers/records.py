@@ -62,9 +62,7 @@ def dataset_from_records(
     )
     skipped = list(extra_skipped or []) + skipped
     if len(index) == 0:
-        raise UserError(
-            f"{name}: none of the {len(records)} image files could be read (first: {skipped[0][0]})"
-        )
+        raise UserError(f"{name}: none of the {len(records)} image files could be read (first: {skipped[0][0]})")
     kept = [records[i] for i in index]
     return FaceDataset(
         images=images,

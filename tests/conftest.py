@@ -1,0 +1,201 @@
+"""Shared fixtures: tiny dataset layouts built in tmp folders, and a small demo-face dataset.
+
+Builders are plain functions (import them with ``from tests.conftest import make_folder_tree``)
+so a test can build several layouts; ``demo_dir`` / ``demo_ds`` are session-scoped so the GAN,
+classifier and rebalance tests share one small rendered dataset.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+# Train images per class for the shared demo dataset: two minority classes, like the real demo.
+DEMO_COUNTS: dict[str, int] = {
+    "neutral": 24,
+    "happy": 24,
+    "sad": 24,
+    "surprise": 24,
+    "fear": 24,
+    "disgust": 6,
+    "angry": 24,
+    "contempt": 6,
+}
+DEMO_SIZE = 48
+DEMO_TEST_FRACTION = 0.2
+
+
+# --------------------------------------------------------------------------- images
+def random_image(rng: np.random.Generator, size: int = 16, channels: int = 1) -> np.ndarray:
+    """Noise image (H, W) or (H, W, 3) uint8; two calls practically never collide."""
+    shape = (size, size) if channels == 1 else (size, size, 3)
+    return rng.integers(0, 256, shape, dtype=np.uint8)
+
+
+def write_image(path: Path, array: np.ndarray) -> Path:
+    """Write an (H, W) or (H, W, 3) uint8 array as PNG/JPG (format from the suffix)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(np.asarray(array, dtype=np.uint8))
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        img.convert("RGB" if img.mode == "RGB" else "L").save(path, quality=95)
+    else:
+        img.save(path)
+    return path
+
+
+def write_corrupt(path: Path, nbytes: int = 200, seed: int = 0) -> Path:
+    """Random bytes under an image name: readers must skip it, not crash."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(np.random.default_rng(seed).integers(0, 256, nbytes, dtype=np.uint8).tobytes())
+    return path
+
+
+def make_folder_tree(
+    root: Path,
+    layout: dict[str, int | Sequence[str]],
+    *,
+    size: int = 16,
+    channels: int = 1,
+    ext: str = "png",
+    seed: int = 0,
+) -> Path:
+    """Write a class-folder tree under ``root``.
+
+    ``layout`` maps a folder (relative, e.g. ``"train/happy"`` or ``"anger"``) to either a
+    number of images (named ``img_000.<ext>``...) or a list of file names to write. Every
+    image is distinct noise, so the tree has no duplicates unless a test plants them.
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    for folder, spec in layout.items():
+        names = [f"img_{i:03d}.{ext}" for i in range(spec)] if isinstance(spec, int) else list(spec)
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for name in names:
+            write_image(root / folder / name, random_image(rng, size, channels))
+    return root
+
+
+def fer_pixels(rng: np.random.Generator) -> str:
+    return " ".join(map(str, rng.integers(0, 256, 48 * 48).tolist()))
+
+
+def make_fer_csv(
+    path: Path,
+    rows: Sequence[int | tuple],
+    *,
+    usage: bool = True,
+    header: Sequence[str] | None = None,
+    seed: int = 0,
+) -> Path:
+    """Write a FER2013-style CSV.
+
+    ``rows`` are emotion codes (usage "Training") or tuples ``(emotion, usage)`` or
+    ``(emotion, usage, pixels)`` where pixels is a string or a 48x48 array; values are
+    written as given, so tests can plant bad emotions, usages or pixel counts. ``usage=False``
+    writes the train.csv/test.csv variant (``emotion,pixels``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    cols = list(header) if header is not None else (["emotion", "pixels", "Usage"] if usage else ["emotion", "pixels"])
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(cols)
+        for row in rows:
+            row = row if isinstance(row, tuple) else (row, "Training")
+            emotion, use = row[0], row[1] if len(row) > 1 else "Training"
+            pixels = row[2] if len(row) > 2 else fer_pixels(rng)
+            if isinstance(pixels, np.ndarray):
+                pixels = " ".join(map(str, pixels.reshape(-1).tolist()))
+            values = {"emotion": emotion, "pixels": pixels, "usage": use}
+            w.writerow([values.get(c.lower(), "") for c in cols])
+    return path
+
+
+def make_rafdb(
+    root: Path, entries: Sequence[tuple[str, int]], *, variant: str = "aligned", size: int = 16, seed: int = 0
+) -> Path:
+    """RAF-DB basic: ``EmoLabel/list_patition_label.txt`` and ``Image/aligned`` or ``Image/original``.
+
+    ``entries`` are (file name as listed, e.g. ``train_00001.jpg``, label code 1-7).
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    (root / "EmoLabel").mkdir(parents=True, exist_ok=True)
+    (root / "EmoLabel" / "list_patition_label.txt").write_text("".join(f"{n} {c}\n" for n, c in entries))
+    for name, _ in entries:
+        stem = Path(name).stem
+        rel = f"aligned/{stem}_aligned.jpg" if variant == "aligned" else f"original/{name}"
+        write_image(root / "Image" / rel, random_image(rng, size, 3))
+    return root
+
+
+CK_FOLDERS = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
+
+
+def make_ckplus(root: Path, subjects: int = 6, per: int = 2) -> Path:
+    """A CK+48-style tree: ``<emotion>/S1xx_<seq>_<frame>.png``; subject s skips emotion k when (s+k)%3==0."""
+    layout = {}
+    for k, folder in enumerate(CK_FOLDERS):
+        names = []
+        for s in range(subjects):
+            if (s + k) % 3 == 0:  # not every subject shows every expression
+                continue
+            names += [f"S{100 + s:03d}_{k + 1:03d}_{j:08d}.png" for j in range(per)]
+        layout[folder] = names
+    return make_folder_tree(root, layout, size=12)
+
+
+@contextmanager
+def quiet_env() -> Iterator[None]:
+    old = os.environ.get("AUGMENT_QUIET")
+    os.environ["AUGMENT_QUIET"] = "1"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("AUGMENT_QUIET", None)
+        else:
+            os.environ["AUGMENT_QUIET"] = old
+
+
+# --------------------------------------------------------------------------- fixtures
+@pytest.fixture
+def quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No progress bars on stderr (they would clutter captured output)."""
+    monkeypatch.setenv("AUGMENT_QUIET", "1")
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo-face tree ``train|test/<class>/*.png`` (48 px, seed 0), written once per session.
+
+    24 train faces per class, 6 for disgust and contempt; test has 20% of that (at least 1).
+    Treat it as read-only: other tests share it.
+    """
+    from augment.demo_faces import write_demo_dataset
+
+    out = tmp_path_factory.mktemp("demo") / "faces"
+    write_demo_dataset(out, counts=DEMO_COUNTS, seed=0, test_fraction=DEMO_TEST_FRACTION, size=DEMO_SIZE)
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_ds(demo_dir: Path):
+    """``demo_dir`` loaded as a FaceDataset (48 px grayscale, splits train/test, 8 classes).
+
+    Shared by the whole session: do not modify it in place (use ``ds.subset(...)`` for a copy).
+    """
+    from augment.readers import load_dataset
+
+    with quiet_env():
+        return load_dataset(demo_dir)
