@@ -1,0 +1,198 @@
+"""Sample quality, per class: Fréchet distance, classification by a real-only judge, memorisation.
+
+FID proper needs the FID Inception weights on disk (never downloaded here). Without
+them the Fréchet distance is computed in the feature space of a classifier trained on
+the real training images and reported under that name, never as "FID".
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from augment.errors import UserError
+
+FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
+
+
+# ----------------------------------------------------------------------------- features
+def hub_inception_path() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / FID_WEIGHTS_FILE
+
+
+def find_inception_weights(path: str | Path | None) -> Path | None:
+    """The user's file, else the torch hub cache copy, else None (no download, ever)."""
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"--inception-weights {p}: no such file")
+        return p
+    hub = hub_inception_path()
+    return hub if hub.is_file() else None
+
+
+@contextlib.contextmanager
+def _local_weights(path: Path) -> Iterator[None]:
+    """Make pytorch-fid read its weights from ``path`` instead of its URL."""
+    import pytorch_fid.inception as inc
+
+    original = inc.load_state_dict_from_url
+
+    def load(*_args: Any, **_kwargs: Any) -> dict[str, torch.Tensor]:
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    inc.load_state_dict_from_url = load
+    try:
+        yield
+    finally:
+        inc.load_state_dict_from_url = original
+
+
+def inception_features(images: np.ndarray, weights: Path, device: str = "cpu", batch: int = 100) -> np.ndarray:
+    """2048-d pool features of the FID Inception network, as pytorch-fid computes them."""
+    from pytorch_fid.inception import InceptionV3
+
+    with _local_weights(weights):
+        try:
+            model = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[2048]]).to(device).eval()
+        except Exception as err:  # noqa: BLE001
+            raise UserError(f"{weights}: not the FID Inception weights ({type(err).__name__})") from err
+    feats = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            x = torch.from_numpy(images[i : i + batch]).float().div(255).to(device)
+            if x.shape[1] == 1:
+                x = x.expand(-1, 3, -1, -1)
+            feats.append(model(x)[0].squeeze(-1).squeeze(-1).cpu().numpy())
+    return np.concatenate(feats).astype(np.float64)
+
+
+def classifier_features(
+    model: torch.nn.Module, images: np.ndarray, device: str = "cpu", batch: int = 512
+) -> np.ndarray:
+    from classifier.data import to_input
+
+    model.eval()
+    feats = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            feats.append(model.features(to_input(torch.from_numpy(images[i : i + batch])).to(device)).float().cpu())
+    return torch.cat(feats).numpy().astype(np.float64)
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """pytorch-fid's statistics and Fréchet distance between two feature sets."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    return float(calculate_frechet_distance(mu1, s1, mu2, s2))
+
+
+# ----------------------------------------------------------------------------- memorisation
+def nearest_distances(queries: np.ndarray, bank: np.ndarray, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+    """RMS pixel distance (0-255 scale) from each query to its nearest bank image, and its index."""
+    q = torch.from_numpy(queries.reshape(len(queries), -1)).float()
+    b = torch.from_numpy(bank.reshape(len(bank), -1)).float()
+    dims = q.shape[1]
+    dist = np.empty(len(q))
+    idx = np.empty(len(q), dtype=np.int64)
+    for i in range(0, len(q), chunk):
+        d = torch.cdist(q[i : i + chunk], b)
+        m, j = d.min(1)
+        dist[i : i + chunk] = (m / dims**0.5).numpy()
+        idx[i : i + chunk] = j.numpy()
+    return dist, idx
+
+
+def memorisation_report(
+    samples: np.ndarray,
+    sample_labels: np.ndarray,
+    train: np.ndarray,
+    train_labels: np.ndarray,
+    test: np.ndarray,
+    test_labels: np.ndarray,
+    classes: list[str],
+    quantile: float = 0.01,
+) -> dict[str, Any]:
+    """Distances of samples to their nearest training image, against real test images'.
+
+    A sample counts as a near-copy when it is closer to a training image than all but
+    ``quantile`` of real test images are (exact test/train duplicates excluded from the
+    reference, since FER2013 has them).
+    """
+    s_dist, s_idx = nearest_distances(samples, train)
+    t_dist, _ = nearest_distances(test, train)
+    ref = t_dist[t_dist > 0.5]
+    threshold = float(np.quantile(ref, quantile)) if len(ref) else 0.0
+    per_class = {}
+    for k, c in enumerate(classes):
+        sm = sample_labels == k
+        tm = (test_labels == k) & (t_dist > 0.5)
+        if not sm.any():
+            continue
+        per_class[c] = {
+            "samples": int(sm.sum()),
+            "sample_nn_median": float(np.median(s_dist[sm])),
+            "sample_nn_min": float(s_dist[sm].min()),
+            "test_nn_median": float(np.median(t_dist[tm])) if tm.any() else None,
+            "near_copies": int((s_dist[sm] < threshold).sum()),
+        }
+    return {
+        "distance": "RMS pixel difference, 0-255 scale, to the nearest training image",
+        "threshold": threshold,
+        "threshold_rule": f"{quantile:.0%} quantile of real test-to-train distances (exact duplicates excluded)",
+        "test_exact_duplicates_of_train": int((t_dist <= 0.5).sum()),
+        "near_copies": int(sum(v["near_copies"] for v in per_class.values())),
+        "per_class": per_class,
+        "_sample_nn_index": s_idx,
+        "_sample_nn_distance": s_dist,
+    }
+
+
+def save_nearest_neighbour_png(
+    samples: np.ndarray,
+    sample_labels: np.ndarray,
+    nn_index: np.ndarray,
+    nn_dist: np.ndarray,
+    train: np.ndarray,
+    classes: list[str],
+    path: Path,
+    per_class: int = 6,
+) -> None:
+    """Each class's closest samples (left) beside their nearest training image (right)."""
+    from augment.pictures import labelled_grid
+
+    rows = []
+    for k in range(len(classes)):
+        idx = np.flatnonzero(sample_labels == k)
+        idx = idx[np.argsort(nn_dist[idx])][:per_class]
+        pairs = [im for i in idx for im in (samples[i], train[nn_index[i]])]
+        rows.append(np.stack(pairs) if pairs else samples[:0])
+    labelled_grid(
+        rows,
+        classes,
+        path,
+        columns=2 * per_class,
+        title="pairs: generated sample | its nearest training image (closest first)",
+    )
+
+
+# ----------------------------------------------------------------------------- judge scores
+def judge_assignment(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """Share of each class's samples that the judge assigns to that class."""
+    pred = probs.argmax(1)
+    return {c: float((pred[labels == k] == k).mean()) for k, c in enumerate(classes) if (labels == k).any()}
+
+
+def downsample_like(images: np.ndarray, size: int) -> np.ndarray:
+    if images.shape[-1] == size:
+        return images
+    x = torch.from_numpy(images).float()
+    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True).round().clamp(0, 255).byte().numpy()

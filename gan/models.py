@@ -1,0 +1,225 @@
+"""Cheap class-conditional DCGAN networks for small face images (FER2013: 48x48 grayscale, 7 classes).
+
+The networks are sized for CPU training on a tight budget: the ``width`` argument sets the base channel
+count and every layer's FLOPs scale with ``width**2``. The defaults (width 32, projection discriminator with
+spectral norm and global sum pooling) follow SNGAN / BigGAN practice, which is both cheaper and more stable
+than the textbook conditional DCGAN that :func:`classic_dcgan` builds for comparison.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+__all__ = [
+    "SUPPORTED_SIZES",
+    "ConditionalBatchNorm2d",
+    "Discriminator",
+    "Generator",
+    "base_resolution",
+    "classic_dcgan",
+    "count_parameters",
+]
+
+#: Output size -> start resolution s0 of G (and end resolution of D). 48 and 96 are not powers of two,
+#: so they start from 6x6 (6 -> 12 -> 24 -> 48) instead of 4x4.
+_BASE_RES: dict[int, int] = {32: 4, 48: 6, 64: 4, 96: 6, 128: 4}
+SUPPORTED_SIZES: tuple[int, ...] = tuple(sorted(_BASE_RES))
+_MAX_CHANNELS = 512
+
+
+def base_resolution(size: int) -> tuple[int, int]:
+    """Return ``(s0, n_blocks)`` for an image size: start resolution and number of 2x up/down-samplings."""
+    if size not in _BASE_RES:
+        raise ValueError(f"unsupported image size {size}; supported sizes: {SUPPORTED_SIZES}")
+    s0 = _BASE_RES[size]
+    return s0, int(round(math.log2(size // s0)))
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters (spectral-norm buffers such as ``u``/``v`` are not counted)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+def _dcgan_init(module: nn.Module) -> None:
+    """DCGAN init (Radford et al. 2016): N(0, 0.02) conv/linear weights, N(1, 0.02) BN scales, zero biases.
+
+    Must run before spectral norm is attached (it re-parametrises ``weight``).
+    """
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)) and module.affine:
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """BatchNorm whose scale/shift are looked up per class (de Vries et al. 2017; used by SNGAN/BigGAN's G).
+
+    Lets the label modulate every layer of G at the cost of two embedding lookups. Initialised to the
+    identity affine transform (gamma=1, beta=0) so it starts out as plain BN.
+    """
+
+    def __init__(self, num_features: int, num_classes: int) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(num_features, affine=False)
+        self.gamma = nn.Embedding(num_classes, num_features)
+        self.beta = nn.Embedding(num_classes, num_features)
+        nn.init.ones_(self.gamma.weight)
+        nn.init.zeros_(self.beta.weight)
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        out = self.bn(x)
+        return out * self.gamma(y)[:, :, None, None] + self.beta(y)[:, :, None, None]
+
+
+class _BatchNorm2d(nn.BatchNorm2d):
+    """Plain BN that ignores the label, so G's blocks can call ``norm(x, y)`` uniformly."""
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:  # type: ignore[override]
+        return super().forward(x)
+
+
+class Generator(nn.Module):
+    """Conditional DCGAN G: [z, embed(y)] -> Linear -> C0 x s0 x s0 -> (ConvT4x4/2, BN, ReLU)* -> conv3x3.
+
+    Channels halve at every doubling of resolution (never below ``width``), so each block costs about the
+    same; ``C0 = width * 2**n_blocks`` (capped at 512). Output is ``tanh`` in [-1, 1].
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        size: int = 48,
+        channels: int = 1,
+        z_dim: int = 128,
+        width: int = 32,
+        cond_bn: bool = False,
+        embed_dim: int = 64,
+    ) -> None:
+        super().__init__()
+        s0, n_blocks = base_resolution(size)
+        self.num_classes, self.size, self.channels = num_classes, size, channels
+        self.z_dim, self.width, self.cond_bn, self.embed_dim = z_dim, width, cond_bn, embed_dim
+        self.s0 = s0
+        c0 = min(width * 2**n_blocks, _MAX_CHANNELS)
+        self.c0 = c0
+
+        def norm(c: int) -> nn.Module:
+            return ConditionalBatchNorm2d(c, num_classes) if cond_bn else _BatchNorm2d(c)
+
+        self.embed = nn.Embedding(num_classes, embed_dim)
+        # No bias before BN: it would be cancelled by the mean subtraction anyway.
+        self.fc = nn.Linear(z_dim + embed_dim, c0 * s0 * s0, bias=False)
+        self.fc_norm = norm(c0)
+        self.convs = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        c_in = c0
+        for _ in range(n_blocks):
+            c_out = max(c_in // 2, width)
+            self.convs.append(nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False))
+            self.norms.append(norm(c_out))
+            c_in = c_out
+        self.to_img = nn.Conv2d(c_in, channels, 3, 1, 1)
+        self.act = nn.ReLU(inplace=True)
+        self.apply(_dcgan_init)
+
+    def forward(self, z: Tensor, y: Tensor) -> Tensor:
+        """Map noise ``z`` (N, z_dim) and labels ``y`` (N,) to images (N, channels, size, size) in [-1, 1]."""
+        h = torch.cat([z, self.embed(y)], dim=1)
+        h = self.fc(h).view(-1, self.c0, self.s0, self.s0)
+        h = self.act(self.fc_norm(h, y))
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            h = self.act(norm(conv(h), y))
+        return torch.tanh(self.to_img(h))
+
+    def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Standard-normal noise (n, z_dim) on the model's device (``generator`` must live on that device)."""
+        device = self.fc.weight.device
+        return torch.randn(n, self.z_dim, generator=generator, device=device)
+
+
+class Discriminator(nn.Module):
+    """Conditional discriminator: (Conv4x4/2, LeakyReLU 0.2)* -> global sum pool -> linear (+ projection).
+
+    No BN anywhere (spectral norm is the regulariser, and BN would couple real/fake statistics). Global sum
+    pooling instead of a big final linear keeps it cheap and parameter-light. Label conditioning:
+
+    * ``"projection"`` (Miyato & Koyama 2018): ``logit += <embed(y), h>``; essentially free.
+    * ``"concat"``: textbook cDCGAN, one-hot label maps concatenated to the image channels.
+
+    ``aux_classifier=True`` adds a ``Linear(C, num_classes)`` head for an optional AC-GAN loss term.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        size: int = 48,
+        channels: int = 1,
+        width: int = 32,
+        conditioning: str = "projection",
+        spectral_norm: bool = True,
+        aux_classifier: bool = False,
+    ) -> None:
+        super().__init__()
+        if conditioning not in ("projection", "concat"):
+            raise ValueError(f"conditioning must be 'projection' or 'concat', got {conditioning!r}")
+        _, n_blocks = base_resolution(size)
+        self.num_classes, self.size, self.channels = num_classes, size, channels
+        self.width, self.conditioning = width, conditioning
+        self.spectral_norm, self.aux_classifier = spectral_norm, aux_classifier
+
+        def sn(m: nn.Module) -> nn.Module:
+            return _spectral_norm(m) if spectral_norm else m
+
+        layers: list[nn.Module] = []
+        c_in = channels + (num_classes if conditioning == "concat" else 0)
+        for i in range(n_blocks):
+            c_out = min(width * 2**i, _MAX_CHANNELS)
+            conv = nn.Conv2d(c_in, c_out, 4, 2, 1)
+            _dcgan_init(conv)
+            layers += [sn(conv), nn.LeakyReLU(0.2, inplace=True)]
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        self.feature_dim = c_in
+
+        fc = nn.Linear(c_in, 1)
+        _dcgan_init(fc)
+        self.fc = sn(fc)
+        self.embed: nn.Module | None = None
+        if conditioning == "projection":
+            embed = nn.Embedding(num_classes, c_in)
+            nn.init.normal_(embed.weight, 0.0, 0.02)
+            self.embed = sn(embed)
+        self.cls: nn.Module | None = None
+        if aux_classifier:
+            cls = nn.Linear(c_in, num_classes)
+            _dcgan_init(cls)
+            self.cls = sn(cls)
+
+    def forward(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Return ``(logit (N,), class logits (N, num_classes) or None)`` for images ``x``, labels ``y``."""
+        if self.conditioning == "concat":
+            n, _, hgt, wid = x.shape
+            onehot = nn.functional.one_hot(y, self.num_classes).to(x.dtype)
+            x = torch.cat([x, onehot[:, :, None, None].expand(n, self.num_classes, hgt, wid)], dim=1)
+        h = self.features(x).sum(dim=(2, 3))
+        logit = self.fc(h).squeeze(1)
+        if self.embed is not None:
+            logit = logit + (self.embed(y) * h).sum(dim=1)
+        cls = self.cls(h) if self.cls is not None else None
+        return logit, cls
+
+
+def classic_dcgan(num_classes: int, size: int = 48, channels: int = 1) -> tuple[Generator, Discriminator]:
+    """Textbook conditional DCGAN baseline: width-64 G with plain BN, width-64 concat-conditioned D, no SN."""
+    gen = Generator(num_classes, size=size, channels=channels, width=64, cond_bn=False)
+    disc = Discriminator(
+        num_classes, size=size, channels=channels, width=64, conditioning="concat", spectral_norm=False
+    )
+    return gen, disc

@@ -1,0 +1,82 @@
+"""Sampling from a trained generator: grids for people, uint8 faces for the pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from augment.errors import UserError
+from augment.rundir import CHECKPOINT, load_checkpoint
+from augment.runtime import step_generator
+
+GRID_COLUMNS = 10
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+
+
+@torch.no_grad()
+def generate_images(
+    g: torch.nn.Module,
+    labels: np.ndarray,
+    seed: int,
+    device: str = "cpu",
+    batch: int = 256,
+    offset: int = 0,
+) -> np.ndarray:
+    """uint8 (N, C, H, W) faces for ``labels``; image i depends only on (seed, offset + i, label).
+
+    Noise comes in fixed blocks keyed by position, so asking for more images later
+    extends a set rather than changing it.
+    """
+    g.eval()
+    out = []
+    labels = np.asarray(labels, dtype=np.int64)
+    z_dim = g.z_dim
+    for start in range(0, len(labels), batch):
+        pos = np.arange(start, min(start + batch, len(labels))) + offset
+        z = torch.stack([torch.randn(z_dim, generator=step_generator(seed, int(p), 99)) for p in pos])
+        y = torch.from_numpy(labels[start : start + len(pos)])
+        out.append(_to_uint8(g(z.to(device), y.to(device))))
+    if not out:
+        return np.zeros((0, g.channels, g.size, g.size), dtype=np.uint8)
+    return np.concatenate(out)
+
+
+@torch.no_grad()
+def save_sample_grid(
+    g: torch.nn.Module, classes: list[str], path: Path, seed: int = 0, device: str = "cpu", columns: int = GRID_COLUMNS
+) -> None:
+    """One row per class from fixed noise, so grids of different steps compare directly."""
+    from augment.pictures import labelled_grid
+
+    was_training = g.training
+    g.eval()
+    gen = step_generator(seed, 0, 77)
+    z = torch.randn(columns, g.z_dim, generator=gen).repeat(len(classes), 1).to(device)
+    y = torch.arange(len(classes)).repeat_interleave(columns).to(device)
+    x = _to_uint8(g(z, y))
+    g.train(was_training)
+    rows = [x[i * columns : (i + 1) * columns] for i in range(len(classes))]
+    labelled_grid(rows, classes, Path(path), title=Path(path).stem.replace("_", " "))
+
+
+def load_generator(run_dir: Path, device: str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The EMA generator (or the raw one when EMA was off) of a gan-train run."""
+    from gan.models import Generator
+
+    run_dir = Path(run_dir)
+    if not (run_dir / CHECKPOINT).exists():
+        raise UserError(f"{run_dir}: no GAN checkpoint ({CHECKPOINT}); run 'augment gan-train' first")
+    state = load_checkpoint(run_dir / CHECKPOINT)
+    if "generator_kwargs" not in state:
+        raise UserError(f"{run_dir / CHECKPOINT}: not a gan-train checkpoint")
+    g = Generator(**state["generator_kwargs"])
+    g.load_state_dict(state["g_ema"] if state.get("g_ema") is not None else state["g"])
+    g.to(device).eval()
+    meta = {"step": int(state["step"]), "classes": list(state["classes"]), "config": state["config"]}
+    return g, meta

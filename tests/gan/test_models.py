@@ -1,0 +1,212 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn.utils import parametrize
+
+from gan.models import (
+    SUPPORTED_SIZES,
+    Discriminator,
+    Generator,
+    base_resolution,
+    classic_dcgan,
+    count_parameters,
+)
+
+K = 7
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def _labels(n: int = 2) -> torch.Tensor:
+    return torch.arange(n) % K
+
+
+@pytest.mark.parametrize("size", SUPPORTED_SIZES)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_generator_shapes_and_range(size: int, channels: int) -> None:
+    g = Generator(K, size=size, channels=channels, z_dim=16, width=8, embed_dim=8)
+    z = g.sample_noise(2)
+    assert z.shape == (2, 16)
+    out = g(z, _labels())
+    assert out.shape == (2, channels, size, size)
+    assert out.min() >= -1 and out.max() <= 1
+
+
+@pytest.mark.parametrize("size", SUPPORTED_SIZES)
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("conditioning", ["projection", "concat"])
+def test_discriminator_shapes(size: int, channels: int, conditioning: str) -> None:
+    d = Discriminator(
+        K, size=size, channels=channels, width=8, conditioning=conditioning, aux_classifier=True
+    )
+    logit, cls = d(torch.randn(2, channels, size, size), _labels())
+    assert logit.shape == (2,)
+    assert cls is not None and cls.shape == (2, K)
+
+
+def test_supported_sizes_and_base_resolution() -> None:
+    assert SUPPORTED_SIZES == (32, 48, 64, 96, 128)
+    assert base_resolution(48) == (6, 3)
+    assert base_resolution(96) == (6, 4)
+    assert base_resolution(32) == (4, 3)
+    assert base_resolution(128) == (4, 5)
+
+
+def test_generator_channel_schedule() -> None:
+    g = Generator(K, size=48, width=16)
+    assert g.c0 == 128 and g.s0 == 6
+    assert [c.out_channels for c in g.convs] == [64, 32, 16]
+    # Cap at 512 and never below width.
+    g = Generator(K, size=128, width=64)
+    assert g.c0 == 512
+    assert [c.out_channels for c in g.convs] == [256, 128, 64, 64, 64]
+
+
+def test_discriminator_channel_schedule() -> None:
+    d = Discriminator(K, size=48, width=16, spectral_norm=False)
+    convs = [m for m in d.features if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [16, 32, 64]
+    assert d.feature_dim == 64
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in d.modules())
+
+
+@pytest.mark.parametrize("size", [7, 28, 50, 256])
+def test_unsupported_size_raises(size: int) -> None:
+    with pytest.raises(ValueError):
+        Generator(K, size=size)
+    with pytest.raises(ValueError):
+        Discriminator(K, size=size)
+
+
+def test_bad_conditioning_raises() -> None:
+    with pytest.raises(ValueError):
+        Discriminator(K, conditioning="bogus")
+
+
+def test_projection_vs_concat() -> None:
+    x = torch.randn(4, 1, 48, 48)
+    proj = Discriminator(K, width=8, conditioning="projection")
+    concat = Discriminator(K, width=8, conditioning="concat")
+    assert proj.embed is not None and concat.embed is None
+    assert proj.features[0].in_channels == 1
+    assert concat.features[0].in_channels == 1 + K
+    for d in (proj, concat):
+        d.eval()
+        with torch.no_grad():
+            a, cls = d(x, torch.zeros(4, dtype=torch.long))
+            b, _ = d(x, torch.full((4,), 3, dtype=torch.long))
+        assert cls is None
+        # The label must change the logit in both conditioning modes.
+        assert not torch.allclose(a, b)
+
+
+def test_projection_term_is_inner_product() -> None:
+    d = Discriminator(K, width=8, spectral_norm=False)
+    x, y = torch.randn(3, 1, 48, 48), torch.tensor([0, 1, 6])
+    logit, _ = d(x, y)
+    h = d.features(x).sum(dim=(2, 3))
+    expected = d.fc(h).squeeze(1) + (d.embed.weight[y] * h).sum(1)
+    torch.testing.assert_close(logit, expected)
+
+
+def test_cond_bn_label_dependence() -> None:
+    g = Generator(K, width=8, cond_bn=True)
+    # Start as identity affine.
+    assert torch.equal(g.norms[0].gamma.weight, torch.ones_like(g.norms[0].gamma.weight))
+    assert torch.equal(g.norms[0].beta.weight, torch.zeros_like(g.norms[0].beta.weight))
+    g.eval()
+    z = g.sample_noise(1).repeat(2, 1)
+    with torch.no_grad():
+        out = g(z, torch.tensor([0, 5]))
+    assert not torch.allclose(out[0], out[1])
+    # Per-class scales modulate: perturb class 5 only and class 0's output is unchanged.
+    with torch.no_grad():
+        for norm in g.norms:
+            norm.gamma.weight[5] += 0.5
+        out2 = g(z, torch.tensor([0, 5]))
+    torch.testing.assert_close(out2[0], out[0])
+    assert not torch.allclose(out2[1], out[1])
+
+
+def test_plain_generator_label_dependence() -> None:
+    g = Generator(K, width=8).eval()
+    z = g.sample_noise(1).repeat(2, 1)
+    with torch.no_grad():
+        out = g(z, torch.tensor([0, 5]))
+    assert not torch.allclose(out[0], out[1])
+
+
+def test_spectral_norm_toggle() -> None:
+    on = Discriminator(K, width=8, spectral_norm=True, aux_classifier=True)
+    off = Discriminator(K, width=8, spectral_norm=False, aux_classifier=True)
+    kinds = (torch.nn.Conv2d, torch.nn.Linear, torch.nn.Embedding)
+    on_layers = [m for m in on.modules() if isinstance(m, kinds)]
+    assert len(on_layers) == 3 + 3  # 3 convs (48x48 -> 6x6), fc, embed, aux head
+    assert all(parametrize.is_parametrized(m, "weight") for m in on_layers)
+    assert not any(parametrize.is_parametrized(m) for m in off.modules())
+    assert any("parametrizations" in n for n, _ in on.named_parameters())
+    assert not any("parametrizations" in n for n, _ in off.named_parameters())
+    # Same trainable parameter count either way (SN only adds buffers).
+    assert count_parameters(on) == count_parameters(off)
+
+
+def test_generator_init() -> None:
+    g = Generator(K, width=8)
+    w = torch.cat([c.weight.flatten() for c in g.convs])
+    assert abs(w.std().item() - 0.02) < 0.005
+    bn_w = torch.cat([n.weight for n in g.norms])
+    assert abs(bn_w.mean().item() - 1.0) < 0.01
+
+
+def test_determinism() -> None:
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        g = Generator(K, width=8)
+        d = Discriminator(K, width=8)
+        z = g.sample_noise(3, generator=torch.Generator().manual_seed(7))
+        y = torch.tensor([0, 3, 6])
+        x = g(z, y)
+        outs.append((g.state_dict(), x, d(x, y)[0]))
+    sd1, x1, l1 = outs[0]
+    sd2, x2, l2 = outs[1]
+    for k in sd1:
+        assert torch.equal(sd1[k], sd2[k]), k
+    assert torch.equal(x1, x2)
+    assert torch.equal(l1, l2)
+
+
+@pytest.mark.parametrize("cond_bn", [False, True])
+def test_backward_through_d_of_g(cond_bn: bool) -> None:
+    g = Generator(K, width=8, cond_bn=cond_bn)
+    d = Discriminator(K, width=8, aux_classifier=True)
+    y = _labels(4)
+    logit, cls = d(g(g.sample_noise(4), y), y)
+    loss = -logit.mean() + torch.nn.functional.cross_entropy(cls, y)
+    loss.backward()
+    for name, p in g.named_parameters():
+        assert p.grad is not None, name
+    assert g.convs[0].weight.grad.abs().sum() > 0
+    assert g.embed.weight.grad.abs().sum() > 0
+
+
+def test_classic_dcgan() -> None:
+    g, d = classic_dcgan(K, 48, 1)
+    assert g.width == 64 and not g.cond_bn
+    assert d.width == 64 and d.conditioning == "concat" and not d.spectral_norm
+    x = g(g.sample_noise(2), _labels())
+    assert x.shape == (2, 1, 48, 48)
+    logit, cls = d(x, _labels())
+    assert logit.shape == (2,) and cls is None
+    assert count_parameters(g) > count_parameters(Generator(K, width=32))
+
+
+def test_count_parameters() -> None:
+    lin = torch.nn.Linear(3, 4)
+    assert count_parameters(lin) == 16
+    lin.bias.requires_grad_(False)
+    assert count_parameters(lin) == 12
