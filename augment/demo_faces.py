@@ -308,9 +308,7 @@ def _draw_chunk(p: dict, size: int, noise: np.ndarray) -> np.ndarray:
     face_col = skin * (1.0 - q["shade"] * k0sq)  # darker towards the rim: reads as a rounded head
     r.paint((k0sq - 1.0) / (2.0 * k1), face_col)
     hairline = fy + q["h0"] + q["hc"] * x * x + q["hasym"] * x
-    d_top = np.maximum(
-        _ellipse(x, y, 0.0, fy - 0.04, fa * 1.07 + q["hvol"], fb * 1.04 + q["hvol"] * 0.5), y - hairline
-    )
+    d_top = np.maximum(_ellipse(x, y, 0.0, fy - 0.04, fa * 1.07 + q["hvol"], fb * 1.04 + q["hvol"] * 0.5), y - hairline)
     r.paint(d_top, hair)
     del x, y, yy, narrow, px, py, k0sq, k1, face_col, hairline, d_top
 
@@ -340,9 +338,7 @@ def _draw_chunk(p: dict, size: int, noise: np.ndarray) -> np.ndarray:
         r.paint(_ellipse(x, y, ex, ey - 0.008, q["ew"] + 0.016, eh + 0.014), lid)  # lids / lashes
         d_eye = _ellipse(x, y, ex, ey, q["ew"], eh)
         r.paint(d_eye, q["sclera"])
-        d_iris = np.maximum(
-            np.sqrt((x - ex - q["gaze_x"]) ** 2 + (y - ey - q["gaze_y"]) ** 2) - q["iris"], d_eye
-        )
+        d_iris = np.maximum(np.sqrt((x - ex - q["gaze_x"]) ** 2 + (y - ey - q["gaze_y"]) ** 2) - q["iris"], d_eye)
         r.paint(d_iris, q["iris_c"])
         ring = np.abs(_ellipse(x, y, ex, ey, q["ew"] + 0.06, 0.1)) - 0.012
         r.paint(ring, q["gdark"], alpha=q["glasses"])
@@ -354,9 +350,7 @@ def _draw_chunk(p: dict, size: int, noise: np.ndarray) -> np.ndarray:
     x, y = r.x, r.y
     ns = q["nside"]
     # side of the nose bridge in shadow: a vertical stroke (x as a function of y)
-    r.paint(
-        _stroke(y, x, (ey + ny) / 2, ns * 0.055, (ny - ey) / 2, ns * 0.01, 0.0, 0.012), skin * 0.78, alpha=0.7
-    )
+    r.paint(_stroke(y, x, (ey + ny) / 2, ns * 0.055, (ny - ey) / 2, ns * 0.01, 0.0, 0.012), skin * 0.78, alpha=0.7)
     r.paint(_stroke(x, y, 0.0, ny - 0.035, 0.05, 0.0, 0.02, 0.008), skin * 0.75, alpha=0.8)  # tip
     for side in (-1.0, 1.0):
         r.paint(_ellipse(x, y, side * q["ngap"], ny, 0.03, 0.016), skin * 0.45)
@@ -506,9 +500,7 @@ def write_demo_dataset(
     """
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(
-            f"refusing to write demo dataset: {out} already exists and is not an empty directory"
-        )
+        raise FileExistsError(f"refusing to write demo dataset: {out} already exists and is not an empty directory")
     if test_fraction < 0:
         raise ValueError(f"test_fraction must be >= 0, got {test_fraction}")
     train = {k: v for k, v in _resolve_counts(counts).items() if v > 0}
@@ -527,9 +519,7 @@ def write_demo_dataset(
                 class_dir = tmp / split / name
                 class_dir.mkdir(parents=True)
                 for i in range(count):
-                    Image.fromarray(images[index + i, 0]).save(
-                        class_dir / f"{name}_{i:05d}.png", compress_level=1
-                    )
+                    Image.fromarray(images[index + i, 0]).save(class_dir / f"{name}_{i:05d}.png", compress_level=1)
                 index += count
             assert index == len(labels)
         if out.exists():

@@ -1,0 +1,287 @@
+"""REPORT.md and its pictures for ``augment compare``: means, CIs, paired tests, a plain verdict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from augment.atomic import write_text
+from augment.dataset import FaceDataset
+from augment.stats import mean_ci, paired_test
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def minority_first(train_counts: dict[str, int]) -> list[str]:
+    return sorted(train_counts, key=lambda c: train_counts[c])
+
+
+def aggregate(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """model → condition → metric → (mean, ci, values)."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in runs:
+        out.setdefault(r["model"], {}).setdefault(r["condition"], {"seeds": []})["seeds"].append(r)
+    for conds in out.values():
+        for agg in conds.values():
+            rs = sorted(agg["seeds"], key=lambda r: r["seed"])
+            for metric in ("accuracy", "macro_f1", "balanced_accuracy"):
+                agg[metric] = mean_ci([r[metric] for r in rs])
+            agg["recall"] = {c: mean_ci([r["recall"][c] for r in rs]) for c in rs[0]["recall"]}
+            agg["confusion"] = np.mean([_norm(np.array(r["confusion_matrix"])) for r in rs], axis=0)
+    return out
+
+
+def _norm(cm: np.ndarray) -> np.ndarray:
+    rows = cm.sum(1, keepdims=True)
+    return np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
+
+
+def paired(runs: list[dict[str, Any]], model: str, cond: str, ref: str, metric: str, cls: str | None = None):
+    def vals(c: str) -> dict[int, float]:
+        return {
+            r["seed"]: (r["recall"][cls] if cls else r[metric])
+            for r in runs
+            if r["model"] == model and r["condition"] == c
+        }
+
+    a, b = vals(cond), vals(ref)
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return None
+    return paired_test([a[s] for s in seeds], [b[s] for s in seeds])
+
+
+def _fmt(mc: tuple[float, float]) -> str:
+    return f"{mc[0]:.3f} ± {mc[1]:.3f}"
+
+
+def _diff(t: dict[str, Any] | None) -> str:
+    if t is None:
+        return "–"
+    star = " **✓**" if t["significant"] and t["mean_diff"] > 0 else (" **✗**" if t["significant"] else "")
+    p = "n/a" if np.isnan(t["p"]) else f"{t['p']:.3f}"
+    return f"{t['mean_diff']:+.3f} ± {t['ci']:.3f} (p={p}){star}"
+
+
+def verdict(summary: dict[str, Any], agg: dict[str, Any]) -> list[str]:
+    """Plain sentences: did GAN rebalancing help, against what, for which classes."""
+    runs = summary["runs"]
+    minority = minority_first(summary["train_counts"])[:3]
+    lines = []
+    for model, conds in agg.items():
+        if "gan" not in conds or "baseline" not in conds:
+            continue
+        parts = []
+        for ref in ("baseline", "oversample", "weighted"):
+            if ref not in conds:
+                continue
+            t = paired(runs, model, "gan", ref, "macro_f1")
+            if t is None:
+                continue
+            if t["significant"]:
+                word = "beat" if t["mean_diff"] > 0 else "was worse than"
+            else:
+                word = "did not significantly differ from"
+            parts.append(f"{word} {ref} ({t['mean_diff']:+.3f} macro-F1, p={t['p']:.2f})")
+        helped, hurt = [], []
+        for c in minority:
+            t = paired(runs, model, "gan", "baseline", "recall", cls=c)
+            if t is None:
+                continue
+            if t["significant"] and t["mean_diff"] > 0:
+                helped.append(f"{c} ({t['mean_diff']:+.2f})")
+            elif t["significant"] and t["mean_diff"] < 0:
+                hurt.append(f"{c} ({t['mean_diff']:+.2f})")
+            elif t["mean_diff"] > 0:
+                helped.append(f"{c} ({t['mean_diff']:+.2f}, not significant)")
+        line = f"- **{model}**: on macro-F1, GAN rebalancing " + ("; ".join(parts) if parts else "was not compared")
+        line += ". Minority-class recall vs baseline: " + (", ".join(helped) if helped else "no gain")
+        if hurt:
+            line += "; worse for " + ", ".join(hurt)
+        lines.append(line + ".")
+    n_seeds = summary["spec"]["seeds"]
+    lines.append(
+        f"- Significance is a paired t-test over {n_seeds} seed(s) at p < 0.05; with few seeds only large "
+        "effects can reach it, so read the intervals as well."
+    )
+    return lines
+
+
+def write_report(report_dir: Path, summary: dict[str, Any], pool: FaceDataset | None) -> None:
+    agg = aggregate(summary["runs"])
+    runs = summary["runs"]
+    order = minority_first(summary["train_counts"])
+    minority = order[:3]
+    conds = summary["spec"]["conditions"]
+    pics = []
+    plot_recall(agg, order, conds, report_dir / "recall_by_condition.png")
+    pics.append(("Per-class recall by condition (mean ± 95% CI)", "recall_by_condition.png"))
+    for model in agg:
+        plot_confusions(agg[model], summary["runs"][0]["classes"], conds, report_dir / f"confusion_{model}.png", model)
+        pics.append((f"Confusion matrices, {model} (row-normalised, mean over seeds)", f"confusion_{model}.png"))
+    plot_distribution(summary, conds, report_dir / "train_distribution.png")
+    pics.append(("Training images per class in each condition", "train_distribution.png"))
+    if pool is not None and len(pool):
+        save_pool_grid(pool, report_dir / "synthetic_samples.png")
+        pics.append(("Synthetic images used (accepted by the quality filter)", "synthetic_samples.png"))
+
+    md = ["# Does GAN rebalancing help? — augment compare", ""]
+    md += ["## Verdict", ""] + verdict(summary, agg) + [""]
+    md += ["## Setup", ""]
+    md.append(f"- Data: `{summary['data']}`; generator: `{summary['generator_run']}`.")
+    md.append(
+        f"- Test: the real test split only, {summary['test_images']:,} images after removing "
+        f"{summary['test_duplicates_removed']:,} that duplicate a training image. No synthetic image is ever in "
+        "validation or test; validation is real and carved from train before synthesis."
+    )
+    b = summary["budget"]
+    epochs = f"{b['epochs']} epochs of {b['epoch_samples']:,} images" if b["epoch_samples"] else f"{b['epochs']} epochs"
+    md.append(
+        f"- Budget `{b['name']}`: {epochs} per run, batch {b['batch_size']}, lr {b['lr']}, "
+        f"widths {b['widths'] or 'full'}, sizes {b['sizes'] or 'model defaults'}, "
+        f"early-stopping patience {b['patience'] or 'off'}."
+    )
+    md.append(f"- Models: {', '.join(agg)}; conditions: {', '.join(conds)}; seeds: {summary['spec']['seeds']}.")
+    plan = ", ".join(f"{c} +{n:,}" for c, n in summary["synthetic_plan"].items() if n)
+    md.append(f"- Shortfall filled by `gan`/`oversample` (target {summary['spec']['target']}): {plan or 'none'}.")
+    synth = summary.get("synthesis") or {}
+    if synth.get("per_class"):
+        kept = ", ".join(f"{c} {v['added']:,}/{v['generated']:,}" for c, v in synth["per_class"].items())
+        md.append(f"- Quality filter (judge p ≥ {synth.get('min_prob')}, near-copies dropped): kept/generated {kept}.")
+    md.append("")
+    md += ["## Results", ""]
+    for model, cs in agg.items():
+        md.append(f"### {model}")
+        md.append("")
+        head = ["condition", "macro-F1", "accuracy"] + [f"{c} recall" for c in minority]
+        md.append("| " + " | ".join(head) + " |")
+        md.append("|" + "---|" * len(head))
+        for cond in conds:
+            if cond not in cs:
+                continue
+            a = cs[cond]
+            row = [cond, _fmt(a["macro_f1"]), _fmt(a["accuracy"])] + [_fmt(a["recall"][c]) for c in minority]
+            md.append("| " + " | ".join(row) + " |")
+        md.append("")
+        md.append("Paired differences against baseline (same seeds; ± is the 95% CI; ✓/✗ significant):")
+        md.append("")
+        head = ["condition", "Δ macro-F1", "Δ accuracy"] + [f"Δ {c} recall" for c in minority]
+        md.append("| " + " | ".join(head) + " |")
+        md.append("|" + "---|" * len(head))
+        for cond in conds:
+            if cond == "baseline" or cond not in cs:
+                continue
+            row = [
+                cond,
+                _diff(paired(runs, model, cond, "baseline", "macro_f1")),
+                _diff(paired(runs, model, cond, "baseline", "accuracy")),
+            ]
+            row += [_diff(paired(runs, model, cond, "baseline", "recall", cls=c)) for c in minority]
+            md.append("| " + " | ".join(row) + " |")
+        md.append("")
+        md.append("Per-class recall (all classes, minority first):")
+        md.append("")
+        md.append("| condition | " + " | ".join(order) + " |")
+        md.append("|" + "---|" * (len(order) + 1))
+        for cond in conds:
+            if cond in cs:
+                md.append(f"| {cond} | " + " | ".join(f"{cs[cond]['recall'][c][0]:.3f}" for c in order) + " |")
+        md.append("")
+    md += ["## Pictures", ""]
+    for title, file in pics:
+        md += [f"### {title}", "", f"![{title}]({file})", ""]
+    md += [
+        "## Files",
+        "",
+        "- `results.json`: every run's metrics; `runs/<model>/<condition>/seed<k>/`: each run's "
+        "model, curves and config.",
+        "",
+    ]
+    write_text(report_dir / "REPORT.md", "\n".join(md))
+
+
+def plot_recall(agg: dict[str, Any], classes: list[str], conds: list[str], path: Path) -> None:
+    from augment.atomic import save_figure
+
+    plt = _plt()
+    fig, axes = plt.subplots(len(agg), 1, figsize=(max(7, 1.3 * len(classes) + 2), 3.4 * len(agg)), squeeze=False)
+    for ax, (model, cs) in zip(axes[:, 0], agg.items(), strict=True):
+        present = [c for c in conds if c in cs]
+        w = 0.8 / max(1, len(present))
+        x = np.arange(len(classes))
+        for i, cond in enumerate(present):
+            means = [cs[cond]["recall"][c][0] for c in classes]
+            errs = [cs[cond]["recall"][c][1] for c in classes]
+            ax.bar(x + (i - (len(present) - 1) / 2) * w, means, w, yerr=errs, capsize=2, label=cond)
+        ax.set_xticks(x, classes)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("recall (real test)")
+        ax.set_title(model)
+        ax.legend(fontsize=8, ncol=len(present))
+        ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    save_figure(path, fig)
+
+
+def plot_confusions(cs: dict[str, Any], classes: list[str], conds: list[str], path: Path, model: str) -> None:
+    from augment.atomic import save_figure
+
+    plt = _plt()
+    present = [c for c in conds if c in cs]
+    k = len(classes)
+    fig, axes = plt.subplots(1, len(present), figsize=(3.2 * len(present), 3.4), squeeze=False)
+    for ax, cond in zip(axes[0], present, strict=True):
+        m = cs[cond]["confusion"]
+        ax.imshow(m, cmap="Blues", vmin=0, vmax=1)
+        for i in range(k):
+            for j in range(k):
+                ax.text(
+                    j,
+                    i,
+                    f"{m[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if m[i, j] > 0.5 else "black",
+                )
+        ax.set_xticks(range(k), classes, rotation=60, fontsize=7)
+        ax.set_yticks(range(k), classes, fontsize=7)
+        ax.set_title(cond, fontsize=9)
+    fig.suptitle(f"{model}: rows = true class, columns = predicted")
+    fig.tight_layout()
+    save_figure(path, fig)
+
+
+def plot_distribution(summary: dict[str, Any], conds: list[str], path: Path) -> None:
+    from augment.atomic import save_figure
+
+    plt = _plt()
+    classes = list(summary["train_counts"])
+    real = np.array([summary["train_counts"][c] for c in classes])
+    extra = np.array([summary["synthetic_plan"].get(c, 0) for c in classes])
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(classes) + 2), 3.6))
+    x = np.arange(len(classes))
+    ax.bar(x, real, 0.6, label="real (all conditions)")
+    ax.bar(x, extra, 0.6, bottom=real, label="added by gan (synthetic) / oversample (duplicates)", alpha=0.7)
+    ax.set_xticks(x, classes)
+    ax.set_ylabel("training images")
+    ax.legend(fontsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    save_figure(path, fig)
+
+
+def save_pool_grid(pool: FaceDataset, path: Path, per_class: int = 12) -> None:
+    from augment.pictures import labelled_grid
+
+    present = [k for k in range(pool.num_classes) if (pool.labels == k).any()]
+    rows = [pool.images[np.flatnonzero(pool.labels == k)[:per_class]] for k in present]
+    labelled_grid(rows, [pool.classes[k] for k in present], path, title="synthetic samples kept by the filter")

@@ -1,0 +1,127 @@
+"""Write a FaceDataset (real and synthetic) as a class-per-folder tree or a FER2013 CSV,
+with a manifest that marks every synthetic file."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from augment.atomic import atomic_path
+from augment.dataset import FaceDataset
+from augment.errors import UserError
+from augment.labels import FER2013_CODES
+from augment.progress import make_progress
+
+MANIFEST_FIELDS = ("path", "label", "split", "source", "origin", "generator_run", "checkpoint_step", "seed")
+USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
+
+
+def _write_png(path: Path, image: np.ndarray) -> None:
+    arr = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG")
+
+
+def _place_real(src: Path, dst: Path) -> None:
+    """Hard-link the user's file (no extra space), else copy it; never modifies the source."""
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
+
+
+def write_tree(
+    ds: FaceDataset, out: Path, synthetic_meta: dict[str, Any] | None = None, progress: bool = True
+) -> list[dict[str, Any]]:
+    """``out/<split>/<class>/<file>``: what ImageFolder and flow_from_directory read as is.
+
+    Existing files are kept (a rerun after an interruption only writes what is missing).
+    """
+    rows: list[dict[str, Any]] = []
+    used: set[str] = set()
+    meta = synthetic_meta or {}
+    with make_progress() as prog:
+        task = prog.add_task("writing", total=len(ds)) if progress else None
+        for i in range(len(ds)):
+            split, label = str(ds.splits[i]), ds.classes[int(ds.labels[i])]
+            src = str(ds.sources[i])
+            if ds.synthetic[i]:
+                name = Path(src.split(":", 1)[-1]).name
+            else:
+                p = Path(src)
+                name = p.name if p.is_file() else f"real_{i:06d}.png"
+            rel = f"{split}/{label}/{name}"
+            if rel in used:
+                stem, suffix = os.path.splitext(name)
+                rel = f"{split}/{label}/{stem}_{i}{suffix}"
+            used.add(rel)
+            dst = out / rel
+            if not dst.exists():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                if not ds.synthetic[i] and Path(src).is_file():
+                    _place_real(Path(src), dst)
+                else:
+                    _write_png(dst, ds.images[i])
+            rows.append(_row(rel, label, split, bool(ds.synthetic[i]), src, meta))
+            if task is not None:
+                prog.advance(task)
+    return rows
+
+
+def write_fer_csv(ds: FaceDataset, out: Path, synthetic_meta: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The FER2013 CSV layout (emotion,pixels,Usage; 48×48 grayscale)."""
+    from augment.resize import resize_images
+
+    bad = [c for c in ds.classes if c not in FER2013_CODES and ds.counts()[c] > 0]
+    if bad:
+        raise UserError(f"--format fer2013-csv cannot hold {', '.join(bad)} (FER2013 has 7 classes); use folders")
+    images = resize_images(ds.images, 48, 1)
+    rows: list[dict[str, Any]] = []
+    meta = synthetic_meta or {}
+    with atomic_path(out / "fer2013.csv") as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["emotion", "pixels", "Usage"])
+        for i in range(len(ds)):
+            label = ds.classes[int(ds.labels[i])]
+            w.writerow(
+                [FER2013_CODES.index(label), " ".join(map(str, images[i].ravel().tolist())), USAGE[str(ds.splits[i])]]
+            )
+            rows.append(
+                _row(
+                    f"fer2013.csv#row{i + 1}", label, str(ds.splits[i]), bool(ds.synthetic[i]), str(ds.sources[i]), meta
+                )
+            )
+    return rows
+
+
+def _row(path: str, label: str, split: str, synthetic: bool, origin: str, meta: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "path": path,
+        "label": label,
+        "split": split,
+        "source": "synthetic" if synthetic else "real",
+        "origin": "" if synthetic else origin,
+        "generator_run": meta.get("generator_run", "") if synthetic else "",
+        "checkpoint_step": meta.get("checkpoint_step", "") if synthetic else "",
+        "seed": meta.get("seed", "") if synthetic else "",
+    }
+
+
+def write_manifest(out: Path, rows: list[dict[str, Any]]) -> None:
+    with atomic_path(out / "manifest.csv") as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def read_manifest(out: Path) -> list[dict[str, str]]:
+    with open(out / "manifest.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
