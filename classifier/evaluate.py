@@ -62,18 +62,22 @@ def evaluate_run(
 def predict_files(run_dir: str | Path, paths: list[Path], device: str = "cpu") -> list[dict[str, Any]]:
     """Top class and class probabilities for each (cropped face) image file."""
     model, meta = load_classifier(run_dir, device=device)
-    size, channels = int(meta["size"]), int(meta["channels"])
+    channels = int(meta["channels"])
+    # decode as the training data was loaded, then resize as training did (no train/predict skew)
+    load_size = int(meta.get("data_size") or meta["size"])
     images = []
     for p in paths:
         if not Path(p).is_file():
             raise UserError(f"{p}: no such image file")
         try:
-            images.append(decode_one(Path(p), size, channels))
+            images.append(decode_one(Path(p), load_size, channels))
         except Exception as err:  # noqa: BLE001 - PIL raises many kinds for bad files
             raise UserError(
                 f"{p}: cannot read image ({type(err).__name__}); give a JPG/PNG face crop"
             ) from err
-    probs = predict_proba(model, np.stack(images), device=device) if images else np.zeros((0, 0))
+    probs = (
+        predict_proba(model, prepare_images(np.stack(images), meta), device=device) if images else np.zeros((0, 0))
+    )
     classes = list(meta["classes"])
     return [
         {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import torch
 from rich.progress import TextColumn
 from torch.utils.data import DataLoader
 
-from augment.atomic import append_jsonl, read_jsonl, save_torch, write_json
+from augment.atomic import append_jsonl, read_jsonl, save_torch, write_json, write_text
 from augment.dataset import FaceDataset
 from augment.errors import UserError
 from augment.progress import console, make_progress
@@ -78,6 +79,32 @@ def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epoch: in
     if cfg.schedule == "none":
         return None
     raise UserError(f"--schedule {cfg.schedule}: use cosine, plateau or none")
+
+
+def _stretch_cosine(sched, t_max: int) -> None:
+    """Resume a cosine schedule towards a new end when --epochs changed, instead of letting it
+    climb back up (the cosine is periodic past its old T_max)."""
+    if sched.T_max == t_max or sched.last_epoch >= t_max:
+        return
+    sched.T_max = t_max
+    lrs = [
+        sched.eta_min + (base - sched.eta_min) * (1 + math.cos(math.pi * sched.last_epoch / t_max)) / 2
+        for base in sched.base_lrs
+    ]
+    for group, lr in zip(sched.optimizer.param_groups, lrs, strict=True):
+        group["lr"] = lr
+    sched._last_lr = lrs
+
+
+def _truncate_history(path: Path, done_epochs: int) -> None:
+    """Drop records the checkpoint does not cover (a kill between the history line and the
+    checkpoint) and a torn last line, so a resumed run appends each epoch once."""
+    if not path.exists():
+        return
+    keep = [r for r in read_jsonl(path) if int(r.get("epoch", 0)) <= done_epochs]
+    text = "".join(json.dumps(r) + "\n" for r in keep)
+    if text != path.read_text(encoding="utf-8"):
+        write_text(path, text)
 
 
 def evaluate_arrays(
@@ -148,6 +175,7 @@ def train_classifier(
     sched = _scheduler(cfg, opt, steps_per_epoch)
 
     epoch, start_batch, best, bad_epochs, stopped = 0, 0, -math.inf, 0, False
+    resumed_stats = (0.0, 0, 0)  # loss_sum, correct, seen of a partly done epoch
     ckpt_path = run_dir / CHECKPOINT
     if ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
@@ -155,11 +183,18 @@ def train_classifier(
         opt.load_state_dict(state["opt"])
         if sched is not None and state.get("sched") is not None:
             sched.load_state_dict(state["sched"])
+            if cfg.schedule == "cosine":
+                _stretch_cosine(sched, max(1, cfg.epochs * steps_per_epoch))
         epoch, start_batch = int(state["epoch"]), int(state["batch"])
         best, bad_epochs = float(state["best"]), int(state["bad_epochs"])
         stopped = bool(state.get("stopped"))
+        if state.get("epoch_stats") is not None and start_batch > 0:
+            loss_sum0, correct0, seen0 = state["epoch_stats"]
+            resumed_stats = (float(loss_sum0), int(correct0), int(seen0))
         if dist_info.main and progress:
             console.print(f"resuming {run_dir} at epoch {epoch + 1}, batch {start_batch}")
+    if dist_info.main:
+        _truncate_history(run_dir / "history.jsonl", epoch)
 
     net = model
     if dist_info.enabled:
@@ -169,7 +204,7 @@ def train_classifier(
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_cuda and cfg.amp)
     batches = AugmentedBatches(train.images, train.labels, train_transform(cfg.flip, cfg.affine, cfg.erasing))
 
-    def save_state(done_epoch: int, batch: int, stopped_flag: bool = False) -> None:
+    def save_state(done_epoch: int, batch: int, stopped_flag: bool = False, stats=None) -> None:
         if dist_info.main:
             save_checkpoint(
                 run_dir,
@@ -182,6 +217,7 @@ def train_classifier(
                     "best": best,
                     "bad_epochs": bad_epochs,
                     "stopped": stopped_flag,
+                    "epoch_stats": list(stats) if stats is not None and batch > 0 else None,
                     "config": config,
                 },
             )
@@ -193,6 +229,8 @@ def train_classifier(
         prog.start()
     images_seen = 0
     done_batches = start_batch
+    loss_sum, correct, seen = resumed_stats
+    finishing = False  # between the last batch of an epoch and its checkpoint
     try:
         while epoch < cfg.epochs and not stopped:
             sampler = PlannedBatchSampler(
@@ -217,7 +255,6 @@ def train_classifier(
                 else None
             )
             net.train()
-            loss_sum, correct, seen = 0.0, 0, 0
             t_epoch = time.time()
             for b, (x, y) in enumerate(loader, start=start_batch):
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -244,14 +281,15 @@ def train_classifier(
                         info=f"loss {loss_sum / seen:.3f}  acc {correct / seen:.3f}  {rate:,.0f} img/s",
                     )
                 if (b + 1) % cfg.checkpoint_every == 0:
-                    save_state(epoch, b + 1)
+                    save_state(epoch, b + 1, stats=(loss_sum, correct, seen))
                 if time.time() > deadline:
                     break
-            if time.time() > deadline and b + 1 < steps_per_epoch:
-                save_state(epoch, b + 1)
+            if time.time() > deadline and done_batches < steps_per_epoch:
+                save_state(epoch, done_batches, stats=(loss_sum, correct, seen))
                 if dist_info.main and progress:
                     console.print(f"time budget of {cfg.max_minutes} min reached in epoch {epoch + 1}")
                 break
+            finishing = True
             start_batch = done_batches = 0
             val_metrics = evaluate_arrays(model, val.images, val.labels, classes, device)
             score = val_metrics[cfg.select_metric]
@@ -267,6 +305,7 @@ def train_classifier(
                             "classes": classes,
                             "size": size,
                             "channels": channels,
+                            "data_size": data.size,  # faces were loaded at this size, then resized
                             "epoch": epoch + 1,
                             "val": {k: val_metrics[k] for k in ("accuracy", "macro_f1", "loss")},
                             "select_metric": cfg.select_metric,
@@ -302,6 +341,8 @@ def train_classifier(
                         ),
                     )
             save_state(epoch, 0, stopped)
+            finishing = False
+            loss_sum, correct, seen = 0.0, 0, 0
             if stopped and dist_info.main and progress:
                 console.print(
                     f"early stop: no better validation {cfg.select_metric} for {cfg.patience} epochs"
@@ -311,7 +352,8 @@ def train_classifier(
                     console.print(f"time budget of {cfg.max_minutes} min reached after epoch {epoch}")
                 break
     except KeyboardInterrupt:
-        save_state(epoch, done_batches)
+        if not finishing:  # mid-epoch; otherwise the last checkpoint replays this epoch exactly
+            save_state(epoch, done_batches, stats=(loss_sum, correct, seen))
         raise
     finally:
         if prog:

@@ -27,7 +27,8 @@ def resolve_classes(requested: str | list[str] | None, available: list[str]) -> 
         canon = canonical(name)
         if canon not in available:
             raise UserError(f"--classes {name}: the generator knows {', '.join(available)}")
-        out.append(canon)
+        if canon not in out:  # 'fear,fear' must not write (and list) each image twice
+            out.append(canon)
     return out
 
 
@@ -82,7 +83,7 @@ def generate_to_folder(
                             "source": "synthetic",
                             "generator_run": str(Path(run_dir).resolve()),
                             "checkpoint_step": meta["step"],
-                            "seed": class_seed,
+                            "seed": seed,  # what --seed reproduces this file with (not the per-class key)
                             "index": i,
                         }
                     )

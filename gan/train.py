@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from rich.progress import TextColumn
 
-from augment.atomic import append_jsonl, read_jsonl
+from augment.atomic import append_jsonl, read_jsonl, write_text
 from augment.dataset import FaceDataset
 from augment.errors import UserError
 from augment.progress import console, make_progress
@@ -50,6 +51,9 @@ def build_models(cfg: GanConfig, num_classes: int) -> tuple[Generator, Discrimin
         conditioning=cfg.conditioning,
         spectral_norm=cfg.spectral_norm,
         aux_classifier=cfg.aux_weight > 0,
+        head=cfg.d_head,
+        minibatch_std=cfg.minibatch_std,
+        batchnorm=cfg.d_batchnorm,
     )
     return g, d
 
@@ -131,6 +135,12 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         e.copy_(b)
 
 
+def _trim_metrics(path: Path, step: int) -> None:
+    """Drop what a killed run logged after its last checkpoint (steps that will be redone, a torn line)."""
+    if path.exists():
+        write_text(path, "".join(json.dumps(r) + "\n" for r in read_jsonl(path) if r.get("step", 0) <= step))
+
+
 def _unwrap(m: torch.nn.Module) -> torch.nn.Module:
     return m.module if hasattr(m, "module") else m
 
@@ -189,13 +199,16 @@ def train_gan(
         state = load_checkpoint(run_dir / CHECKPOINT)
         g.load_state_dict(state["g"])
         d.load_state_dict(state["d"])
-        if g_ema is not None and state.get("g_ema") is not None:
-            g_ema.load_state_dict(state["g_ema"])
+        if g_ema is not None:
+            # A run checkpointed with EMA off starts its EMA from the trained G, not from a fresh init.
+            g_ema.load_state_dict(state["g_ema"] if state.get("g_ema") is not None else state["g"])
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         step = int(state["step"])
         if dist_info.main and progress:
             console.print(f"resuming {run_dir} from step {step}")
+    if dist_info.main:
+        _trim_metrics(run_dir / "metrics.jsonl", step)
     if step >= cfg.steps:
         if dist_info.main and progress:
             console.print(f"{run_dir} already trained to step {step} (--steps {cfg.steps}); nothing to do")
@@ -214,6 +227,7 @@ def train_gan(
         images = images.to(device)
     plan = BatchPlan(train.labels, len(classes), cfg.batch_size, cfg.seed, cfg.balanced)
     per_rank = cfg.batch_size // dist_info.world
+    d.mbstd_group = math.gcd(4, per_rank)  # groups never straddle the real | fake boundary
     lo, hi = dist_info.rank * per_rank, (dist_info.rank + 1) * per_rank
     labels_all = torch.from_numpy(train.labels).to(device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_cuda and cfg.amp)

@@ -1,0 +1,187 @@
+"""GAN sample metrics: Fréchet distance, nearest neighbours, memorisation, judge assignment, gan-eval."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from augment.errors import UserError
+from gan.metrics import (
+    FID_WEIGHTS_FILE,
+    find_inception_weights,
+    frechet_distance,
+    judge_assignment,
+    memorisation_report,
+    nearest_distances,
+)
+
+pytestmark = pytest.mark.usefixtures("quiet")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture
+def empty_hub(monkeypatch, tmp_path) -> Path:
+    """A torch hub cache with nothing in it, so no test ever picks up (or fetches) real Inception weights."""
+    hub = tmp_path / "hub"
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
+    return hub
+
+
+# --------------------------------------------------------------------------- Fréchet distance
+def test_frechet_zero_for_identical_and_grows_with_shift():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(400, 6))
+    assert abs(frechet_distance(a, a)) < 1e-6
+    shifted = [frechet_distance(a, a + s) for s in (0.5, 1.0, 2.0)]
+    # Same covariance, mean moved by s in each of 6 dims: distance = 6 s^2.
+    np.testing.assert_allclose(shifted, [6 * 0.25, 6.0, 24.0], rtol=1e-6)
+    b = rng.normal(size=(400, 6))  # another draw of the same distribution: small, not zero
+    assert 0 < frechet_distance(a, b) < 0.5 < frechet_distance(a, b * 2)
+
+
+# --------------------------------------------------------------------------- nearest neighbours, memorisation
+def test_nearest_distances_finds_exact_and_shifted_copies():
+    rng = np.random.default_rng(1)
+    bank = rng.integers(0, 256, (300, 1, 48, 48), dtype=np.uint8)  # > 25 rows: cdist's matrix-product path
+    shifted = np.clip(bank[3].astype(int) + 4, 0, 255)
+    shift_rms = np.sqrt(((shifted - bank[3].astype(int)) ** 2).mean())
+    fresh = rng.integers(0, 256, (1, 48, 48), dtype=np.uint8)
+    queries = np.stack([bank[5], bank[37], bank[100], bank[299], shifted.astype(np.uint8), fresh])
+    dist, idx = nearest_distances(queries, bank, chunk=4)
+    assert dist[:4].tolist() == [0.0] * 4  # exactly 0 (cdist alone gave 0.059 for #299)
+    assert idx[:4].tolist() == [5, 37, 100, 299]
+    assert dist[4] == pytest.approx(shift_rms, rel=1e-5) and idx[4] == 3  # RMS on the 0-255 scale
+    assert dist[5] > 40
+    # A 3-channel bank works the same way.
+    rgb = rng.integers(0, 256, (30, 3, 8, 8), dtype=np.uint8)
+    d, i = nearest_distances(rgb[[29, 0]], rgb)
+    assert d.tolist() == [0.0, 0.0] and i.tolist() == [29, 0]
+
+
+def test_memorisation_counts_planted_copies_not_random_samples(demo_ds):
+    train, test = demo_ds.split("train"), demo_ds.split("test")
+    classes = demo_ds.classes
+    fear, happy = classes.index("fear"), classes.index("happy")
+    rng = np.random.default_rng(2)
+    fear_idx = np.flatnonzero(train.labels == fear)[:3]
+    copies = train.images[fear_idx].copy()
+    copies[1] = np.clip(copies[1].astype(int) + rng.integers(-1, 2, copies[1].shape), 0, 255)  # a near-copy
+    noise = rng.integers(0, 256, (5, *train.images.shape[1:]), dtype=np.uint8)
+    samples = np.concatenate([copies, noise])
+    labels = np.array([fear] * 3 + [happy] * 5)
+
+    rep = memorisation_report(samples, labels, train.images, train.labels, test.images, test.labels, classes)
+    assert rep["threshold"] > 1
+    assert rep["test_exact_duplicates_of_train"] == 0
+    assert rep["near_copies"] == 3
+    assert rep["per_class"]["fear"]["near_copies"] == 3 and rep["per_class"]["fear"]["samples"] == 3
+    assert rep["per_class"]["fear"]["sample_nn_min"] == 0
+    assert rep["per_class"]["happy"]["near_copies"] == 0
+    assert rep["per_class"]["happy"]["sample_nn_median"] > rep["per_class"]["happy"]["test_nn_median"]
+    assert set(rep["per_class"]) == {"fear", "happy"}  # classes without samples are left out
+    assert rep["_sample_nn_index"][:3].tolist() == fear_idx.tolist()
+
+    # A test set holding an exact copy of a training image: it is reported and kept out of the threshold.
+    test_images = np.concatenate([test.images, train.images[:1]])
+    test_labels = np.concatenate([test.labels, train.labels[:1]])
+    rep2 = memorisation_report(samples, labels, train.images, train.labels, test_images, test_labels, classes)
+    assert rep2["test_exact_duplicates_of_train"] == 1
+    assert rep2["threshold"] == rep["threshold"]
+
+
+# --------------------------------------------------------------------------- judge, inception weights
+def test_judge_assignment_by_hand():
+    classes = ["a", "b", "c"]
+    probs = np.array(
+        [
+            [0.7, 0.2, 0.1],  # a -> a
+            [0.2, 0.5, 0.3],  # a -> b
+            [0.1, 0.8, 0.1],  # b -> b
+            [0.3, 0.3, 0.4],  # b -> c
+            [0.1, 0.1, 0.8],  # b -> c
+        ]
+    )
+    labels = np.array([0, 0, 1, 1, 1])
+    out = judge_assignment(probs, labels, classes)
+    assert out == pytest.approx({"a": 0.5, "b": 1 / 3})  # 'c' has no samples: left out, not 0 or NaN
+
+
+def test_find_inception_weights_never_downloads(empty_hub, tmp_path):
+    assert find_inception_weights(None) is None
+    assert find_inception_weights("") is None
+    with pytest.raises(UserError, match="no such file"):
+        find_inception_weights(tmp_path / "missing.pth")
+    with pytest.raises(UserError):
+        find_inception_weights(tmp_path)  # a folder is not a weights file
+    cached = empty_hub / "checkpoints" / FID_WEIGHTS_FILE
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"x")
+    assert find_inception_weights(None) == cached
+    mine = tmp_path / "mine.pth"
+    mine.write_bytes(b"y")
+    assert find_inception_weights(mine) == mine  # the user's file wins over the cache
+
+
+# --------------------------------------------------------------------------- gan-eval smoke test
+@pytest.fixture(scope="module")
+def tiny_runs(demo_ds, tmp_path_factory):
+    """A 10-step tiny generator and a one-epoch tiny judge, trained once for the module."""
+    from classifier.config import TrainConfig
+    from classifier.train import train_classifier
+    from gan.config import recipe_config
+    from gan.train import train_gan
+
+    root = tmp_path_factory.mktemp("eval")
+    cfg = recipe_config(
+        "full",
+        steps=10,
+        g_width=8,
+        d_width=8,
+        batch_size=16,
+        sample_every=1000,
+        checkpoint_every=1000,
+        log_every=5,
+        device="cpu",
+    )
+    cfg.size, cfg.channels = demo_ds.size, demo_ds.channels
+    train_gan(demo_ds, root / "gan", cfg, progress=False)
+    tcfg = TrainConfig(model="simple-cnn", epochs=1, width=0.25, device="cpu")
+    train_classifier(demo_ds, root / "judge", tcfg, progress=False)
+    return root / "gan", root / "judge"
+
+
+def test_evaluate_gan_smoke(tiny_runs, demo_ds, empty_hub):
+    from gan.evaluate import evaluate_gan
+
+    run, judge = tiny_runs
+    report = evaluate_gan(run, demo_ds, judge_dir=judge, per_class=8, device="cpu", progress=False)
+    for name in ("metrics.json", "judge.png", "nearest.png"):
+        assert (run / "eval" / name).is_file(), name
+    assert not (run / "judge").exists()  # the given judge was used, none trained
+    saved = json.loads((run / "eval" / "metrics.json").read_text())
+    assert saved == json.loads(json.dumps(report))
+    classes = demo_ds.classes
+    assert saved["checkpoint_step"] == 10 and saved["samples_per_class"] == 8
+    assignment = saved["judge"]["sample_assignment"]
+    assert set(assignment) == set(classes)
+    assert all(0 <= v <= 1 for v in assignment.values())
+    assert set(saved["judge"]["real_test_recall"]) == set(classes)
+    assert saved["judge"]["chance"] == pytest.approx(1 / len(classes))
+    assert "not FID" in saved["frechet"]["space"]  # no Inception weights on disk: says so
+    assert set(saved["frechet"]["per_class"]) == set(classes)
+    assert all(np.isfinite(v) and v >= 0 for v in saved["frechet"]["per_class"].values())
+    mem = saved["memorisation"]
+    assert set(mem["per_class"]) == set(classes)
+    assert sum(v["samples"] for v in mem["per_class"].values()) == 8 * len(classes)
+    assert not any(k.startswith("_") for k in mem)

@@ -1,0 +1,292 @@
+"""GAN training on the tiny demo faces: run files, learning, determinism, exact resume (also after a kill)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from augment.atomic import read_jsonl
+from augment.cli import main
+from augment.errors import UserError
+from augment.runtime import seed_everything
+from gan.config import GanConfig, recipe_config
+from gan.train import build_models, train_gan
+
+pytestmark = pytest.mark.usefixtures("quiet")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny nets on a busy 2-core box: a second intra-op thread only adds contention (10x slower)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def tiny_cfg(ds, recipe: str = "full", **kw) -> GanConfig:
+    opts = {
+        "steps": 6,
+        "g_width": 8,
+        "d_width": 8,
+        "batch_size": 16,
+        "sample_every": 1000,
+        "checkpoint_every": 1000,
+        "log_every": 1,
+        "device": "cpu",
+        **kw,
+    }
+    cfg = recipe_config(recipe, **opts)
+    cfg.size, cfg.channels = ds.size, ds.channels
+    return cfg
+
+
+def ckpt(run: Path) -> dict:
+    return torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def differs(a: dict, b: dict) -> bool:
+    return any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
+
+
+# --------------------------------------------------------------------------- one 40-step run, shared
+@pytest.fixture(scope="module")
+def run40(demo_ds, tmp_path_factory):
+    run = tmp_path_factory.mktemp("gan") / "run40"
+    cfg = tiny_cfg(demo_ds, steps=40, sample_every=20, checkpoint_every=20)
+    summary = train_gan(demo_ds, run, cfg, progress=False)
+    return run, cfg, summary
+
+
+def test_run_files(run40, demo_ds):
+    run, cfg, summary = run40
+    assert summary["step"] == 40 and summary["steps_this_run"] == 40
+    for name in ("checkpoint.pt", "config.json", "run.json", "metrics.jsonl", "losses.png"):
+        assert (run / name).is_file(), name
+    assert not list(run.glob(".*.tmp")), "atomic writes left temp files behind"
+
+    config = json.loads((run / "config.json").read_text())
+    assert config["kind"] == "gan"
+    assert config["classes"] == demo_ds.classes
+    assert config["g_width"] == 8 and config["steps"] == 40 and config["loss"] == "hinge"
+    assert config["train_counts"]["disgust"] == 6 and config["train_counts"]["happy"] == 24
+    assert config["data_fingerprint"]
+
+    record = json.loads((run / "run.json").read_text())
+    assert record["versions"]["torch"] == torch.__version__.split("+")[0]
+    assert {"numpy", "python"} <= record["versions"].keys()
+    assert record["config"]["g_width"] == 8
+
+    metrics = read_jsonl(run / "metrics.jsonl")
+    assert [r["step"] for r in metrics] == list(range(1, 41))
+    for r in metrics:
+        assert {"d_loss", "g_loss", "d_real", "d_fake", "images_per_s"} <= r.keys()
+        assert all(np.isfinite(r[k]) for k in ("d_loss", "g_loss", "d_real", "d_fake"))
+
+    samples = sorted(p.name for p in (run / "samples").glob("*.png"))
+    assert samples == ["step_000020.png", "step_000040.png"]
+
+    state = ckpt(run)  # weights_only: the checkpoint holds data, not code
+    assert state["step"] == 40
+    assert state["classes"] == demo_ds.classes
+    assert state["g_ema"] is not None
+    assert {"g", "d", "opt_g", "opt_d", "generator_kwargs", "config"} <= state.keys()
+
+
+def test_losses_move_and_generator_learns(run40, demo_ds):
+    run, cfg, _ = run40
+    metrics = read_jsonl(run / "metrics.jsonl")
+    assert len({round(r["d_loss"], 6) for r in metrics}) > 10  # not stuck
+    last = metrics[-10:]
+    # D tells real from fake on average over the last steps (hinge: real pushed up, fake down).
+    assert np.mean([r["d_real"] for r in last]) > np.mean([r["d_fake"] for r in last])
+
+    seed_everything(cfg.seed)
+    g0, _ = build_models(cfg, len(demo_ds.classes))
+    g1, _ = build_models(cfg, len(demo_ds.classes))
+    g1.load_state_dict(ckpt(run)["g"])
+    assert differs(g0.state_dict(), g1.state_dict())
+    g0.train()
+    g1.train()
+    z = torch.randn(16, cfg.z_dim, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(16) % len(demo_ds.classes)
+    with torch.no_grad():
+        change = (g1(z, y) - g0(z, y)).abs().mean().item()
+    assert change > 0.01, change
+
+
+# --------------------------------------------------------------------------- determinism and resume
+def test_same_seed_same_weights_other_seed_differs(demo_ds, tmp_path):
+    train_gan(demo_ds, tmp_path / "a", tiny_cfg(demo_ds, seed=3), progress=False)
+    train_gan(demo_ds, tmp_path / "b", tiny_cfg(demo_ds, seed=3), progress=False)
+    train_gan(demo_ds, tmp_path / "c", tiny_cfg(demo_ds, seed=4), progress=False)
+    a, b, c = ckpt(tmp_path / "a"), ckpt(tmp_path / "b"), ckpt(tmp_path / "c")
+    for part in ("g", "d", "g_ema"):
+        assert_same_weights(a[part], b[part])
+    assert differs(a["g"], c["g"])
+    assert differs(a["g_ema"], c["g_ema"])
+
+
+def test_exact_resume(demo_ds, tmp_path):
+    n = 8
+    whole = train_gan(demo_ds, tmp_path / "whole", tiny_cfg(demo_ds, steps=n), progress=False)
+    first = train_gan(demo_ds, tmp_path / "split", tiny_cfg(demo_ds, steps=n // 2), progress=False)
+    second = train_gan(demo_ds, tmp_path / "split", tiny_cfg(demo_ds, steps=n), progress=False)
+    assert (whole["step"], first["step"], second["step"]) == (n, n // 2, n)
+    assert second["steps_this_run"] == n - n // 2
+    a, b = ckpt(tmp_path / "whole"), ckpt(tmp_path / "split")
+    assert a["step"] == b["step"] == n
+    for part in ("g", "d", "g_ema"):
+        assert_same_weights(a[part], b[part])
+    steps = [r["step"] for r in read_jsonl(tmp_path / "split" / "metrics.jsonl")]
+    assert steps == list(range(1, n + 1))  # both parts, no repeats
+    history = json.loads((tmp_path / "split" / "run.json").read_text())["invocations"]
+    assert len(history) == 2
+    # Asking for fewer steps than done is a no-op, not a retrain.
+    again = train_gan(demo_ds, tmp_path / "split", tiny_cfg(demo_ds, steps=n // 2), progress=False)
+    assert again["step"] == n
+    assert_same_weights(ckpt(tmp_path / "split")["g"], a["g"])
+
+
+def test_resume_drops_metrics_logged_after_the_checkpoint(demo_ds, tmp_path):
+    run = tmp_path / "run"
+    train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=4), progress=False)
+    # What a kill leaves when it strikes between checkpoints: records of steps to be redone, a torn line.
+    with open(run / "metrics.jsonl", "a") as fh:
+        fh.write('{"step": 5, "d_loss": 9.0, "g_loss": 9.0, "d_real": 0, "d_fake": 0}\n{"step": 6, "d_lo')
+    train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=6), progress=False)
+    records = read_jsonl(run / "metrics.jsonl")
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]
+    assert records[4]["d_loss"] != 9.0
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 6
+
+
+def test_resume_after_kill(demo_dir, tmp_path, capsys):
+    run = tmp_path / "killed"
+    env = {**os.environ, "AUGMENT_QUIET": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    opts = "--g-width 8 --d-width 8 --batch-size 16 --checkpoint-every 5 --device cpu".split()
+    args = ["gan-train", str(demo_dir), "--out", str(run), *opts, "--steps"]
+    cmd = [sys.executable, "-m", "augment", *args, "100000"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
+    # The CLI logs every 25 steps: wait for the checkpoint at step 25 so there are metrics to keep.
+    step, deadline = 0, time.monotonic() + 120
+    try:
+        while step < 25:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, f"no checkpoint at step 25 within 120 s (at {step})"
+            if (run / "checkpoint.pt").exists():
+                step = int(ckpt(run)["step"])
+            time.sleep(0.1)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = int(ckpt(run)["step"])  # it may have written one more checkpoint before dying
+    assert killed_at >= 25 and killed_at % 5 == 0
+    before = read_jsonl(run / "metrics.jsonl")
+    assert 25 in [r["step"] for r in before]
+
+    target = killed_at + 5
+    try:  # the same command, in this process (saves an interpreter start)
+        main([*args, str(target)])
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"trained to step {target}" in out
+    assert ckpt(run)["step"] == target
+    after = read_jsonl(run / "metrics.jsonl")
+    steps = [r["step"] for r in after]
+    assert steps[-1] == target
+    assert [r for r in before if r["step"] <= killed_at] == after[: len(steps) - 1]  # earlier lines kept
+    assert steps == sorted(set(steps))  # steps redone after the kill are not logged twice
+
+
+# --------------------------------------------------------------------------- resume checks
+def test_resume_with_other_identity_is_refused(demo_ds, tmp_path):
+    run = tmp_path / "run"
+    train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=2), progress=False)
+    with pytest.raises(UserError) as e:
+        train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=4, g_width=16), progress=False)
+    assert "g_width: was 8, now 16" in str(e.value) and "new --out" in str(e.value)
+    with pytest.raises(UserError) as e:
+        train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=4, cond_bn=True), progress=False)
+    assert "cond_bn" in str(e.value)
+    other = demo_ds.subset(np.arange(len(demo_ds)) % 5 != 0)  # same classes, fewer images
+    with pytest.raises(UserError) as e:
+        train_gan(other, run, tiny_cfg(demo_ds, steps=4), progress=False)
+    assert "data_fingerprint" in str(e.value)
+    assert ckpt(run)["step"] == 2  # nothing was touched
+    # Non-identity settings (steps, learning rate) may change on resume.
+    assert train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=3, lr_g=1e-4), progress=False)["step"] == 3
+
+
+def test_resume_turning_ema_on_starts_from_trained_g(demo_ds, tmp_path):
+    run = tmp_path / "run"
+    train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=4, ema=0.0), progress=False)
+    g_at_4 = ckpt(run)["g"]
+    assert ckpt(run)["g_ema"] is None
+    train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=5, ema=0.999), progress=False)
+    state = ckpt(run)
+    # EMA after one step from G(4): between G(4) and G(5), far from a fresh init.
+    for k, v in state["g_ema"].items():
+        if v.is_floating_point():
+            lo, hi = torch.minimum(g_at_4[k], state["g"][k]), torch.maximum(g_at_4[k], state["g"][k])
+            assert bool(((v >= lo - 1e-6) & (v <= hi + 1e-6)).all()), k
+
+
+# --------------------------------------------------------------------------- variants
+@pytest.mark.parametrize(
+    "recipe,kw",
+    [("classic", {}), ("full", {"cond_bn": True}), ("full", {"aux_weight": 0.5}), ("full", {"d_steps": 2})],
+    ids=["classic", "cond_bn", "aux", "d_steps2"],
+)
+def test_variants_train(demo_ds, tmp_path, recipe, kw):
+    cfg = tiny_cfg(demo_ds, recipe, steps=3, **kw)
+    if recipe == "classic":
+        assert (cfg.loss, cfg.conditioning, cfg.spectral_norm, cfg.ema) == ("bce", "concat", False, 0.0)
+    summary = train_gan(demo_ds, tmp_path / "run", cfg, progress=False)
+    assert summary["step"] == 3
+    state = ckpt(tmp_path / "run")
+    assert (state["g_ema"] is None) == (recipe == "classic")
+    if recipe == "classic":
+        assert not any("parametrizations" in k for k in state["d"])  # no spectral norm
+    if kw.get("aux_weight"):
+        assert any(k.startswith("cls.") for k in state["d"])
+    if kw.get("cond_bn"):
+        assert any("gamma" in k for k in state["g"])
+    metrics = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    assert [r["step"] for r in metrics] == [1, 2, 3]
+    assert all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in metrics)
+
+
+def test_class_subset_and_cli_error(demo_ds, tmp_path, capsys):
+    cfg = tiny_cfg(demo_ds, steps=2)
+    cfg.classes = ["fear", "disgust"]
+    train_gan(demo_ds, tmp_path / "sub", cfg, progress=False)
+    assert ckpt(tmp_path / "sub")["classes"] == ["fear", "disgust"]  # canonical order, like the dataset
+    assert json.loads((tmp_path / "sub" / "config.json").read_text())["train_counts"] == {"fear": 24, "disgust": 6}
+    with pytest.raises(SystemExit) as e:
+        main(["gan-train", str(tmp_path / "nope"), "--out", str(tmp_path / "r"), "--steps", "1"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:")
