@@ -22,6 +22,9 @@ class GanConfig:
     cond_bn: bool = False
     conditioning: str = "projection"  # or "concat"
     spectral_norm: bool = True
+    d_head: str = "flatten"  # or "sum" (global sum pooling)
+    minibatch_std: bool = True
+    d_batchnorm: bool = False
     loss: str = "hinge"  # or "bce"
     diffaugment: str = "color,translation,cutout"  # "" turns it off
     balanced: bool = True
@@ -74,6 +77,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         "loss": "bce",
         "conditioning": "concat",
         "spectral_norm": False,
+        "d_batchnorm": True,
+        "minibatch_std": False,
         "diffaugment": "",
         "balanced": False,
         "flip": False,

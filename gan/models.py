@@ -165,14 +165,23 @@ class Discriminator(nn.Module):
         conditioning: str = "projection",
         spectral_norm: bool = True,
         aux_classifier: bool = False,
+        head: str = "flatten",
+        minibatch_std: bool = True,
+        batchnorm: bool = False,
     ) -> None:
         super().__init__()
         if conditioning not in ("projection", "concat"):
             raise ValueError(f"conditioning must be 'projection' or 'concat', got {conditioning!r}")
-        _, n_blocks = base_resolution(size)
+        if head not in ("flatten", "sum"):
+            raise ValueError(f"head must be 'flatten' or 'sum', got {head!r}")
+        s0, n_blocks = base_resolution(size)
         self.num_classes, self.size, self.channels = num_classes, size, channels
         self.width, self.conditioning = width, conditioning
         self.spectral_norm, self.aux_classifier = spectral_norm, aux_classifier
+        self.head, self.minibatch_std = head, minibatch_std
+        # Minibatch-std groups are contiguous runs of this many samples; the trainer keeps real and fake in
+        # separate runs by choosing a group size that divides the real batch.
+        self.mbstd_group = 4
 
         def sn(m: nn.Module) -> nn.Module:
             return _spectral_norm(m) if spectral_norm else m
@@ -181,11 +190,25 @@ class Discriminator(nn.Module):
         c_in = channels + (num_classes if conditioning == "concat" else 0)
         for i in range(n_blocks):
             c_out = min(width * 2**i, _MAX_CHANNELS)
-            conv = nn.Conv2d(c_in, c_out, 4, 2, 1)
+            conv = nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not (batchnorm and i > 0))
             _dcgan_init(conv)
-            layers += [sn(conv), nn.LeakyReLU(0.2, inplace=True)]
+            layers.append(sn(conv))
+            if batchnorm and i > 0:  # the textbook DCGAN D: BN on every layer but the first
+                layers.append(nn.BatchNorm2d(c_out))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
             c_in = c_out
         self.features = nn.Sequential(*layers)
+        self.top: nn.Module | None = None
+        if head == "flatten":
+            # A 3x3 conv and a dense layer over the whole s0 x s0 map: D sees where features are (face
+            # layout), which global sum pooling after a shallow stack cannot.
+            conv = nn.Conv2d(c_in + int(minibatch_std), c_in, 3, 1, 1)
+            dense = nn.Linear(c_in * s0 * s0, c_in)
+            _dcgan_init(conv)
+            _dcgan_init(dense)
+            self.top = nn.Sequential(
+                sn(conv), nn.LeakyReLU(0.2, inplace=True), nn.Flatten(), sn(dense), nn.LeakyReLU(0.2, inplace=True)
+            )
         self.feature_dim = c_in
 
         fc = nn.Linear(c_in, 1)
@@ -208,7 +231,13 @@ class Discriminator(nn.Module):
             n, _, hgt, wid = x.shape
             onehot = nn.functional.one_hot(y, self.num_classes).to(x.dtype)
             x = torch.cat([x, onehot[:, :, None, None].expand(n, self.num_classes, hgt, wid)], dim=1)
-        h = self.features(x).sum(dim=(2, 3))
+        h = self.features(x)
+        if self.top is not None:
+            if self.minibatch_std:
+                h = torch.cat([h, _minibatch_std(h, self.mbstd_group)], dim=1)
+            h = self.top(h)
+        else:
+            h = h.sum(dim=(2, 3))
         logit = self.fc(h).squeeze(1)
         if self.embed is not None:
             logit = logit + (self.embed(y) * h).sum(dim=1)
@@ -216,10 +245,27 @@ class Discriminator(nn.Module):
         return logit, cls
 
 
+def _minibatch_std(h: Tensor, group: int) -> Tensor:
+    """One feature map: the std of each feature over a small group of samples (Karras et al. 2018).
+
+    A collapsed generator makes near-identical samples, so a low std gives fakes away and pushes G to
+    spread out. Groups are contiguous, so a batch of [real | fake] never mixes them when ``group``
+    divides the real count.
+    """
+    n, c, hh, ww = h.shape
+    g = group if group > 0 and n % group == 0 else 1
+    if g == 1:
+        return torch.zeros(n, 1, hh, ww, dtype=h.dtype, device=h.device)
+    grouped = h.view(n // g, g, c, hh, ww)
+    std = (grouped.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (n // g,)
+    return std.view(-1, 1, 1, 1, 1).expand(n // g, g, 1, hh, ww).reshape(n, 1, hh, ww)
+
+
 def classic_dcgan(num_classes: int, size: int = 48, channels: int = 1) -> tuple[Generator, Discriminator]:
     """Textbook conditional DCGAN baseline: width-64 G with plain BN, width-64 concat-conditioned D, no SN."""
     gen = Generator(num_classes, size=size, channels=channels, width=64, cond_bn=False)
     disc = Discriminator(
-        num_classes, size=size, channels=channels, width=64, conditioning="concat", spectral_norm=False
+        num_classes, size=size, channels=channels, width=64, conditioning="concat", spectral_norm=False,
+        minibatch_std=False, batchnorm=True,
     )
     return gen, disc
