@@ -136,3 +136,50 @@ def shutdown_distributed(d: Dist) -> None:
 
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def any_rank(d: Dist, flag: bool) -> bool:
+    """True on every rank if it is true on any: ranks must take the same branch (stop, save)."""
+    if not d.enabled:
+        return flag
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([1.0 if flag else 0.0])
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def from_rank0(d: Dist, value: float) -> float:
+    """Rank 0's value on every rank, so decisions (model selection, early stopping) agree."""
+    if not d.enabled:
+        return value
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([float(value)], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.broadcast(t, 0)
+    return float(t.item())
+
+
+def sync_buffers(d: Dist, module: Any) -> None:
+    """Copy rank 0's buffers (BatchNorm statistics) to every rank before evaluating or saving."""
+    if not d.enabled:
+        return
+    import torch.distributed as dist
+
+    for b in module.buffers():
+        dist.broadcast(b.data, 0)
+
+
+def parameter_digest(*modules: Any) -> str:
+    """A short hash of every parameter: equal digests mean bit-identical weights (e.g. across ranks)."""
+    h = hashlib.blake2b(digest_size=8)
+    for m in modules:
+        for p in m.parameters():
+            h.update(p.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()

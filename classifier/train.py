@@ -19,7 +19,17 @@ from augment.errors import UserError
 from augment.progress import console, make_progress
 from augment.resize import resize_dataset
 from augment.rundir import CHECKPOINT, load_checkpoint, save_checkpoint, start_or_resume
-from augment.runtime import barrier, data_fingerprint, init_distributed, pick_device, seed_everything
+from augment.runtime import (
+    any_rank,
+    barrier,
+    data_fingerprint,
+    from_rank0,
+    init_distributed,
+    parameter_digest,
+    pick_device,
+    seed_everything,
+    sync_buffers,
+)
 from augment.splits import ensure_val_split
 from classifier.config import TrainConfig
 from classifier.data import AugmentedBatches, PlannedBatchSampler, train_transform
@@ -231,6 +241,7 @@ def train_classifier(
     done_batches = start_batch
     loss_sum, correct, seen = resumed_stats
     finishing = False  # between the last batch of an epoch and its checkpoint
+    out_of_time = False
     try:
         while epoch < cfg.epochs and not stopped:
             sampler = PlannedBatchSampler(
@@ -282,17 +293,19 @@ def train_classifier(
                     )
                 if (b + 1) % cfg.checkpoint_every == 0:
                     save_state(epoch, b + 1, stats=(loss_sum, correct, seen))
-                if time.time() > deadline:
+                if any_rank(dist_info, time.time() > deadline):
+                    out_of_time = True
                     break
-            if time.time() > deadline and done_batches < steps_per_epoch:
+            if out_of_time and done_batches < steps_per_epoch:
                 save_state(epoch, done_batches, stats=(loss_sum, correct, seen))
                 if dist_info.main and progress:
                     console.print(f"time budget of {cfg.max_minutes} min reached in epoch {epoch + 1}")
                 break
             finishing = True
             start_batch = done_batches = 0
+            sync_buffers(dist_info, model)  # every rank evaluates rank 0's BatchNorm statistics
             val_metrics = evaluate_arrays(model, val.images, val.labels, classes, device)
-            score = val_metrics[cfg.select_metric]
+            score = from_rank0(dist_info, val_metrics[cfg.select_metric])
             improved = score > best
             if improved:
                 best, bad_epochs = score, 0
@@ -347,7 +360,7 @@ def train_classifier(
                 console.print(
                     f"early stop: no better validation {cfg.select_metric} for {cfg.patience} epochs"
                 )
-            if time.time() > deadline:
+            if any_rank(dist_info, time.time() > deadline):
                 if dist_info.main and progress:
                     console.print(f"time budget of {cfg.max_minutes} min reached after epoch {epoch}")
                 break
@@ -373,6 +386,9 @@ def train_classifier(
         "seconds": time.time() - t0,
         "images_per_s": images_seen / max(time.time() - t0, 1e-9),
         "early_stopped": stopped,
+        "rank": dist_info.rank,
+        "world": dist_info.world,
+        "parameter_digest": parameter_digest(model),
     }
     if dist_info.main:
         write_json(run_dir / "summary.json", summary)

@@ -20,9 +20,11 @@ from augment.errors import UserError
 from augment.progress import console, make_progress
 from augment.rundir import CHECKPOINT, load_checkpoint, save_checkpoint, start_or_resume
 from augment.runtime import (
+    any_rank,
     barrier,
     data_fingerprint,
     init_distributed,
+    parameter_digest,
     pick_device,
     seed_everything,
     step_generator,
@@ -356,7 +358,7 @@ def train_gan(
                 checkpoint()
             if step % cfg.sample_every == 0:
                 samples()
-            if time.time() > deadline:
+            if any_rank(dist_info, time.time() > deadline):
                 if dist_info.main and progress:
                     console.print(f"time budget of {cfg.max_minutes} min reached at step {step}")
                 break
@@ -379,4 +381,5 @@ def train_gan(
         "run_dir": str(run_dir),
         "rank": dist_info.rank,
         "world": dist_info.world,
+        "parameter_digest": parameter_digest(g, d),
     }

@@ -1,0 +1,50 @@
+"""Run by the distributed test under torchrun: one short gan-train or train, then each rank
+reports its summary (with a digest of its parameters) into REPORT_DIR/rank<k>.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+torch.set_num_threads(1)
+
+
+def main() -> None:
+    kind, data_dir, run_dir, report_dir = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
+    os.environ["AUGMENT_QUIET"] = "1"
+    from augment.readers import load_dataset
+
+    ds = load_dataset(data_dir)
+    if kind == "gan":
+        from gan.config import recipe_config
+        from gan.train import train_gan
+
+        cfg = recipe_config(
+            "full",
+            steps=4,
+            batch_size=8,
+            g_width=8,
+            d_width=8,
+            log_every=1,
+            sample_every=4,
+            checkpoint_every=2,
+            device="cpu",
+        )
+        cfg.size, cfg.channels = ds.size, ds.channels
+        summary = train_gan(ds, run_dir, cfg, progress=False)
+    else:
+        from classifier.config import TrainConfig
+        from classifier.train import train_classifier
+
+        cfg = TrainConfig(model="simple-cnn", width=0.25, epochs=2, batch_size=8, epoch_samples=32, device="cpu")
+        summary = train_classifier(ds, run_dir, cfg, progress=False)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / f"rank{summary['rank']}.json").write_text(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
