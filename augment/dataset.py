@@ -145,15 +145,23 @@ class FaceDataset:
         return np.array([hashlib.blake2b(row.tobytes(), digest_size=12).hexdigest() for row in flat])
 
     # -- persistence -------------------------------------------------------------
-    def save(self, path: str | Path) -> None:
-        """Write the single-file cache (uncompressed .npz: loads in well under 2 s)."""
+    def save(self, path: str | Path, packed: bool = False) -> None:
+        """Write the single-file cache: raw pixels (loads in well under 2 s), or ``packed`` as encoded
+        image bytes (about 30% smaller for FER2013, for moving it; loads in seconds)."""
         path = Path(path)
+        if packed:
+            from augment.packed import pack_images
+
+            blob, offsets = pack_images(self.images, self.sources)
+            pixels = {"packed_blob": blob, "packed_offsets": offsets, "image_shape": np.array(self.images.shape[1:])}
+        else:
+            pixels = {"images": self.images}
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez(
                 fh,
                 magic=np.array(CACHE_MAGIC),
                 version=np.array(CACHE_VERSION),
-                images=self.images,
+                **pixels,
                 labels=self.labels,
                 splits=self.splits,
                 sources=self.sources,
@@ -179,8 +187,15 @@ class FaceDataset:
                     raise UserError(f"{path}: cache version {int(z['version'])} is newer than this augment")
                 skipped = [tuple(s.split("\t", 1)) for s in z["skipped"].tolist()]
                 dropped = {k: int(v) for k, v in (s.split("\t", 1) for s in z["dropped"].tolist())}
+                if "packed_blob" in z.files:
+                    from augment.packed import unpack_images
+
+                    shape = tuple(int(v) for v in z["image_shape"])
+                    images = unpack_images(z["packed_blob"], z["packed_offsets"], shape)  # type: ignore[arg-type]
+                else:
+                    images = z["images"]
                 return cls(
-                    images=z["images"],
+                    images=images,
                     labels=z["labels"],
                     splits=z["splits"],
                     sources=z["sources"],
