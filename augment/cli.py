@@ -82,6 +82,9 @@ def prepare_cmd(
     channels: ChannelsOpt = None,
     classes: ClassesOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing cache file.")] = False,
+    packed: Annotated[
+        bool, typer.Option(help="Store encoded image bytes (smaller, e.g. to carry to a GPU machine; slower to load).")
+    ] = False,
 ) -> None:
     """Decode a dataset once into a single cache file that every command accepts as DATA."""
     if out_file.suffix.lower() != ".npz":
@@ -91,7 +94,7 @@ def prepare_cmd(
     if out_file.exists() and not overwrite:
         raise UserError(f"{out_file} exists; choose another name or pass --overwrite")
     ds = _load(data, fmt, size, channels, classes)
-    ds.save(out_file)
+    ds.save(out_file, packed=packed)
     mb = out_file.stat().st_size / 2**20
     out.print(
         f"cached {len(ds)} images {tuple(ds.images.shape[1:])} of {len(ds.classes)} classes to {out_file} ({mb:.1f} MB)"
@@ -418,7 +421,7 @@ def train_cmd(
     ds = _load(data, fmt, None, None, None)
     summary = train_classifier(ds, run_dir, cfg)
     best = summary.get("best_val") or {}
-    if best:
+    if best and summary.get("rank", 0) == 0:
         out.print(
             f"best epoch {best['epoch']}: val accuracy {best['val_acc']:.3f}, val macro-F1 "
             f"{best['val_macro_f1']:.3f}; model {run_dir}/model.pt, curves {run_dir}/curves.png"
@@ -576,6 +579,10 @@ def compare_cmd(
     target: Annotated[str, typer.Option(help="Rebalance target: max, median, N, or class=N,...")] = "max",
     classes: Annotated[str | None, typer.Option(help="Only these classes get synthetic images / duplicates.")] = None,
     min_prob: Annotated[float, typer.Option(help="Quality filter: judge probability for the class (0 = off).")] = 0.5,
+    judge: Annotated[
+        Path | None,
+        typer.Option(help="Classifier run for the quality filter (default: the generator's, or train one)."),
+    ] = None,
     gpus: Annotated[str | None, typer.Option(help="Spread independent runs over these GPUs, e.g. '0,1,2,3'.")] = None,
     nproc: Annotated[int, typer.Option(help="Hand each run to torchrun with this many processes.")] = 1,
     fmt: FormatOpt = "auto",
@@ -606,6 +613,7 @@ def compare_cmd(
         device=device,
         gpus=gpu_list,
         nproc=nproc,
+        judge=judge,
     )
     summary = run_compare(ds, generator, report_dir, spec)
     out.print(f"report: {report_dir}/REPORT.md ({len(summary['runs'])} runs); numbers: {report_dir}/results.json")

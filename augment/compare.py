@@ -25,7 +25,7 @@ import numpy as np
 from augment.atomic import write_json
 from augment.dataset import FaceDataset, concat
 from augment.errors import UserError
-from augment.plan import plan_rebalance
+from augment.plan import plan_rebalance, share
 from augment.progress import console
 from augment.splits import ensure_val_split
 
@@ -46,11 +46,18 @@ class Budget:
     sizes: dict[str, int] = field(default_factory=dict)
     batch_size: int = 64
     lr: float = 1e-3
+    max_minutes: float = 0.0  # > 0: a wall-clock cap per run (keeps a whole grid inside a time slot)
+    workers: int = 0  # DataLoader workers for augmentation (GPU machines have cores to spare)
+    samples: dict[str, int] = field(default_factory=dict)  # per-model epoch_samples overrides
+
+    def epoch_samples_for(self, model: str) -> int:
+        return self.samples.get(model, self.epoch_samples)
 
 
 BUDGETS: dict[str, Budget] = {
-    # 4 conditions × 2 models × 3 seeds on FER2013 in ≤ 45 min on 2 cores: every run sees the same
-    # number of images (subsampled epochs), and ResEmoteNet runs at a quarter width on 48 px faces.
+    # 4 conditions × 2 models × 3 seeds on FER2013 in ≤ 45 min on 2 cores. All runs of a model see the same
+    # number of images (6 subsampled epochs): 18k for ResNet18, 49k for ResEmoteNet at a quarter width on
+    # 48 px faces (about 75 s each on this CPU).
     "cpu-small": Budget(
         "cpu-small",
         epochs=6,
@@ -58,11 +65,24 @@ BUDGETS: dict[str, Budget] = {
         patience=0,
         widths={"resemotenet": 0.25, "simple-deep-cnn": 0.5},
         sizes={"resemotenet": 48},
+        samples={"resemotenet": 8192, "simple-cnn": 8192},
     ),
-    # The embedded demo faces (about 2,400 training images): seconds per run.
-    "demo": Budget("demo", epochs=8, epoch_samples=1536, patience=0),
+    # The embedded demo faces (about 2,400 training images): about 20 s per run.
+    "demo": Budget("demo", epochs=4, epoch_samples=1024, patience=0),
     # The real experiment, for a GPU: full models and full epochs with early stopping on validation.
-    "full": Budget("full", epochs=40, epoch_samples=0, patience=8, batch_size=128),
+    "full": Budget("full", epochs=40, epoch_samples=0, patience=8, batch_size=128, workers=6),
+    # scripts/gpu_experiment.sh: 2 models × 3 conditions × 2 seeds inside about 3 minutes of one H100.
+    "gpu-small": Budget(
+        "gpu-small",
+        epochs=12,
+        epoch_samples=0,
+        patience=0,
+        batch_size=256,
+        lr=2e-3,
+        max_minutes=0.25,
+        widths={"resemotenet": 0.5},
+        workers=6,
+    ),
 }
 
 
@@ -118,6 +138,7 @@ class CompareSpec:
     device: str = "auto"
     gpus: list[int] = field(default_factory=list)
     nproc: int = 1
+    judge: Path | None = None  # a real-only classifier run for the quality filter (default: the generator's)
 
 
 def run_compare(
@@ -157,11 +178,11 @@ def run_compare(
     pool_path = report_dir / "synthetic.npz"
     needs_gan = any(c in GAN_FRACTIONS for c in spec.conditions)
     synth_report: dict[str, Any] = {}
-    if needs_gan and pool_path.exists():
+    if needs_gan and pool_path.exists() and (report_dir / "synthetic.json").exists():
         pool = FaceDataset.load(pool_path)
         synth_report = json.loads((report_dir / "synthetic.json").read_text())
     elif needs_gan:
-        judge = get_judge(trainval, Path(generator_run), None, device, progress) if spec.min_prob > 0 else None
+        judge = get_judge(trainval, Path(generator_run), spec.judge, device, progress) if spec.min_prob > 0 else None
         quality = QualityFilter(min_prob=spec.min_prob, drop_near_copies=spec.drop_near_copies)
         pool, synth_report = synthesize(
             plan_full, generator_run, train, judge, quality, seed=0, device=device, progress=progress
@@ -175,7 +196,7 @@ def run_compare(
         weighted = cond in ("weighted", "gan+weighted")
         if cond in GAN_FRACTIONS:
             frac = GAN_FRACTIONS[cond]
-            amount = {c: int(round(frac * n)) for c, n in wanted.items()}
+            amount = {c: share(frac, n) for c, n in wanted.items()}
             part = concat([train, take_synthetic(pool, amount)], name=data.name)  # type: ignore[arg-type]
         elif cond == "oversample":
             part = oversample(train, wanted, seed=_seed_of("oversample", seed))
@@ -288,7 +309,7 @@ def _train_config(model: str, budget: Budget, seed: int, weighted: bool, device:
     return TrainConfig(
         model=model,
         epochs=budget.epochs,
-        epoch_samples=budget.epoch_samples,
+        epoch_samples=budget.epoch_samples_for(model),
         patience=budget.patience,
         width=budget.widths.get(model, 1.0),
         size=budget.sizes.get(model, 0),
@@ -298,6 +319,8 @@ def _train_config(model: str, budget: Budget, seed: int, weighted: bool, device:
         seed=seed,
         device=device,
         val_fraction=0.0,
+        max_minutes=budget.max_minutes,
+        workers=budget.workers if device.startswith("cuda") else 0,
     )
 
 
@@ -355,6 +378,10 @@ def _train_subprocess(part: FaceDataset, run_dir: Path, cfg: Any, spec: CompareS
         str(cfg.seed),
         "--val-fraction",
         "0",
+        "--max-minutes",
+        str(cfg.max_minutes),
+        "--workers",
+        str(cfg.workers),
     ]
     if cfg.class_weighted:
         args.append("--class-weighted")

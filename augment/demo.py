@@ -53,7 +53,7 @@ def run_demo(out: Path, gan_steps: int = 900, seeds: int = 2, device: str = "aut
 
     console.rule("5/5 compare")
     spec = CompareSpec(
-        models=["simple-cnn"],
+        models=["resnet18"],
         conditions=["baseline", "gan", "oversample", "weighted"],
         seeds=seeds,
         budget="demo",

@@ -23,6 +23,11 @@ class ClassPlan:
         return self.real + self.add
 
 
+def share(fraction: float, n: int) -> int:
+    """``fraction`` of ``n`` images, rounded half up (Python's ``round`` would give 0.5 × 1 → 0, 0.5 × 5 → 2)."""
+    return int(math.floor(fraction * n + 0.5 + 1e-9))
+
+
 def parse_target(text: str, counts: dict[str, int]) -> dict[str, int]:
     """``max``, ``median``, ``N`` or ``class=N,...`` → a target count per class."""
     text = text.strip().lower()
@@ -71,5 +76,5 @@ def plan_rebalance(
     plan = []
     for c, real in counts.items():
         shortfall = max(0, targets[c] - real) if c in chosen else 0
-        plan.append(ClassPlan(c, real, targets[c] if c in chosen else real, int(round(fraction * shortfall))))
+        plan.append(ClassPlan(c, real, targets[c] if c in chosen else real, share(fraction, shortfall)))
     return plan

@@ -77,6 +77,14 @@ def synthesize(
     }
     if quality.min_prob > 0 and judge is None:
         raise UserError("the quality filter needs a judge classifier; pass one or switch the filter off")
+    if judge is not None and quality.min_prob > 0:
+        jclasses = list(judge[1]["classes"])
+        unknown = [p.name for p in wanted if p.name not in jclasses]
+        if unknown:
+            raise UserError(
+                f"the judge classifier cannot score {', '.join(unknown)} (it knows {', '.join(jclasses)}); "
+                "pass a judge trained on these classes or switch the filter off"
+            )
     threshold = 0.0
     if quality.drop_near_copies and wanted:
         threshold = near_copy_threshold(resize_images(train.images, g.size, g.channels), quality.near_copy_quantile)
@@ -176,6 +184,30 @@ def check_out_dir(out: Path, options: dict[str, Any], overwrite: bool) -> bool:
     return False
 
 
+def remove_previous(out: Path) -> None:
+    """Before ``--overwrite``: delete what an earlier rebalance wrote into ``out`` (the files of its
+    manifest, its synthetic files, its CSV), so no stale file passes for part of the new dataset.
+    Other files are left alone."""
+    from augment.writer import read_manifest
+
+    if not (out / STATE_FILE).is_file():
+        return
+    paths = {"manifest.csv", "rebalance.json", "fer2013.csv"}
+    if (out / "manifest.csv").is_file():
+        paths |= {r["path"].split("#", 1)[0] for r in read_manifest(out)}
+    paths |= {str(f.relative_to(out)) for f in out.glob("*/*/syn_*.png")}
+    root = out.resolve()
+    for rel in sorted(paths):
+        f = out / rel
+        if not f.is_file() or root not in f.resolve().parents:
+            continue
+        f.unlink()
+        parent = f.parent
+        while parent != out and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
+
+
 def run_rebalance(
     data: FaceDataset,
     generator_run: str | Path,
@@ -207,13 +239,18 @@ def run_rebalance(
         "drop_near_copies": quality.drop_near_copies,
     }
     resuming = check_out_dir(out, options, overwrite)
+    if overwrite and not resuming:
+        remove_previous(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / STATE_FILE, options)
     train = data.split("train").subset(~data.split("train").synthetic)
     synthetic, report = synthesize(plan, generator_run, train, judge, quality, seed, device, progress)
     full = concat([data.subset(~data.synthetic), synthetic], name=data.name)
     meta = {"generator_run": report["generator_run"], "checkpoint_step": report["checkpoint_step"], "seed": seed}
-    rows = write_tree(full, out, meta, progress) if fmt == "folders" else write_fer_csv(full, out, meta)
+    if fmt == "folders":
+        rows = write_tree(full, out, meta, progress, keep_existing=resuming)
+    else:
+        rows = write_fer_csv(full, out, meta)
     write_manifest(out, rows)
     summary = {
         "out": str(out),

@@ -145,6 +145,8 @@ def write_report(report_dir: Path, summary: dict[str, Any], pool: FaceDataset | 
     )
     b = summary["budget"]
     epochs = f"{b['epochs']} epochs of {b['epoch_samples']:,} images" if b["epoch_samples"] else f"{b['epochs']} epochs"
+    if b.get("samples"):
+        epochs += " (" + ", ".join(f"{m}: {n:,} images per epoch" for m, n in b["samples"].items()) + ")"
     md.append(
         f"- Budget `{b['name']}`: {epochs} per run, batch {b['batch_size']}, lr {b['lr']}, "
         f"widths {b['widths'] or 'full'}, sizes {b['sizes'] or 'model defaults'}, "
@@ -156,7 +158,9 @@ def write_report(report_dir: Path, summary: dict[str, Any], pool: FaceDataset | 
     synth = summary.get("synthesis") or {}
     if synth.get("per_class"):
         kept = ", ".join(f"{c} {v['added']:,}/{v['generated']:,}" for c, v in synth["per_class"].items())
-        md.append(f"- Quality filter (judge p ≥ {synth.get('min_prob')}, near-copies dropped): kept/generated {kept}.")
+        judge = f"judge p ≥ {synth['min_prob']}" if synth.get("min_prob") else "judge filter off"
+        copies = "near-copies dropped" if "near_copy_threshold" in synth else "near-copies kept"
+        md.append(f"- Quality filter ({judge}, {copies}): kept/generated {kept}.")
     md.append("")
     md += ["## Results", ""]
     for model, cs in agg.items():

@@ -39,11 +39,16 @@ def _place_real(src: Path, dst: Path) -> None:
 
 
 def write_tree(
-    ds: FaceDataset, out: Path, synthetic_meta: dict[str, Any] | None = None, progress: bool = True
+    ds: FaceDataset,
+    out: Path,
+    synthetic_meta: dict[str, Any] | None = None,
+    progress: bool = True,
+    keep_existing: bool = True,
 ) -> list[dict[str, Any]]:
     """``out/<split>/<class>/<file>``: what ImageFolder and flow_from_directory read as is.
 
-    Existing files are kept (a rerun after an interruption only writes what is missing).
+    With ``keep_existing`` existing files are kept (a rerun after an interruption only writes
+    what is missing); without it they are replaced (``--overwrite`` of an older, different run).
     """
     rows: list[dict[str, Any]] = []
     used: set[str] = set()
@@ -64,7 +69,7 @@ def write_tree(
                 rel = f"{split}/{label}/{stem}_{i}{suffix}"
             used.add(rel)
             dst = out / rel
-            if not dst.exists():
+            if not (keep_existing and dst.exists()):
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 if not ds.synthetic[i] and Path(src).is_file():
                     _place_real(Path(src), dst)
