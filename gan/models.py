@@ -265,7 +265,13 @@ def classic_dcgan(num_classes: int, size: int = 48, channels: int = 1) -> tuple[
     """Textbook conditional DCGAN baseline: width-64 G with plain BN, width-64 concat-conditioned D, no SN."""
     gen = Generator(num_classes, size=size, channels=channels, width=64, cond_bn=False)
     disc = Discriminator(
-        num_classes, size=size, channels=channels, width=64, conditioning="concat", spectral_norm=False,
-        minibatch_std=False, batchnorm=True,
+        num_classes,
+        size=size,
+        channels=channels,
+        width=64,
+        conditioning="concat",
+        spectral_norm=False,
+        minibatch_std=False,
+        batchnorm=True,
     )
     return gen, disc

@@ -103,9 +103,7 @@ class BatchPlan:
 
     def fake_labels(self, step: int) -> torch.Tensor:
         """Fake labels follow the same class mix as the real batch."""
-        return self.labels[self.indices(step)][
-            torch.randperm(self.batch, generator=step_generator(self.seed, step, 2))
-        ]
+        return self.labels[self.indices(step)][torch.randperm(self.batch, generator=step_generator(self.seed, step, 2))]
 
 
 def _to_float(x: torch.Tensor) -> torch.Tensor:
@@ -147,9 +145,7 @@ def _unwrap(m: torch.nn.Module) -> torch.nn.Module:
     return m.module if hasattr(m, "module") else m
 
 
-def train_gan(
-    data: FaceDataset, run_dir: str | Path, cfg: GanConfig, progress: bool = True
-) -> dict[str, Any]:
+def train_gan(data: FaceDataset, run_dir: str | Path, cfg: GanConfig, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) a conditional GAN on the train split of ``data`` into ``run_dir``.
 
     Returns a summary with the final step and throughput. Only rank 0 writes files.
@@ -320,9 +316,7 @@ def train_gan(
             z, y_fake = noise(step, 5)
             with autocast:
                 x_fake = g_train(z, y_fake)
-                logits_f, aux_f = _unwrap(d_train)(
-                    augment(x_fake.float(), step_generator(cfg.seed, step, 20)), y_fake
-                )
+                logits_f, aux_f = _unwrap(d_train)(augment(x_fake.float(), step_generator(cfg.seed, step, 20)), y_fake)
             loss_g = g_loss_fn(cfg.loss, logits_f.float())
             if aux_f is not None and cfg.aux_weight > 0:
                 loss_g = loss_g + cfg.aux_weight * F.cross_entropy(aux_f.float(), y_fake)
