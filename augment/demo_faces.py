@@ -18,16 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-DEMO_CLASSES: tuple[str, ...] = (
-    "neutral",
-    "happy",
-    "sad",
-    "surprise",
-    "fear",
-    "disgust",
-    "angry",
-    "contempt",
-)
+from augment.labels import CANONICAL_CLASSES
+
+# The demo draws every canonical class, in the canonical order.
+DEMO_CLASSES: tuple[str, ...] = CANONICAL_CLASSES
 
 # FER2013 training-set imbalance scaled so that happy = 600; contempt (absent from FER2013) is made
 # as rare as disgust so the demo has two minority classes for the GAN to rebalance.

@@ -225,19 +225,22 @@ class Discriminator(nn.Module):
             _dcgan_init(cls)
             self.cls = sn(cls)
 
-    def forward(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Return ``(logit (N,), class logits (N, num_classes) or None)`` for images ``x``, labels ``y``."""
+    def hidden(self, x: Tensor, y: Tensor) -> Tensor:
+        """The feature vector h (N, feature_dim) that the logit and the projection are computed from."""
         if self.conditioning == "concat":
             n, _, hgt, wid = x.shape
             onehot = nn.functional.one_hot(y, self.num_classes).to(x.dtype)
             x = torch.cat([x, onehot[:, :, None, None].expand(n, self.num_classes, hgt, wid)], dim=1)
         h = self.features(x)
-        if self.top is not None:
-            if self.minibatch_std:
-                h = torch.cat([h, _minibatch_std(h, self.mbstd_group)], dim=1)
-            h = self.top(h)
-        else:
-            h = h.sum(dim=(2, 3))
+        if self.top is None:
+            return h.sum(dim=(2, 3))
+        if self.minibatch_std:
+            h = torch.cat([h, _minibatch_std(h, self.mbstd_group)], dim=1)
+        return self.top(h)
+
+    def forward(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Return ``(logit (N,), class logits (N, num_classes) or None)`` for images ``x``, labels ``y``."""
+        h = self.hidden(x, y)
         logit = self.fc(h).squeeze(1)
         if self.embed is not None:
             logit = logit + (self.embed(y) * h).sum(dim=1)

@@ -2,7 +2,10 @@
 
 Builders are plain functions (import them with ``from tests.conftest import make_folder_tree``)
 so a test can build several layouts; ``demo_dir`` / ``demo_ds`` are session-scoped so the GAN,
-classifier and rebalance tests share one small rendered dataset.
+classifier and rebalance tests share one small rendered dataset, and ``tiny_gan_run`` /
+``tiny_judge_run`` share one tiny generator and one tiny judge trained on it. The config helpers
+(``tiny_gan_config``, ``tiny_classifier_config``) and ``run_cli`` are plain functions too;
+``tests/distributed_worker.py`` imports them under torchrun (the repo root is on PYTHONPATH).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ DEMO_COUNTS: dict[str, int] = {
 }
 DEMO_SIZE = 48
 DEMO_TEST_FRACTION = 0.2
+TINY_GAN_STEPS = 10  # steps of the shared ``tiny_gan_run``
 
 
 # --------------------------------------------------------------------------- images
@@ -168,7 +172,72 @@ def quiet_env() -> Iterator[None]:
             os.environ["AUGMENT_QUIET"] = old
 
 
+# --------------------------------------------------------------------------- tiny runs and the CLI
+def tiny_gan_config(ds, steps: int = TINY_GAN_STEPS, *, recipe: str = "full", **kw):
+    """A tiny GAN config for ``ds``: 8-wide nets, batch 16, on the CPU, no samples or checkpoints
+    before the end, a metrics line every 5 steps; ``kw`` overrides any of these."""
+    from gan.config import recipe_config
+
+    opts = {
+        "g_width": 8,
+        "d_width": 8,
+        "batch_size": 16,
+        "sample_every": 1000,
+        "checkpoint_every": 1000,
+        "log_every": 5,
+        "device": "cpu",
+        **kw,
+    }
+    cfg = recipe_config(recipe, steps=steps, **opts)
+    cfg.size, cfg.channels = ds.size, ds.channels
+    return cfg
+
+
+def tiny_classifier_config(**kw):
+    """A quarter-width simple CNN on the CPU; ``kw`` sets the rest (epochs, batch size, ...)."""
+    from classifier.config import TrainConfig
+
+    return TrainConfig(**{"model": "simple-cnn", "width": 0.25, "device": "cpu", **kw})
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args) -> tuple[int, str, str]:
+    """Run ``augment ARGS`` in-process, quietly; (exit code, stdout, stderr)."""
+    from augment.cli import main
+
+    try:
+        with quiet_env():
+            main([str(a) for a in args])
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
+    """A user error: exit code 2 and one ``error:`` line on stderr naming every fragment, no traceback."""
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error:"), err
+    assert "Traceback" not in err
+    for frag in fragments:
+        assert frag in lines[0], (frag, lines[0])
+
+
 # --------------------------------------------------------------------------- fixtures
+@pytest.fixture(autouse=True, scope="session")
+def one_thread() -> Iterator[None]:
+    """One intra-op torch thread for the whole session (session-scoped runs included): the nets
+    are tiny and the test machine's cores are shared, so a second thread only adds contention."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture
 def quiet(monkeypatch: pytest.MonkeyPatch) -> None:
     """No progress bars on stderr (they would clutter captured output)."""
@@ -199,3 +268,44 @@ def demo_ds(demo_dir: Path):
 
     with quiet_env():
         return load_dataset(demo_dir)
+
+
+def _tree_state(root: Path) -> dict[str, tuple[int, int]]:
+    """Every path below ``root`` with (size, mtime) for files: what a shared run must still show at the end."""
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else (-1, -1)
+        for p in root.rglob("*")
+    }
+
+
+def _shared_run(run: Path) -> Iterator[Path]:
+    """Hand out a session-shared run, then check that no test wrote into it."""
+    before = _tree_state(run)
+    yield run
+    assert _tree_state(run) == before, f"a test wrote into the shared run {run}; copy it (shutil.copytree) first"
+
+
+@pytest.fixture(scope="session")
+def tiny_gan_run(demo_ds, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A tiny generator trained once per session on ``demo_ds`` (``TINY_GAN_STEPS`` steps).
+
+    Read-only (checked at the end of the session): other modules share it. A test that writes into
+    a run (``gan-eval`` does) works on a ``shutil.copytree`` of it.
+    """
+    from gan.train import train_gan
+
+    run = tmp_path_factory.mktemp("tiny_gan") / "run"
+    with quiet_env():
+        train_gan(demo_ds, run, tiny_gan_config(demo_ds), progress=False)
+    yield from _shared_run(run)
+
+
+@pytest.fixture(scope="session")
+def tiny_judge_run(demo_ds, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A one-epoch tiny judge classifier trained once per session on ``demo_ds``. Read-only, as above."""
+    from classifier.train import train_classifier
+
+    run = tmp_path_factory.mktemp("tiny_judge") / "judge"
+    with quiet_env():
+        train_classifier(demo_ds, run, tiny_classifier_config(epochs=1), progress=False)
+    yield from _shared_run(run)

@@ -17,30 +17,18 @@ def main() -> None:
     kind, data_dir, run_dir, report_dir = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
     os.environ["AUGMENT_QUIET"] = "1"
     from augment.readers import load_dataset
+    from tests.conftest import tiny_classifier_config, tiny_gan_config
 
     ds = load_dataset(data_dir)
     if kind == "gan":
-        from gan.config import recipe_config
         from gan.train import train_gan
 
-        cfg = recipe_config(
-            "full",
-            steps=4,
-            batch_size=8,
-            g_width=8,
-            d_width=8,
-            log_every=1,
-            sample_every=4,
-            checkpoint_every=2,
-            device="cpu",
-        )
-        cfg.size, cfg.channels = ds.size, ds.channels
+        cfg = tiny_gan_config(ds, 4, batch_size=8, log_every=1, sample_every=4, checkpoint_every=2)
         summary = train_gan(ds, run_dir, cfg, progress=False)
     else:
-        from classifier.config import TrainConfig
         from classifier.train import train_classifier
 
-        cfg = TrainConfig(model="simple-cnn", width=0.25, epochs=2, batch_size=8, epoch_samples=32, device="cpu")
+        cfg = tiny_classifier_config(epochs=2, batch_size=8, epoch_samples=32)
         summary = train_classifier(ds, run_dir, cfg, progress=False)
     report_dir.mkdir(parents=True, exist_ok=True)
     (report_dir / f"rank{summary['rank']}.json").write_text(json.dumps(summary))

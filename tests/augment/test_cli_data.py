@@ -11,33 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from augment.cli import main
 from augment.readers import load_dataset
-from tests.conftest import make_fer_csv, make_folder_tree, write_corrupt
+from tests.conftest import assert_one_line_error, make_fer_csv, make_folder_tree, run_cli, write_corrupt
 
 pytestmark = pytest.mark.usefixtures("quiet")
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    """Run ``augment ARGS`` in-process; (exit code, stdout, stderr)."""
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error:"), err
-    assert "Traceback" not in err
-    for frag in fragments:
-        assert frag in lines[0], (frag, lines[0])
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from augment import compare
 from augment.compare import Budget, CompareSpec, clean_test, oversample, run_compare, take_synthetic
@@ -19,14 +18,6 @@ pytestmark = pytest.mark.usefixtures("quiet")
 CONDITIONS = ["baseline", "gan", "oversample", "weighted"]
 SEEDS = 2
 TINY = Budget("tiny-test", epochs=1, epoch_samples=64, patience=0, widths={"simple-cnn": 0.25}, batch_size=32)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(autouse=True)
@@ -40,21 +31,6 @@ def spec(**kw) -> CompareSpec:
 
 
 @pytest.fixture(scope="module")
-def gan_run(demo_ds, tmp_path_factory) -> Path:
-    """A tiny generator trained once for the module (10 steps)."""
-    from gan.config import recipe_config
-    from gan.train import train_gan
-
-    run = tmp_path_factory.mktemp("cmp_gen") / "run"
-    cfg = recipe_config(
-        "full", steps=10, g_width=8, d_width=8, batch_size=16, sample_every=1000, checkpoint_every=1000, device="cpu"
-    )
-    cfg.size, cfg.channels = demo_ds.size, demo_ds.channels
-    train_gan(demo_ds, run, cfg, progress=False)
-    return run
-
-
-@pytest.fixture(scope="module")
 def planted(demo_ds) -> FaceDataset:
     """The demo faces plus one test image that is a copy of a training image."""
     dup = demo_ds.subset(np.flatnonzero(demo_ds.splits == "train")[:1])
@@ -63,7 +39,7 @@ def planted(demo_ds) -> FaceDataset:
 
 
 @pytest.fixture(scope="module")
-def compared(planted, gan_run, tmp_path_factory):
+def compared(planted, tiny_gan_run, tmp_path_factory):
     """One small comparison (1 model × 4 conditions × 2 seeds), with spies on what trains and what tests."""
     import classifier.train
 
@@ -83,7 +59,7 @@ def compared(planted, gan_run, tmp_path_factory):
         mp.setitem(compare.BUDGETS, TINY.name, TINY)
         mp.setattr(classifier.train, "train_classifier", spy_train)
         mp.setattr(compare, "_evaluate", spy_eval)
-        summary = run_compare(planted, gan_run, report, spec(), progress=False)
+        summary = run_compare(planted, tiny_gan_run, report, spec(), progress=False)
     return report, summary, seen
 
 
@@ -177,7 +153,7 @@ def test_no_synthetic_image_reaches_val_or_test(compared):
         assert not test.synthetic.any()
 
 
-def test_rerun_keeps_finished_runs(compared, planted, gan_run, monkeypatch):
+def test_rerun_keeps_finished_runs(compared, planted, tiny_gan_run, monkeypatch):
     import augment.rebalance
     import classifier.train
 
@@ -191,25 +167,25 @@ def test_rerun_keeps_finished_runs(compared, planted, gan_run, monkeypatch):
 
     monkeypatch.setattr(classifier.train, "train_classifier", must_not_run)
     monkeypatch.setattr(augment.rebalance, "synthesize", must_not_run)  # the filtered pool is kept too
-    again = run_compare(planted, gan_run, report, spec(), progress=False)
+    again = run_compare(planted, tiny_gan_run, report, spec(), progress=False)
     assert {p: p.stat().st_mtime_ns for p in results} == stamps
     assert again["runs"] == first["runs"]
     assert (report / "REPORT.md").is_file()
 
 
-def test_a_report_dir_with_other_settings_is_refused(compared, planted, gan_run, tmp_path):
+def test_a_report_dir_with_other_settings_is_refused(compared, planted, tiny_gan_run, tmp_path):
     report, _, _ = compared
     before = (report / "compare.json").read_text()
     for other in (spec(min_prob=0.5), spec(target="median"), spec(budget="demo")):
         with pytest.raises(UserError, match="holds a comparison with other settings"):
-            run_compare(planted, gan_run, report, other, progress=False)
+            run_compare(planted, tiny_gan_run, report, other, progress=False)
     assert (report / "compare.json").read_text() == before
 
     stranger = tmp_path / "stranger"
     stranger.mkdir()
     (stranger / "notes.txt").write_text("mine")
     with pytest.raises(UserError, match="holds no comparison"):
-        run_compare(planted, gan_run, stranger, spec(), progress=False)
+        run_compare(planted, tiny_gan_run, stranger, spec(), progress=False)
     assert sorted(p.name for p in stranger.iterdir()) == ["notes.txt"]
 
 
@@ -222,9 +198,9 @@ def test_a_report_dir_with_other_settings_is_refused(compared, planted, gan_run,
         ({"seeds": 0}, "--seeds"),
     ],
 )
-def test_bad_specs(planted, gan_run, tmp_path, kw, message):
+def test_bad_specs(planted, tiny_gan_run, tmp_path, kw, message):
     with pytest.raises(UserError, match=re.escape(message)):
-        run_compare(planted, gan_run, tmp_path / "r", spec(**kw), progress=False)
+        run_compare(planted, tiny_gan_run, tmp_path / "r", spec(**kw), progress=False)
     assert not (tmp_path / "r").exists()
 
 

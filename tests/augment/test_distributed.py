@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from augment.atomic import read_jsonl
+from tests.conftest import tiny_classifier_config, tiny_gan_config
+
+pytestmark = pytest.mark.usefixtures("quiet")
 
 WORKER = Path(__file__).resolve().parents[1] / "distributed_worker.py"
 
@@ -42,17 +45,6 @@ def rank_reports(report: Path) -> list[dict]:
     return [json.loads((report / f"rank{r}.json").read_text()) for r in (0, 1)]
 
 
-@pytest.fixture(autouse=True)
-def one_thread(monkeypatch):
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    monkeypatch.setenv("AUGMENT_QUIET", "1")
-    yield
-    torch.set_num_threads(n)
-
-
 def test_gan_train_ddp_two_processes_then_resume_alone(demo_dir: Path, demo_ds, tmp_path: Path) -> None:
     run, report = tmp_path / "gan", tmp_path / "report"
     torchrun("gan", demo_dir, run, report)
@@ -66,21 +58,9 @@ def test_gan_train_ddp_two_processes_then_resume_alone(demo_dir: Path, demo_ds, 
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000004.png"]
 
     # The checkpoint resumes in a single process and the step count continues.
-    from gan.config import recipe_config
     from gan.train import train_gan
 
-    cfg = recipe_config(
-        "full",
-        steps=6,
-        batch_size=8,
-        g_width=8,
-        d_width=8,
-        log_every=1,
-        sample_every=100,
-        checkpoint_every=2,
-        device="cpu",
-    )
-    cfg.size, cfg.channels = demo_ds.size, demo_ds.channels
+    cfg = tiny_gan_config(demo_ds, 6, batch_size=8, log_every=1, sample_every=100, checkpoint_every=2)
     summary = train_gan(demo_ds, run, cfg, progress=False)
     assert summary["world"] == 1 and summary["step"] == 6 and summary["steps_this_run"] == 2
     assert [m["step"] for m in read_jsonl(run / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
@@ -95,10 +75,9 @@ def test_train_ddp_two_processes_then_resume_alone(demo_dir: Path, demo_ds, tmp_
     assert [h["epoch"] for h in read_jsonl(run / "history.jsonl")] == [1, 2]
     assert len(json.loads((run / "run.json").read_text())["invocations"]) == 1
 
-    from classifier.config import TrainConfig
     from classifier.train import train_classifier
 
-    cfg = TrainConfig(model="simple-cnn", width=0.25, epochs=3, batch_size=8, epoch_samples=32, device="cpu")
+    cfg = tiny_classifier_config(epochs=3, batch_size=8, epoch_samples=32)
     summary = train_classifier(demo_ds, run, cfg, progress=False)
     assert summary["world"] == 1 and summary["epochs_done"] == 3
     assert [h["epoch"] for h in read_jsonl(run / "history.jsonl")] == [1, 2, 3]

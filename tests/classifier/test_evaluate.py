@@ -7,28 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import classifier.train as train_mod
-from augment.cli import main
 from augment.errors import UserError
-from classifier.config import TrainConfig
 from classifier.evaluate import evaluate_run, predict_files
 from classifier.inference import load_classifier, predict_proba, prepare_images
 from classifier.train import train_classifier
-from tests.conftest import quiet_env, write_corrupt
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+from tests.conftest import assert_one_line_error, run_cli, tiny_classifier_config, write_corrupt
 
 
 def _train(demo_ds, run: Path, size: int) -> Path:
-    cfg = TrainConfig(model="simple-cnn", width=0.25, batch_size=16, epochs=2, size=size, device="cpu", lr=3e-3)
+    cfg = tiny_classifier_config(batch_size=16, epochs=2, size=size, lr=3e-3)
     with pytest.MonkeyPatch.context() as m:
         m.setattr(train_mod, "plot_curves", lambda history, path: None)
         train_classifier(demo_ds, run, cfg, progress=False)
@@ -87,25 +76,6 @@ def test_evaluate_refuses_missing_split_and_missing_model(run48, demo_ds, tmp_pa
         evaluate_run(run48, demo_ds, split="val", out_dir=tmp_path / "e")
     with pytest.raises(UserError, match="no trained model"):
         evaluate_run(tmp_path, demo_ds)
-
-
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    try:
-        with quiet_env():
-            main([str(a) for a in args])
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), err
-    for frag in fragments:
-        assert frag in lines[0], (frag, lines[0])
 
 
 def test_cli_train_evaluate_predict(capsys, demo_dir, tmp_path, monkeypatch):

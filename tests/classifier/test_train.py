@@ -22,6 +22,7 @@ from augment.errors import UserError
 from classifier.config import TrainConfig
 from classifier.data import AugmentedBatches, PlannedBatchSampler
 from classifier.train import train_classifier
+from tests.conftest import tiny_classifier_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CLASSES = ["happy", "sad"]
@@ -53,10 +54,7 @@ def bright_dark(
 
 
 def cfg(**kw) -> TrainConfig:
-    base = dict(
-        model="simple-cnn", width=0.25, batch_size=8, size=16, device="cpu", val_fraction=0.25, lr=3e-3, epochs=2
-    )
-    return TrainConfig(**{**base, **kw})
+    return tiny_classifier_config(**{"batch_size": 8, "size": 16, "val_fraction": 0.25, "lr": 3e-3, "epochs": 2, **kw})
 
 
 def train(ds: FaceDataset, run: Path, **kw) -> dict:
@@ -77,15 +75,6 @@ def assert_same_weights(a: Path, b: Path) -> None:
 def history(run: Path, timing: bool = False) -> list[dict]:
     recs = read_jsonl(run / "history.jsonl")
     return recs if timing else [{k: v for k, v in r.items() if k != "seconds"} for r in recs]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: these models are tiny, and the test machine's cores are shared."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(autouse=True)

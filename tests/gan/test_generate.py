@@ -7,45 +7,14 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
-from augment.cli import main
 from augment.errors import UserError
-from gan.config import recipe_config
 from gan.generate import MANIFEST_FIELDS, generate_to_folder, resolve_classes
-from gan.train import train_gan
+from tests.conftest import TINY_GAN_STEPS as STEPS
+from tests.conftest import assert_one_line_error, run_cli
 
 pytestmark = pytest.mark.usefixtures("quiet")
-STEPS = 10
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.fixture(scope="module")
-def gan_run(demo_ds, tmp_path_factory) -> Path:
-    """A tiny generator trained once for the module (10 steps)."""
-    run = tmp_path_factory.mktemp("gen") / "run"
-    cfg = recipe_config(
-        "full",
-        steps=STEPS,
-        g_width=8,
-        d_width=8,
-        batch_size=16,
-        sample_every=1000,
-        checkpoint_every=1000,
-        log_every=5,
-        device="cpu",
-    )
-    cfg.size, cfg.channels = demo_ds.size, demo_ds.channels
-    train_gan(demo_ds, run, cfg, progress=False)
-    return run
 
 
 def read_manifest(out: Path) -> list[dict[str, str]]:
@@ -59,9 +28,9 @@ def pngs(out: Path) -> list[str]:
     return sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
 
 
-def test_writes_per_class_files_and_manifest(gan_run, demo_ds, tmp_path):
+def test_writes_per_class_files_and_manifest(tiny_gan_run, demo_ds, tmp_path):
     out = tmp_path / "syn"
-    summary = generate_to_folder(gan_run, out, per_class=3, seed=7)
+    summary = generate_to_folder(tiny_gan_run, out, per_class=3, seed=7)
     classes = demo_ds.classes
     assert summary["classes"] == classes and summary["images"] == 3 * len(classes)
     assert summary["checkpoint_step"] == STEPS
@@ -77,7 +46,7 @@ def test_writes_per_class_files_and_manifest(gan_run, demo_ds, tmp_path):
         assert (r["split"], r["source"]) == ("train", "synthetic")
         assert int(r["checkpoint_step"]) == STEPS
         assert int(r["seed"]) == 7
-        assert Path(r["generator_run"]) == gan_run.resolve()
+        assert Path(r["generator_run"]) == tiny_gan_run.resolve()
         assert r["path"].endswith(f"_{int(r['index']):06d}.png")
         with Image.open(out / r["path"]) as im:
             assert im.size == (demo_ds.size, demo_ds.size) and im.mode == "L"
@@ -85,11 +54,11 @@ def test_writes_per_class_files_and_manifest(gan_run, demo_ds, tmp_path):
     assert meta["seed"] == 7 and meta["per_class"] == 3 and meta["images"] == len(rows)
 
 
-def test_deterministic_per_seed_and_rerun_does_not_duplicate(gan_run, tmp_path):
+def test_deterministic_per_seed_and_rerun_does_not_duplicate(tiny_gan_run, tmp_path):
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
-    generate_to_folder(gan_run, a, per_class=2, classes="disgust,fear", seed=1)
-    generate_to_folder(gan_run, b, per_class=2, classes="disgust,fear", seed=1)
-    generate_to_folder(gan_run, c, per_class=2, classes="disgust,fear", seed=2)
+    generate_to_folder(tiny_gan_run, a, per_class=2, classes="disgust,fear", seed=1)
+    generate_to_folder(tiny_gan_run, b, per_class=2, classes="disgust,fear", seed=1)
+    generate_to_folder(tiny_gan_run, c, per_class=2, classes="disgust,fear", seed=2)
     files = pngs(a)
     assert files == pngs(b) == pngs(c)
     assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
@@ -98,70 +67,60 @@ def test_deterministic_per_seed_and_rerun_does_not_duplicate(gan_run, tmp_path):
     assert len({(a / f).read_bytes() for f in files}) == len(files)
 
     before = {f: (a / f).read_bytes() for f in files}
-    generate_to_folder(gan_run, a, per_class=2, classes="disgust,fear", seed=1)  # rerun, same folder
+    generate_to_folder(tiny_gan_run, a, per_class=2, classes="disgust,fear", seed=1)  # rerun, same folder
     assert pngs(a) == files
     assert {f: (a / f).read_bytes() for f in files} == before
     assert len(read_manifest(a)) == len(files)
     # A larger set extends the old one: the first images stay the same.
-    generate_to_folder(gan_run, a, per_class=3, classes="disgust,fear", seed=1)
+    generate_to_folder(tiny_gan_run, a, per_class=3, classes="disgust,fear", seed=1)
     assert {f: (a / f).read_bytes() for f in files} == before
     assert len(read_manifest(a)) == 6 == len(pngs(a))
 
 
-def test_manifest_seed_and_index_reproduce_the_file(gan_run, tmp_path):
+def test_manifest_seed_and_index_reproduce_the_file(tiny_gan_run, tmp_path):
     out = tmp_path / "o"
-    generate_to_folder(gan_run, out, per_class=2, classes="fear", seed=5)
+    generate_to_folder(tiny_gan_run, out, per_class=2, classes="fear", seed=5)
     row = read_manifest(out)[1]
     again = tmp_path / "again"
-    generate_to_folder(gan_run, again, per_class=2, classes=row["label"], seed=int(row["seed"]))
+    generate_to_folder(tiny_gan_run, again, per_class=2, classes=row["label"], seed=int(row["seed"]))
     assert (again / row["path"]).read_bytes() == (out / row["path"]).read_bytes()
     # Each image depends on (seed, class, index) only: the same file whatever else is generated with it.
     mixed = tmp_path / "mixed"
-    generate_to_folder(gan_run, mixed, per_class=3, classes="disgust,fear", seed=5)
+    generate_to_folder(tiny_gan_run, mixed, per_class=3, classes="disgust,fear", seed=5)
     assert (mixed / row["path"]).read_bytes() == (out / row["path"]).read_bytes()
 
 
-def test_classes_restrict_and_unknown_class_fails(gan_run, tmp_path):
+def test_classes_restrict_and_unknown_class_fails(tiny_gan_run, tmp_path):
     out = tmp_path / "o"
-    summary = generate_to_folder(gan_run, out, per_class=2, classes="disgust,fear")
+    summary = generate_to_folder(tiny_gan_run, out, per_class=2, classes="disgust,fear")
     assert summary["classes"] == ["disgust", "fear"]
     assert {r["label"] for r in read_manifest(out)} == {"disgust", "fear"}
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["disgust", "fear"]
     with pytest.raises(UserError, match="unicorn"):
-        generate_to_folder(gan_run, tmp_path / "x", per_class=1, classes="fear,unicorn")
+        generate_to_folder(tiny_gan_run, tmp_path / "x", per_class=1, classes="fear,unicorn")
     assert resolve_classes(" Fear , fear,disgust", ["fear", "disgust"]) == ["fear", "disgust"]
     with pytest.raises(UserError, match="at least 1"):
-        generate_to_folder(gan_run, tmp_path / "y", per_class=0)
+        generate_to_folder(tiny_gan_run, tmp_path / "y", per_class=0)
 
 
-def test_refuses_foreign_folder_and_missing_run(gan_run, tmp_path):
+def test_refuses_foreign_folder_and_missing_run(tiny_gan_run, tmp_path):
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("mine")
     with pytest.raises(UserError, match="not empty"):
-        generate_to_folder(gan_run, busy, per_class=1)
-    generate_to_folder(gan_run, busy, per_class=1, classes="fear", overwrite=True)
+        generate_to_folder(tiny_gan_run, busy, per_class=1)
+    generate_to_folder(tiny_gan_run, busy, per_class=1, classes="fear", overwrite=True)
     assert (busy / "notes.txt").read_text() == "mine"
     with pytest.raises(UserError, match="no GAN checkpoint"):
         generate_to_folder(tmp_path / "norun", tmp_path / "z", per_class=1)
 
 
-def _cli(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def test_cli_generate(gan_run, tmp_path, capsys):
+def test_cli_generate(tiny_gan_run, tmp_path, capsys):
     out = tmp_path / "cli"
-    code, stdout, err = _cli(
+    code, stdout, err = run_cli(
         capsys,
         "generate",
-        gan_run,
+        tiny_gan_run,
         "--per-class",
         2,
         "--out",
@@ -179,10 +138,10 @@ def test_cli_generate(gan_run, tmp_path, capsys):
     assert {r["seed"] for r in read_manifest(out)} == {"3"}
     # Same as the Python API with the same seed.
     api = tmp_path / "api"
-    generate_to_folder(gan_run, api, per_class=2, classes="disgust,fear", seed=3)
+    generate_to_folder(tiny_gan_run, api, per_class=2, classes="disgust,fear", seed=3)
     assert all((out / f).read_bytes() == (api / f).read_bytes() for f in pngs(out))
 
-    code, _, err = _cli(capsys, "generate", gan_run, "--per-class", 1, "--out", tmp_path / "e", "--classes", "dragon")
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and "dragon" in lines[0]
+    code, _, err = run_cli(
+        capsys, "generate", tiny_gan_run, "--per-class", 1, "--out", tmp_path / "e", "--classes", "dragon"
+    )
+    assert_one_line_error(code, err, "dragon")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +19,9 @@ from gan.metrics import (
     memorisation_report,
     nearest_distances,
 )
+from tests.conftest import TINY_GAN_STEPS
 
 pytestmark = pytest.mark.usefixtures("quiet")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture
@@ -134,45 +128,18 @@ def test_find_inception_weights_never_downloads(empty_hub, tmp_path):
 
 
 # --------------------------------------------------------------------------- gan-eval smoke test
-@pytest.fixture(scope="module")
-def tiny_runs(demo_ds, tmp_path_factory):
-    """A 10-step tiny generator and a one-epoch tiny judge, trained once for the module."""
-    from classifier.config import TrainConfig
-    from classifier.train import train_classifier
-    from gan.config import recipe_config
-    from gan.train import train_gan
-
-    root = tmp_path_factory.mktemp("eval")
-    cfg = recipe_config(
-        "full",
-        steps=10,
-        g_width=8,
-        d_width=8,
-        batch_size=16,
-        sample_every=1000,
-        checkpoint_every=1000,
-        log_every=5,
-        device="cpu",
-    )
-    cfg.size, cfg.channels = demo_ds.size, demo_ds.channels
-    train_gan(demo_ds, root / "gan", cfg, progress=False)
-    tcfg = TrainConfig(model="simple-cnn", epochs=1, width=0.25, device="cpu")
-    train_classifier(demo_ds, root / "judge", tcfg, progress=False)
-    return root / "gan", root / "judge"
-
-
-def test_evaluate_gan_smoke(tiny_runs, demo_ds, empty_hub):
+def test_evaluate_gan_smoke(tiny_gan_run, tiny_judge_run, demo_ds, empty_hub, tmp_path):
     from gan.evaluate import evaluate_gan
 
-    run, judge = tiny_runs
-    report = evaluate_gan(run, demo_ds, judge_dir=judge, per_class=8, device="cpu", progress=False)
+    run = shutil.copytree(tiny_gan_run, tmp_path / "gan")  # gan-eval writes into the run: not the shared one
+    report = evaluate_gan(run, demo_ds, judge_dir=tiny_judge_run, per_class=8, device="cpu", progress=False)
     for name in ("metrics.json", "judge.png", "nearest.png"):
         assert (run / "eval" / name).is_file(), name
     assert not (run / "judge").exists()  # the given judge was used, none trained
     saved = json.loads((run / "eval" / "metrics.json").read_text())
     assert saved == json.loads(json.dumps(report))
     classes = demo_ds.classes
-    assert saved["checkpoint_step"] == 10 and saved["samples_per_class"] == 8
+    assert saved["checkpoint_step"] == TINY_GAN_STEPS and saved["samples_per_class"] == 8
     assignment = saved["judge"]["sample_assignment"]
     assert set(assignment) == set(classes)
     assert all(0 <= v <= 1 for v in assignment.values())

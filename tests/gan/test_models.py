@@ -40,9 +40,7 @@ def test_generator_shapes_and_range(size: int, channels: int) -> None:
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("conditioning", ["projection", "concat"])
 def test_discriminator_shapes(size: int, channels: int, conditioning: str) -> None:
-    d = Discriminator(
-        K, size=size, channels=channels, width=8, conditioning=conditioning, aux_classifier=True
-    )
+    d = Discriminator(K, size=size, channels=channels, width=8, conditioning=conditioning, aux_classifier=True)
     logit, cls = d(torch.randn(2, channels, size, size), _labels())
     assert logit.shape == (2,)
     assert cls is not None and cls.shape == (2, K)
@@ -104,13 +102,32 @@ def test_projection_vs_concat() -> None:
         assert not torch.allclose(a, b)
 
 
-def test_projection_term_is_inner_product() -> None:
-    d = Discriminator(K, width=8, spectral_norm=False)
-    x, y = torch.randn(3, 1, 48, 48), torch.tensor([0, 1, 6])
+@pytest.mark.parametrize("head", ["flatten", "sum"])
+def test_projection_term_is_inner_product(head: str) -> None:
+    d = Discriminator(K, width=8, spectral_norm=False, head=head)
+    x, y = torch.randn(4, 1, 48, 48), torch.tensor([0, 1, 6, 2])
     logit, _ = d(x, y)
-    h = d.features(x).sum(dim=(2, 3))
+    h = d.hidden(x, y)
+    if head == "sum":
+        torch.testing.assert_close(h, d.features(x).sum(dim=(2, 3)))
     expected = d.fc(h).squeeze(1) + (d.embed.weight[y] * h).sum(1)
     torch.testing.assert_close(logit, expected)
+    # The projection term depends on the label, the unconditional part does not.
+    logit_other, _ = d(x, (y + 1) % K)
+    assert not torch.allclose(logit, logit_other)
+
+
+def test_minibatch_std_groups_never_mix_real_and_fake() -> None:
+    d = Discriminator(K, width=8, spectral_norm=False)
+    d.mbstd_group = 2
+    real, fake = torch.randn(2, 1, 48, 48), torch.randn(2, 1, 48, 48)
+    y = torch.tensor([0, 1])
+    both = d.hidden(torch.cat([real, fake]), torch.cat([y, y]))
+    torch.testing.assert_close(both[:2], d.hidden(real, y))  # real's features do not see the fakes
+    torch.testing.assert_close(both[2:], d.hidden(fake, y))
+    # A collapsed batch (identical samples) has zero std: D can tell it from a varied one.
+    same = d.hidden(real[:1].repeat(2, 1, 1, 1), y)
+    assert not torch.allclose(same[0], d.hidden(real, y)[0])
 
 
 def test_cond_bn_label_dependence() -> None:
@@ -145,7 +162,7 @@ def test_spectral_norm_toggle() -> None:
     off = Discriminator(K, width=8, spectral_norm=False, aux_classifier=True)
     kinds = (torch.nn.Conv2d, torch.nn.Linear, torch.nn.Embedding)
     on_layers = [m for m in on.modules() if isinstance(m, kinds)]
-    assert len(on_layers) == 3 + 3  # 3 convs (48x48 -> 6x6), fc, embed, aux head
+    assert len(on_layers) == 3 + 2 + 3  # 3 convs (48x48 -> 6x6), head conv + dense, fc, embed, aux head
     assert all(parametrize.is_parametrized(m, "weight") for m in on_layers)
     assert not any(parametrize.is_parametrized(m) for m in off.modules())
     assert any("parametrizations" in n for n, _ in on.named_parameters())

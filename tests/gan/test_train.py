@@ -18,37 +18,17 @@ from augment.atomic import read_jsonl
 from augment.cli import main
 from augment.errors import UserError
 from augment.runtime import seed_everything
-from gan.config import GanConfig, recipe_config
+from gan.config import GanConfig
 from gan.train import build_models, train_gan
+from tests.conftest import run_cli, tiny_gan_config
 
 pytestmark = pytest.mark.usefixtures("quiet")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny nets on a busy 2-core box: a second intra-op thread only adds contention (10x slower)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-def tiny_cfg(ds, recipe: str = "full", **kw) -> GanConfig:
-    opts = {
-        "steps": 6,
-        "g_width": 8,
-        "d_width": 8,
-        "batch_size": 16,
-        "sample_every": 1000,
-        "checkpoint_every": 1000,
-        "log_every": 1,
-        "device": "cpu",
-        **kw,
-    }
-    cfg = recipe_config(recipe, **opts)
-    cfg.size, cfg.channels = ds.size, ds.channels
-    return cfg
+def tiny_cfg(ds, recipe: str = "full", steps: int = 6, **kw) -> GanConfig:
+    """The shared tiny config, 6 steps by default, with a metrics line every step."""
+    return tiny_gan_config(ds, steps, recipe=recipe, **{"log_every": 1, **kw})
 
 
 def ckpt(run: Path) -> dict:
@@ -205,12 +185,7 @@ def test_resume_after_kill(demo_dir, tmp_path, capsys):
     assert 25 in [r["step"] for r in before]
 
     target = killed_at + 5
-    try:  # the same command, in this process (saves an interpreter start)
-        main([*args, str(target)])
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    out, err = capsys.readouterr()
+    code, out, err = run_cli(capsys, *args, target)  # the same command, in this process (saves an interpreter start)
     assert code == 0, err
     assert f"trained to step {target}" in out
     assert ckpt(run)["step"] == target
