@@ -203,6 +203,7 @@ def gan_train_cmd(
     amp: Annotated[bool, typer.Option("--amp/--no-amp", help="bf16 autocast on CUDA.")] = True,
     sample_every: Annotated[int, typer.Option(help="Write a sample grid every N steps.")] = 500,
     checkpoint_every: Annotated[int, typer.Option(help="Write a checkpoint every N steps.")] = 250,
+    log_every: Annotated[int, typer.Option(help="Log losses and images/s to metrics.jsonl every N steps.")] = 25,
     max_minutes: Annotated[
         float, typer.Option(help="Stop (and checkpoint) after this many minutes; 0 = no limit.")
     ] = 0.0,
@@ -236,6 +237,7 @@ def gan_train_cmd(
     cfg.size, cfg.channels = ds.size, ds.channels
     cfg.seed, cfg.device, cfg.amp = seed, device, amp
     cfg.sample_every, cfg.checkpoint_every, cfg.max_minutes = sample_every, checkpoint_every, max_minutes
+    cfg.log_every = log_every
     if classes:
         from augment.labels import parse_class_spec
 

@@ -10,6 +10,7 @@ import numpy as np
 from augment.atomic import write_text
 from augment.dataset import FaceDataset
 from augment.stats import mean_ci, paired_test
+from classifier.plots import draw_confusion, normalise_rows
 
 
 def _plt():
@@ -36,13 +37,8 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]
             for metric in ("accuracy", "macro_f1", "balanced_accuracy"):
                 agg[metric] = mean_ci([r[metric] for r in rs])
             agg["recall"] = {c: mean_ci([r["recall"][c] for r in rs]) for c in rs[0]["recall"]}
-            agg["confusion"] = np.mean([_norm(np.array(r["confusion_matrix"])) for r in rs], axis=0)
+            agg["confusion"] = np.mean([normalise_rows(np.array(r["confusion_matrix"])) for r in rs], axis=0)
     return out
-
-
-def _norm(cm: np.ndarray) -> np.ndarray:
-    rows = cm.sum(1, keepdims=True)
-    return np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
 
 
 def paired(runs: list[dict[str, Any]], model: str, cond: str, ref: str, metric: str, cls: str | None = None):
@@ -241,24 +237,9 @@ def plot_confusions(cs: dict[str, Any], classes: list[str], conds: list[str], pa
 
     plt = _plt()
     present = [c for c in conds if c in cs]
-    k = len(classes)
     fig, axes = plt.subplots(1, len(present), figsize=(3.2 * len(present), 3.4), squeeze=False)
     for ax, cond in zip(axes[0], present, strict=True):
-        m = cs[cond]["confusion"]
-        ax.imshow(m, cmap="Blues", vmin=0, vmax=1)
-        for i in range(k):
-            for j in range(k):
-                ax.text(
-                    j,
-                    i,
-                    f"{m[i, j]:.2f}",
-                    ha="center",
-                    va="center",
-                    fontsize=6,
-                    color="white" if m[i, j] > 0.5 else "black",
-                )
-        ax.set_xticks(range(k), classes, rotation=60, fontsize=7)
-        ax.set_yticks(range(k), classes, fontsize=7)
+        draw_confusion(ax, cs[cond]["confusion"], classes, fontsize=6)
         ax.set_title(cond, fontsize=9)
     fig.suptitle(f"{model}: rows = true class, columns = predicted")
     fig.tight_layout()

@@ -109,7 +109,5 @@ class PlannedBatchSampler(Sampler[tuple[int, list[int]]]):
         per_rank = self.batch_size // self.world
         for b in range(self.start_batch, self.num_batches()):
             batch = order[b * self.batch_size : (b + 1) * self.batch_size]
-            key = int(
-                step_generator(self.seed, self.epoch * 100_003 + b, stream=32 + self.rank).initial_seed()
-            )
+            key = int(step_generator(self.seed, self.epoch * 100_003 + b, stream=32 + self.rank).initial_seed())
             yield key, batch[self.rank * per_rank : (self.rank + 1) * per_rank].tolist()

@@ -27,25 +27,19 @@ def evaluate_run(
     """Accuracy, macro-F1, per-class precision/recall/F1, confusion-matrix PNG and JSON."""
     model, meta = load_classifier(run_dir, device=device)
     if not data.has_split(split):
-        raise UserError(
-            f"{data.name}: no '{split}' split to evaluate; it has {', '.join(sorted(set(data.splits)))}"
-        )
+        raise UserError(f"{data.name}: no '{split}' split to evaluate; it has {', '.join(sorted(set(data.splits)))}")
     part = data.split(split)
     if exclude_synthetic:
         part = part.subset(~part.synthetic)
     classes = list(meta["classes"])
     unknown = [c for c in part.classes if c not in classes and part.counts()[c] > 0]
     if unknown:
-        raise UserError(
-            f"{data.name}: classes {', '.join(unknown)} were not in training ({', '.join(classes)})"
-        )
+        raise UserError(f"{data.name}: classes {', '.join(unknown)} were not in training ({', '.join(classes)})")
     part = part.with_classes([c for c in part.classes if c in classes]).remap_to(classes)
     probs = predict_proba(model, prepare_images(part.images, meta), device=device)
     pred = probs.argmax(1)
     metrics = classification_metrics(part.labels, pred, classes)
-    metrics.update(
-        {"split": split, "data": data.name, "run_dir": str(run_dir), "model_epoch": meta.get("epoch")}
-    )
+    metrics.update({"split": split, "data": data.name, "run_dir": str(run_dir), "model_epoch": meta.get("epoch")})
     out = Path(out_dir) if out_dir else Path(run_dir) / f"eval_{split}"
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", metrics)
@@ -72,12 +66,8 @@ def predict_files(run_dir: str | Path, paths: list[Path], device: str = "cpu") -
         try:
             images.append(decode_one(Path(p), load_size, channels))
         except Exception as err:  # noqa: BLE001 - PIL raises many kinds for bad files
-            raise UserError(
-                f"{p}: cannot read image ({type(err).__name__}); give a JPG/PNG face crop"
-            ) from err
-    probs = (
-        predict_proba(model, prepare_images(np.stack(images), meta), device=device) if images else np.zeros((0, 0))
-    )
+            raise UserError(f"{p}: cannot read image ({type(err).__name__}); give a JPG/PNG face crop") from err
+    probs = predict_proba(model, prepare_images(np.stack(images), meta), device=device) if images else np.zeros((0, 0))
     classes = list(meta["classes"])
     return [
         {

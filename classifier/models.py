@@ -104,9 +104,7 @@ class ResEmoteNet(nn.Module):
     conv and hidden FC width (minimum 8); at 1.0 the model has about 80M parameters.
     """
 
-    def __init__(
-        self, num_classes: int, in_channels: int = 1, width: float = 1.0, gray_stem: str = "repeat"
-    ) -> None:
+    def __init__(self, num_classes: int, in_channels: int = 1, width: float = 1.0, gray_stem: str = "repeat") -> None:
         super().__init__()
         _check_in_channels(in_channels)
         _check_width(width)
@@ -130,9 +128,7 @@ class ResEmoteNet(nn.Module):
                 layers.append(nn.Dropout(dropout))
             return nn.Sequential(*layers)
 
-        self.stem = nn.Sequential(
-            stem_block(stem_in, c1, 0.2), stem_block(c1, c2, 0.2), stem_block(c2, c3, 0.0)
-        )
+        self.stem = nn.Sequential(stem_block(stem_in, c1, 0.2), stem_block(c1, c2, 0.2), stem_block(c2, c3, 0.0))
         self.se = SEBlock(c3, reduction=16)
         self.res_blocks = nn.Sequential(
             ResidualBlock(c3, r1, stride=2), ResidualBlock(r1, r2, stride=2), ResidualBlock(r2, r3, stride=2)
@@ -280,16 +276,35 @@ def load_resnet18_pretrained(model: ResNet18, path: Path) -> PretrainedReport:
 # --------------------------------------------------------------------------------------------------
 
 
-class SimpleDeepCNN(nn.Module):
+class _FixedSizeCNN(nn.Module):
+    """A conv ``body`` then a dense ``mlp`` sized for one input size; ``head`` gives the logits."""
+
+    in_channels: int
+    image_size: int
+    body: nn.Module
+    mlp: nn.Module
+    head: nn.Linear
+
+    def features(self, x: Tensor) -> Tensor:
+        """Output of the last hidden dense layer (N, feature_dim), the input of ``head``."""
+        name = type(self).__name__
+        _check_input(x, self.in_channels, name)
+        if x.shape[-2:] != (self.image_size, self.image_size):
+            raise ValueError(f"{name} built for {self.image_size} px, got {tuple(x.shape[-2:])}")
+        return self.mlp(self.body(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+class SimpleDeepCNN(_FixedSizeCNN):
     """The FER2013 baseline CNN of many Keras tutorials (4 conv stages, two BN'd dense layers).
 
     'same' padding everywhere, so the flatten size is ``c4 * (image_size // 16) ** 2``: it is computed
     from ``image_size`` at construction (48 px -> 3x3, 64 px -> 4x4), as the Keras Flatten does.
     """
 
-    def __init__(
-        self, num_classes: int, in_channels: int = 1, image_size: int = 48, width: float = 1.0
-    ) -> None:
+    def __init__(self, num_classes: int, in_channels: int = 1, image_size: int = 48, width: float = 1.0) -> None:
         super().__init__()
         _check_in_channels(in_channels)
         _check_width(width)
@@ -324,23 +339,11 @@ class SimpleDeepCNN(nn.Module):
         self.head = nn.Linear(d2, num_classes)
         self.feature_dim = d2
 
-    def features(self, x: Tensor) -> Tensor:
-        """Output of the second dense block (N, feature_dim), the input of ``head``."""
-        _check_input(x, self.in_channels, "SimpleDeepCNN")
-        if x.shape[-2:] != (self.image_size, self.image_size):
-            raise ValueError(f"SimpleDeepCNN built for {self.image_size} px, got {tuple(x.shape[-2:])}")
-        return self.mlp(self.body(x))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
-
-
-class SimpleCNN(nn.Module):
+class SimpleCNN(_FixedSizeCNN):
     """A cheap three-stage CNN for smoke runs and quick experiments."""
 
-    def __init__(
-        self, num_classes: int, in_channels: int = 1, image_size: int = 48, width: float = 1.0
-    ) -> None:
+    def __init__(self, num_classes: int, in_channels: int = 1, image_size: int = 48, width: float = 1.0) -> None:
         super().__init__()
         _check_in_channels(in_channels)
         _check_width(width)
@@ -358,16 +361,6 @@ class SimpleCNN(nn.Module):
         )
         self.head = nn.Linear(hidden, num_classes)
         self.feature_dim = hidden
-
-    def features(self, x: Tensor) -> Tensor:
-        """Output of the hidden dense layer (N, feature_dim), the input of ``head``."""
-        _check_input(x, self.in_channels, "SimpleCNN")
-        if x.shape[-2:] != (self.image_size, self.image_size):
-            raise ValueError(f"SimpleCNN built for {self.image_size} px, got {tuple(x.shape[-2:])}")
-        return self.mlp(self.body(x))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
 
 
 # --------------------------------------------------------------------------------------------------

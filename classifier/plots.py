@@ -44,30 +44,35 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     save_figure(path, fig)
 
 
+def normalise_rows(cm: np.ndarray) -> np.ndarray:
+    """Each true class's row as shares (recall on the diagonal); empty rows stay 0."""
+    cm = np.asarray(cm, dtype=float)
+    rows = cm.sum(1, keepdims=True)
+    return np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+
+
+def draw_confusion(ax, norm: np.ndarray, classes: list[str], fontsize: int = 8):
+    """A row-normalised confusion matrix as a heat map with its values written in the cells."""
+    k = len(classes)
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            color = "white" if norm[i, j] > 0.5 else "black"
+            ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=fontsize, color=color)
+    ax.set_xticks(range(k), classes, rotation=45, ha="right", fontsize=fontsize)
+    ax.set_yticks(range(k), classes, fontsize=fontsize)
+    return im
+
+
 def plot_confusion(cm: np.ndarray, classes: list[str], path: Path, title: str = "") -> None:
     """Row-normalised confusion matrix: each row shows where a true class's images went."""
     from augment.atomic import save_figure
 
     plt = _plt()
-    cm = np.asarray(cm, dtype=float)
-    rows = cm.sum(1, keepdims=True)
-    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    norm = normalise_rows(cm)
     k = len(classes)
     fig, ax = plt.subplots(figsize=(1.0 + 0.75 * k, 0.8 + 0.7 * k))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    for i in range(k):
-        for j in range(k):
-            ax.text(
-                j,
-                i,
-                f"{norm[i, j]:.2f}",
-                ha="center",
-                va="center",
-                fontsize=8,
-                color="white" if norm[i, j] > 0.5 else "black",
-            )
-    ax.set_xticks(range(k), classes, rotation=45, ha="right")
-    ax.set_yticks(range(k), classes)
+    im = draw_confusion(ax, norm, classes, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     if title:

@@ -73,9 +73,7 @@ def prepare_splits(data: FaceDataset, cfg: TrainConfig) -> tuple[FaceDataset, Fa
 
 def _optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True
-        )
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     raise UserError(f"--optimizer {cfg.optimizer}: use adamw or sgd")
@@ -123,15 +121,11 @@ def evaluate_arrays(
     probs = predict_proba(model, images, device=device)
     metrics = classification_metrics(labels, probs.argmax(1), classes)
     eps = 1e-8
-    metrics["loss"] = (
-        float(-np.log(probs[np.arange(len(labels)), labels] + eps).mean()) if len(labels) else 0.0
-    )
+    metrics["loss"] = float(-np.log(probs[np.arange(len(labels)), labels] + eps).mean()) if len(labels) else 0.0
     return metrics
 
 
-def train_classifier(
-    data: FaceDataset, run_dir: str | Path, cfg: TrainConfig, progress: bool = True
-) -> dict[str, Any]:
+def train_classifier(data: FaceDataset, run_dir: str | Path, cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) a classifier into ``run_dir``; model.pt is the best on validation."""
     run_dir = Path(run_dir)
     device = pick_device(cfg.device)
@@ -171,17 +165,15 @@ def train_classifier(
     model.to(device)
     if use_cuda:
         model.to(memory_format=torch.channels_last)
-    criterion = make_loss(
-        train.labels, len(classes), cfg.class_weighted, cfg.focal_gamma, cfg.label_smoothing
-    ).to(device)
+    criterion = make_loss(train.labels, len(classes), cfg.class_weighted, cfg.focal_gamma, cfg.label_smoothing).to(
+        device
+    )
     opt = _optimizer(cfg, model.parameters())
     steps_per_epoch = PlannedBatchSampler(
         train.labels, cfg.batch_size, cfg.seed, 0, cfg.balanced_sampler, cfg.epoch_samples
     ).num_batches()
     if steps_per_epoch == 0:
-        raise UserError(
-            f"{data.name}: fewer training images than one batch ({cfg.batch_size}); lower --batch-size"
-        )
+        raise UserError(f"{data.name}: fewer training images than one batch ({cfg.batch_size}); lower --batch-size")
     sched = _scheduler(cfg, opt, steps_per_epoch)
 
     epoch, start_batch, best, bad_epochs, stopped = 0, 0, -math.inf, 0, False
@@ -255,13 +247,9 @@ def train_classifier(
                 dist_info.world,
                 start_batch,
             )
-            loader = DataLoader(
-                batches, sampler=sampler, batch_size=None, num_workers=cfg.workers, pin_memory=use_cuda
-            )
+            loader = DataLoader(batches, sampler=sampler, batch_size=None, num_workers=cfg.workers, pin_memory=use_cuda)
             task = (
-                prog.add_task(
-                    f"epoch {epoch + 1}/{cfg.epochs}", total=steps_per_epoch, completed=start_batch, info=""
-                )
+                prog.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=steps_per_epoch, completed=start_batch, info="")
                 if prog
                 else None
             )
@@ -357,9 +345,7 @@ def train_classifier(
             finishing = False
             loss_sum, correct, seen = 0.0, 0, 0
             if stopped and dist_info.main and progress:
-                console.print(
-                    f"early stop: no better validation {cfg.select_metric} for {cfg.patience} epochs"
-                )
+                console.print(f"early stop: no better validation {cfg.select_metric} for {cfg.patience} epochs")
             if any_rank(dist_info, time.time() > deadline):
                 if dist_info.main and progress:
                     console.print(f"time budget of {cfg.max_minutes} min reached after epoch {epoch}")

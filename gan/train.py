@@ -36,15 +36,20 @@ from gan.plots import plot_losses
 from gan.sample import save_sample_grid
 
 
+def generator_kwargs(cfg: GanConfig, num_classes: int) -> dict[str, Any]:
+    """What rebuilds the generator from a checkpoint (``gan.sample.load_generator``)."""
+    return {
+        "num_classes": num_classes,
+        "size": cfg.size,
+        "channels": cfg.channels,
+        "z_dim": cfg.z_dim,
+        "width": cfg.g_width,
+        "cond_bn": cfg.cond_bn,
+    }
+
+
 def build_models(cfg: GanConfig, num_classes: int) -> tuple[Generator, Discriminator]:
-    g = Generator(
-        num_classes,
-        size=cfg.size,
-        channels=cfg.channels,
-        z_dim=cfg.z_dim,
-        width=cfg.g_width,
-        cond_bn=cfg.cond_bn,
-    )
+    g = Generator(**generator_kwargs(cfg, num_classes))
     d = Discriminator(
         num_classes,
         size=cfg.size,
@@ -58,17 +63,6 @@ def build_models(cfg: GanConfig, num_classes: int) -> tuple[Generator, Discrimin
         batchnorm=cfg.d_batchnorm,
     )
     return g, d
-
-
-def generator_kwargs(cfg: GanConfig, num_classes: int) -> dict[str, Any]:
-    return {
-        "num_classes": num_classes,
-        "size": cfg.size,
-        "channels": cfg.channels,
-        "z_dim": cfg.z_dim,
-        "width": cfg.g_width,
-        "cond_bn": cfg.cond_bn,
-    }
 
 
 class BatchPlan:

@@ -160,16 +160,16 @@ def test_resume_drops_metrics_logged_after_the_checkpoint(demo_ds, tmp_path):
 def test_resume_after_kill(demo_dir, tmp_path, capsys):
     run = tmp_path / "killed"
     env = {**os.environ, "AUGMENT_QUIET": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    opts = "--g-width 8 --d-width 8 --batch-size 16 --checkpoint-every 5 --device cpu".split()
+    opts = "--g-width 8 --d-width 8 --batch-size 16 --checkpoint-every 5 --log-every 5 --device cpu".split()
     args = ["gan-train", str(demo_dir), "--out", str(run), *opts, "--steps"]
     cmd = [sys.executable, "-m", "augment", *args, "100000"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
-    # The CLI logs every 25 steps: wait for the checkpoint at step 25 so there are metrics to keep.
-    step, deadline = 0, time.monotonic() + 120
+    # Logging every 5 steps: wait for the checkpoint at step 10 so there are metrics to keep.
+    step, deadline = 0, time.monotonic() + 300
     try:
-        while step < 25:
+        while step < 10:
             assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, f"no checkpoint at step 25 within 120 s (at {step})"
+            assert time.monotonic() < deadline, f"no checkpoint at step 10 within 300 s (at {step})"
             if (run / "checkpoint.pt").exists():
                 step = int(ckpt(run)["step"])
             time.sleep(0.1)
@@ -180,9 +180,9 @@ def test_resume_after_kill(demo_dir, tmp_path, capsys):
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
     killed_at = int(ckpt(run)["step"])  # it may have written one more checkpoint before dying
-    assert killed_at >= 25 and killed_at % 5 == 0
+    assert killed_at >= 10 and killed_at % 5 == 0
     before = read_jsonl(run / "metrics.jsonl")
-    assert 25 in [r["step"] for r in before]
+    assert 10 in [r["step"] for r in before]
 
     target = killed_at + 5
     code, out, err = run_cli(capsys, *args, target)  # the same command, in this process (saves an interpreter start)
