@@ -29,7 +29,10 @@ class GanConfig:
     diffaugment: str = "color,translation,cutout"  # "" turns it off
     balanced: bool = True
     flip: bool = True
-    aux_weight: float = 0.0  # AC-GAN term; 0 turns it off
+    # AC-GAN class loss on top of projection: measured on FER2013 (30 CPU-minutes, judge trained on
+    # real faces), it raised the share of samples assigned to their class from 0.47 to 0.52 on average
+    # (fear 0.14 -> 0.36, disgust 0.44 -> 0.63) and lowered the per-class Fréchet distance.
+    aux_weight: float = 1.0  # 0 turns it off
     ema: float = 0.999  # 0 turns the EMA generator off
     d_steps: int = 1
     seed: int = 0
