@@ -519,10 +519,10 @@ def rebalance_cmd(
     device: DeviceOpt = "auto",
 ) -> None:
     """Add synthetic faces to the minority classes and write a rebalanced dataset plus manifest."""
+    from augment.labels import resolve_classes
     from augment.plan import plan_rebalance
     from augment.rebalance import QualityFilter, run_rebalance
     from augment.runtime import pick_device
-    from gan.generate import resolve_classes
     from gan.sample import load_generator
 
     ds = _load(data, fmt, None, None, None)
@@ -592,7 +592,7 @@ def compare_cmd(
 ) -> None:
     """Train classifiers with and without synthetic data (and classical fixes); test on real images."""
     from augment.compare import CompareSpec, run_compare
-    from gan.generate import resolve_classes
+    from augment.labels import resolve_classes
 
     ds = _load(data, fmt, None, None, None)
     cond_list = [c.strip() for c in conditions.split(",") if c.strip()]

@@ -122,3 +122,20 @@ def parse_class_spec(text: str | None) -> ClassSpec | None:
         else:
             spec.keep.add(canon)
     return spec
+
+
+def resolve_classes(requested: str | list[str] | None, available: list[str], owner: str = "the dataset") -> list[str]:
+    """``--classes disgust,fear`` as canonical names, checked against what ``owner`` has."""
+    from augment.errors import UserError
+
+    if not requested:
+        return list(available)
+    names = requested.split(",") if isinstance(requested, str) else requested
+    out: list[str] = []
+    for name in (n.strip() for n in names if n.strip()):
+        canon = canonical(name)
+        if canon not in available:
+            raise UserError(f"--classes {name}: {owner} has {', '.join(available)}")
+        if canon not in out:  # 'fear,fear' must not write (and list) each image twice
+            out.append(canon)
+    return out

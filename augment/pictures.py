@@ -20,7 +20,6 @@ def labelled_grid(
 
     from augment.atomic import atomic_path
 
-    rows = [r for r in rows]
     if not rows or not any(len(r) for r in rows):
         return
     sample = next(r for r in rows if len(r))

@@ -137,7 +137,8 @@ def write_report(report_dir: Path, summary: dict[str, Any], pool: FaceDataset | 
     md.append(
         f"- Test: the real test split only, {summary['test_images']:,} images after removing "
         f"{summary['test_duplicates_removed']:,} that duplicate a training image. No synthetic image is ever in "
-        "validation or test; validation is real and carved from train before synthesis."
+        "validation or test; validation is real and carved from train before synthesis (the generator itself "
+        "was trained on the whole train split, so it saw the validation faces, never the test faces)."
     )
     b = summary["budget"]
     epochs = f"{b['epochs']} epochs of {b['epoch_samples']:,} images" if b["epoch_samples"] else f"{b['epochs']} epochs"

@@ -11,25 +11,11 @@ from PIL import Image
 
 from augment.atomic import atomic_path, write_json
 from augment.errors import UserError
-from augment.labels import canonical
+from augment.labels import resolve_classes
 from augment.progress import make_progress
 from gan.sample import generate_images, load_generator
 
 MANIFEST_FIELDS = ("path", "label", "split", "source", "generator_run", "checkpoint_step", "seed", "index")
-
-
-def resolve_classes(requested: str | list[str] | None, available: list[str]) -> list[str]:
-    if not requested:
-        return list(available)
-    names = requested.split(",") if isinstance(requested, str) else requested
-    out = []
-    for name in (n.strip() for n in names if n.strip()):
-        canon = canonical(name)
-        if canon not in available:
-            raise UserError(f"--classes {name}: the generator knows {', '.join(available)}")
-        if canon not in out:  # 'fear,fear' must not write (and list) each image twice
-            out.append(canon)
-    return out
 
 
 def write_png(path: Path, image: np.ndarray) -> None:
@@ -59,7 +45,7 @@ def generate_to_folder(
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite and not manifest.exists():
         raise UserError(f"{out_dir} is not empty; choose a new --out folder or pass --overwrite")
     g, meta = load_generator(run_dir, device=device)
-    chosen = resolve_classes(classes, meta["classes"])
+    chosen = resolve_classes(classes, meta["classes"], owner="the generator")
     rows = []
     with make_progress() as prog:
         task = prog.add_task("generating", total=per_class * len(chosen))

@@ -81,3 +81,20 @@ def test_train_ddp_two_processes_then_resume_alone(demo_dir: Path, demo_ds, tmp_
     summary = train_classifier(demo_ds, run, cfg, progress=False)
     assert summary["world"] == 1 and summary["epochs_done"] == 3
     assert [h["epoch"] for h in read_jsonl(run / "history.jsonl")] == [1, 2, 3]
+
+
+def test_compare_hands_each_run_to_torchrun(demo_ds, tiny_gan_run: Path, tmp_path: Path, monkeypatch) -> None:
+    from augment import compare
+
+    budget = compare.Budget("tiny-ddp", epochs=1, epoch_samples=64, patience=0, batch_size=16)
+    monkeypatch.setitem(compare.BUDGETS, budget.name, budget)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    spec = compare.CompareSpec(
+        models=["simple-cnn"], conditions=["baseline"], seeds=1, budget=budget.name, min_prob=0, device="cpu", nproc=2
+    )
+    summary = compare.run_compare(demo_ds, tiny_gan_run, tmp_path / "report", spec, progress=False)
+    run = tmp_path / "report" / "runs" / "simple-cnn" / "baseline" / "seed0"
+    trained = json.loads((run / "summary.json").read_text())
+    assert trained["world"] == 2  # the run was trained by two torchrun processes
+    assert len(summary["runs"]) == 1 and 0 <= summary["runs"][0]["accuracy"] <= 1
+    assert not list(run.parent.glob(".*.data.npz"))  # the hand-over cache is cleaned up

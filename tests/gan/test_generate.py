@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from augment.errors import UserError
-from gan.generate import MANIFEST_FIELDS, generate_to_folder, resolve_classes
+from augment.labels import resolve_classes
+from gan.generate import MANIFEST_FIELDS, generate_to_folder
 from tests.conftest import TINY_GAN_STEPS as STEPS
 from tests.conftest import assert_one_line_error, run_cli
 
