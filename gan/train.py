@@ -109,10 +109,19 @@ def _flip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return torch.where(mask, x.flip(3), x)
 
 
-def d_loss_fn(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    if kind == "hinge":
-        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
-    return F.softplus(-real).mean() + F.softplus(fake).mean()
+def d_loss_real(kind: str, real: torch.Tensor) -> torch.Tensor:
+    return F.relu(1.0 - real).mean() if kind == "hinge" else F.softplus(-real).mean()
+
+
+def d_loss_fake(kind: str, fake: torch.Tensor) -> torch.Tensor:
+    return F.relu(1.0 + fake).mean() if kind == "hinge" else F.softplus(fake).mean()
+
+
+def aux_loss(class_logits: torch.Tensor | None, labels: torch.Tensor, weight: float) -> torch.Tensor | float:
+    """The AC-GAN term: D's class head on real images (D step) or on fakes (G step)."""
+    if class_logits is None or weight <= 0:
+        return 0.0
+    return weight * F.cross_entropy(class_logits.float(), labels)
 
 
 def g_loss_fn(kind: str, fake: torch.Tensor) -> torch.Tensor:
@@ -294,26 +303,41 @@ def train_gan(data: FaceDataset, run_dir: str | Path, cfg: GanConfig, progress: 
                 with torch.no_grad(), autocast:
                     x_fake = g_train(z, y_fake)
                 gen_aug = step_generator(cfg.seed, s_key, 10 + dist_info.rank)
-                x_all = torch.cat([augment(x_real, gen_aug), augment(x_fake.float(), gen_aug)])
-                y_all = torch.cat([y_real, y_fake])
-                with autocast:
-                    logits, aux = d_train(x_all, y_all)
-                logits = logits.float()
-                n = x_real.shape[0]
-                loss_d = d_loss_fn(cfg.loss, logits[:n], logits[n:])
-                if aux is not None and cfg.aux_weight > 0:
-                    loss_d = loss_d + cfg.aux_weight * F.cross_entropy(aux[:n].float(), y_real)
+                x_real_aug, x_fake_aug = augment(x_real, gen_aug), augment(x_fake.float(), gen_aug)
                 opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
+                if cfg.d_batchnorm:
+                    # The textbook D has BatchNorm: real and fake go through it as separate batches (one
+                    # mixed batch would let BN statistics give the fakes away), each with its own backward.
+                    with autocast:
+                        logits_r, aux = d_train(x_real_aug, y_real)
+                    loss_r = d_loss_real(cfg.loss, logits_r.float()) + aux_loss(aux, y_real, cfg.aux_weight)
+                    loss_r.backward()
+                    with autocast:
+                        logits_f_d, _ = d_train(x_fake_aug, y_fake)
+                    loss_f = d_loss_fake(cfg.loss, logits_f_d.float())
+                    loss_f.backward()
+                    loss_d, real_mean, fake_mean = loss_r + loss_f, logits_r.mean(), logits_f_d.mean()
+                else:
+                    # One batch of [real | fake]: a single D forward per step (and one DDP all-reduce).
+                    with autocast:
+                        logits, aux = d_train(torch.cat([x_real_aug, x_fake_aug]), torch.cat([y_real, y_fake]))
+                    logits = logits.float()
+                    n = x_real.shape[0]
+                    aux_real = aux[:n] if aux is not None else None
+                    loss_d = (
+                        d_loss_real(cfg.loss, logits[:n])
+                        + d_loss_fake(cfg.loss, logits[n:])
+                        + aux_loss(aux_real, y_real, cfg.aux_weight)
+                    )
+                    loss_d.backward()
+                    real_mean, fake_mean = logits[:n].mean(), logits[n:].mean()
                 opt_d.step()
             # ---- G step: D's own module, so DDP does not all-reduce D's gradients
             z, y_fake = noise(step, 5)
             with autocast:
                 x_fake = g_train(z, y_fake)
                 logits_f, aux_f = _unwrap(d_train)(augment(x_fake.float(), step_generator(cfg.seed, step, 20)), y_fake)
-            loss_g = g_loss_fn(cfg.loss, logits_f.float())
-            if aux_f is not None and cfg.aux_weight > 0:
-                loss_g = loss_g + cfg.aux_weight * F.cross_entropy(aux_f.float(), y_fake)
+            loss_g = g_loss_fn(cfg.loss, logits_f.float()) + aux_loss(aux_f, y_fake, cfg.aux_weight)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
@@ -324,8 +348,8 @@ def train_gan(data: FaceDataset, run_dir: str | Path, cfg: GanConfig, progress: 
             last = {
                 "d_loss": float(loss_d.detach()),
                 "g_loss": float(loss_g.detach()),
-                "d_real": float(logits[:n].detach().mean()),
-                "d_fake": float(logits[n:].detach().mean()),
+                "d_real": float(real_mean.detach()),
+                "d_fake": float(fake_mean.detach()),
             }
             if step % cfg.log_every == 0 or step == cfg.steps:
                 now = time.time()
