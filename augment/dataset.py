@@ -147,7 +147,7 @@ class FaceDataset:
     # -- persistence -------------------------------------------------------------
     def save(self, path: str | Path, packed: bool = False) -> None:
         """Write the single-file cache: raw pixels (loads in well under 2 s), or ``packed`` as encoded
-        image bytes (about 30% smaller for FER2013, for moving it; loads in seconds)."""
+        image bytes (FER2013: 43 MB instead of 92 MB, for moving it; loads in seconds)."""
         path = Path(path)
         if packed:
             from augment.packed import pack_images
@@ -156,8 +156,11 @@ class FaceDataset:
             pixels = {"packed_blob": blob, "packed_offsets": offsets, "image_shape": np.array(self.images.shape[1:])}
         else:
             pixels = {"images": self.images}
+        # Packed caches are for moving: compress the metadata too (FER2013's source paths alone are 8 MB as
+        # numpy's UTF-32); raw caches stay uncompressed so they load fast.
+        savez = np.savez_compressed if packed else np.savez
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(
+            savez(
                 fh,
                 magic=np.array(CACHE_MAGIC),
                 version=np.array(CACHE_VERSION),

@@ -285,10 +285,17 @@ def train_classifier(data: FaceDataset, run_dir: str | Path, cfg: TrainConfig, p
                     out_of_time = True
                     break
             if out_of_time and done_batches < steps_per_epoch:
-                save_state(epoch, done_batches, stats=(loss_sum, correct, seen))
+                if best > -math.inf:  # a validated model.pt exists: stop here, resumable mid-epoch
+                    save_state(epoch, done_batches, stats=(loss_sum, correct, seen))
+                    if dist_info.main and progress:
+                        console.print(f"time budget of {cfg.max_minutes} min reached in epoch {epoch + 1}")
+                    break
+                # Out of time before any validation: validate the partial epoch, so the run leaves a model.
                 if dist_info.main and progress:
-                    console.print(f"time budget of {cfg.max_minutes} min reached in epoch {epoch + 1}")
-                break
+                    console.print(
+                        f"time budget of {cfg.max_minutes} min reached in epoch {epoch + 1} before any validation; "
+                        f"keeping the model after {done_batches} of {steps_per_epoch} batches"
+                    )
             finishing = True
             start_batch = done_batches = 0
             sync_buffers(dist_info, model)  # every rank evaluates rank 0's BatchNorm statistics

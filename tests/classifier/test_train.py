@@ -340,3 +340,14 @@ def test_synthetic_training_images_stay_out_of_the_carved_validation(tmp_path):
     assert config["synthetic_train_images"] == 16
     assert sum(config["val_counts"].values()) > 0
     assert sum(config["train_counts"].values()) + sum(config["val_counts"].values()) == 32
+
+
+def test_time_budget_before_the_first_validation_still_leaves_a_model(tmp_path):
+    run = tmp_path / "r"
+    summary = train(bright_dark(n=32), run, epochs=3, max_minutes=1e-9)  # out of time after the first batch
+    assert (run / "model.pt").is_file()
+    assert summary["epochs_done"] == 1 and summary["best_epoch"] == 1
+    assert len(history(run)) == 1
+    # with a validated model on disk, the budget stops mid-epoch again and keeps it resumable
+    summary = train(bright_dark(n=32), run, epochs=3, max_minutes=1e-9)
+    assert summary["epochs_done"] == 1 and len(history(run)) == 1
