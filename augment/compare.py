@@ -86,6 +86,17 @@ BUDGETS: dict[str, Budget] = {
 }
 
 
+def child_visible_gpu(gpu: int, visible: str | None) -> str:
+    """CUDA_VISIBLE_DEVICES for a child run on ``--gpus`` entry ``gpu``, which counts this process's
+    visible GPUs (the same numbering as its cuda:N), not the machine's."""
+    if not visible or not visible.strip():
+        return str(gpu)
+    ids = [v.strip() for v in visible.split(",") if v.strip()]
+    if not 0 <= gpu < len(ids):
+        raise UserError(f"--gpus {gpu}: only {len(ids)} GPU(s) are visible here (CUDA_VISIBLE_DEVICES={visible})")
+    return ids[gpu]
+
+
 def _seed_of(*parts: object) -> int:
     return int.from_bytes(hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=4).digest(), "little")
 
@@ -386,10 +397,11 @@ def _train_subprocess(part: FaceDataset, run_dir: Path, cfg: Any, spec: CompareS
     if cfg.class_weighted:
         args.append("--class-weighted")
     if gpu is not None:
-        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+        env["CUDA_VISIBLE_DEVICES"] = child_visible_gpu(gpu, os.environ.get("CUDA_VISIBLE_DEVICES"))
         args += ["--device", "cuda"]
     else:
-        args += ["--device", cfg.device]
+        # "cuda", not this process's "cuda:0": under torchrun each rank takes its LOCAL_RANK's GPU
+        args += ["--device", "cuda" if cfg.device.startswith("cuda") else cfg.device]
     if spec.nproc > 1:
         cmd = [
             sys.executable,

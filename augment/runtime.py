@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import platform
@@ -119,7 +120,14 @@ def init_distributed(device: str) -> Dist:
 
     if not dist.is_initialized():
         backend = "nccl" if device.startswith("cuda") else "gloo"
+        if backend == "nccl":
+            import torch
+
+            # Each rank's current device must be its own GPU: barriers and the .cuda() of our small
+            # collectives use it, and NCCL refuses two ranks on one GPU.
+            torch.cuda.set_device(torch.device(device))
         dist.init_process_group(backend=backend)
+        atexit.register(lambda: dist.destroy_process_group() if dist.is_initialized() else None)
     return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", 0)))
 
 

@@ -223,3 +223,42 @@ def test_synthetic_amounts_and_oversampling(demo_ds):
     assert hashes(more) == hashes(train)  # duplicates of real training images only
     again = oversample(train, {"disgust": 18, "contempt": 5}, seed=1)
     assert np.array_equal(again.images, more.images)
+
+
+def test_gpus_entries_count_the_visible_gpus_not_the_machines():
+    from augment.compare import child_visible_gpu
+
+    assert child_visible_gpu(1, None) == "1"
+    assert child_visible_gpu(0, "4,5") == "4" and child_visible_gpu(1, " 4, 5 ") == "5"
+    with pytest.raises(UserError, match="only 2 GPU"):
+        child_visible_gpu(2, "4,5")
+
+
+@pytest.mark.parametrize("gpu, visible", [(None, None), (1, "4,5")])
+def test_runs_handed_to_other_processes_get_the_right_gpu(demo_ds, tmp_path, monkeypatch, gpu, visible):
+    """torchrun ranks must get plain 'cuda' (each takes its LOCAL_RANK's GPU), never the parent's cuda:0."""
+    from types import SimpleNamespace
+
+    from augment import compare
+    from classifier.config import TrainConfig
+
+    seen = {}
+
+    def fake_run(cmd, env):
+        seen["cmd"], seen["env"] = cmd, env
+        return SimpleNamespace(returncode=0)
+
+    monkeypatch.setattr(compare.subprocess, "run", fake_run)
+    if visible:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    cfg = TrainConfig(model="simple-cnn", device="cuda:0")
+    spec = compare.CompareSpec(
+        models=["simple-cnn"], conditions=["baseline"], seeds=1, nproc=1 if gpu is not None else 4
+    )
+    compare._train_subprocess(demo_ds.subset(np.arange(8)), tmp_path / "run", cfg, spec, gpu)
+    cmd = seen["cmd"]
+    assert cmd[cmd.index("--device") + 1] == "cuda"
+    if gpu is None:
+        assert "torch.distributed.run" in cmd and "--nproc_per_node=4" in cmd
+    else:
+        assert seen["env"]["CUDA_VISIBLE_DEVICES"] == "5"
