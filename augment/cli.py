@@ -503,7 +503,7 @@ def rebalance_cmd(
     fraction: Annotated[float, typer.Option(help="Fill only this share of each class's shortfall.")] = 1.0,
     min_prob: Annotated[
         float, typer.Option(help="Keep samples the judge gives ≥ this probability for their class (0 = off).")
-    ] = 0.5,
+    ] = 0.3,
     drop_near_copies: Annotated[bool, typer.Option("--drop-near-copies/--keep-near-copies")] = True,
     judge: Annotated[
         Path | None,
@@ -580,7 +580,7 @@ def compare_cmd(
     ] = "cpu-small",
     target: Annotated[str, typer.Option(help="Rebalance target: max, median, N, or class=N,...")] = "max",
     classes: Annotated[str | None, typer.Option(help="Only these classes get synthetic images / duplicates.")] = None,
-    min_prob: Annotated[float, typer.Option(help="Quality filter: judge probability for the class (0 = off).")] = 0.5,
+    min_prob: Annotated[float, typer.Option(help="Quality filter: judge probability for the class (0 = off).")] = 0.3,
     judge: Annotated[
         Path | None,
         typer.Option(help="Classifier run for the quality filter (default: the generator's, or train one)."),

@@ -144,7 +144,7 @@ class CompareSpec:
     budget: str = "cpu-small"
     target: str = "max"
     classes: list[str] | None = None
-    min_prob: float = 0.5
+    min_prob: float = 0.3  # see QualityFilter
     drop_near_copies: bool = True
     device: str = "auto"
     gpus: list[int] = field(default_factory=list)

@@ -18,8 +18,7 @@ def run_demo(
 ) -> dict[str, Any]:
     """demo faces → gan-train → gan-eval → rebalance → compare → report; every step resumes.
 
-    The demo faces are simple, so the networks are half as wide as for FER2013 (4x cheaper) and the
-    judge filter asks for p ≥ 0.3, which a few minutes of GAN training reliably meets.
+    The demo faces are simple, so the networks are half as wide as for FER2013 (4x cheaper).
     """
     from augment.compare import CompareSpec, run_compare
     from augment.demo_faces import write_demo_dataset

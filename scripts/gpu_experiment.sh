@@ -53,7 +53,7 @@ $A gan-train "$OUT/fer2013.npz" --out "$OUT/gan" --steps "$GAN_STEPS" --batch-si
 stamp "gan-eval (judge: ResEmoteNet-0.25 trained on real images)"
 $A gan-eval "$OUT/gan" "$OUT/fer2013.npz" --per-class 500 --device "$DEVICE"
 
-stamp "rebalance (target max, judge filter p >= 0.5, near-copies dropped)"
+stamp "rebalance (target max, judge filter p >= 0.3, near-copies dropped)"
 # A generator too weak for the filter should not cost the comparison: report it and go on.
 $A rebalance "$OUT/fer2013.npz" --generator "$OUT/gan" --out "$OUT/rebalanced" --target max --device "$DEVICE" \
   --overwrite | tail -n 20 || stamp "rebalance failed (above); the comparison still runs"
