@@ -262,3 +262,18 @@ def test_runs_handed_to_other_processes_get_the_right_gpu(demo_ds, tmp_path, mon
         assert "torch.distributed.run" in cmd and "--nproc_per_node=4" in cmd
     else:
         assert seen["env"]["CUDA_VISIBLE_DEVICES"] == "5"
+
+
+def test_headline_classes_are_the_smallest_three_and_the_worst_recognised_other():
+    from augment.report import focus_classes
+
+    counts = {"happy": 700, "sad": 480, "fear": 400, "surprise": 310, "angry": 390, "disgust": 40}
+    recall = {"happy": 0.8, "sad": 0.3, "fear": 0.05, "surprise": 0.5, "angry": 0.2, "disgust": 0.1}
+
+    def agg() -> dict:
+        return {"m": {"baseline": {"recall": {c: (r, 0.0, [r]) for c, r in recall.items()}}}}
+
+    assert focus_classes({"train_counts": counts}, agg()) == ["disgust", "surprise", "angry", "fear"]
+    recall["fear"] = 0.9  # the fourth is the worst recognised outside the three smallest
+    assert focus_classes({"train_counts": counts}, agg()) == ["disgust", "surprise", "angry", "sad"]
+    assert focus_classes({"train_counts": counts}, {}) == ["disgust", "surprise", "angry"]  # no baseline
