@@ -68,7 +68,7 @@ def run_demo(
     if min_prob <= 0:
         console.print("judge filter off for the demo's 2-minute generator (near-copies are still dropped)")
     plan = plan_rebalance(ds.counts("train"), "max", None, 1.0)
-    judge = get_judge(ds, gan_dir, None, dev)
+    judge = get_judge(ds, gan_dir, None, dev) if min_prob > 0 else None
     rb = run_rebalance(
         ds,
         gan_dir,

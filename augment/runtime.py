@@ -127,8 +127,9 @@ def init_distributed(device: str) -> Dist:
             # collectives use it, and NCCL refuses two ranks on one GPU.
             torch.cuda.set_device(torch.device(device))
         dist.init_process_group(backend=backend)
-        atexit.register(lambda: dist.destroy_process_group() if dist.is_initialized() else None)
-    return Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", 0)))
+    d = Dist(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", 0)))
+    atexit.register(shutdown_distributed, d)
+    return d
 
 
 def barrier(d: Dist) -> None:

@@ -19,16 +19,21 @@ __all__ = ["POLICIES", "diff_augment", "parse_policy"]
 _Gen = torch.Generator | None
 
 
-def _draw_device(x: Tensor, generator: _Gen) -> torch.device:
-    """Draw where the generator lives (a CPU generator drives CUDA images too), so a seed gives the same
-    augmentation on every device; the few numbers drawn are then moved to ``x``."""
-    return generator.device if generator is not None else x.device
-
-
 def _rand(x: Tensor, generator: _Gen) -> Tensor:
     """One uniform [0, 1) number per sample, shaped (N, 1, 1, 1) for broadcasting."""
-    r = torch.rand(x.size(0), 1, 1, 1, dtype=x.dtype, device=_draw_device(x, generator), generator=generator)
-    return r.to(x.device)
+    n = x.size(0)
+    return _on_x(x, generator, lambda dev: torch.rand(n, 1, 1, 1, dtype=x.dtype, device=dev, generator=generator))
+
+
+def _randint(x: Tensor, generator: _Gen, low: int, high: int) -> Tensor:
+    """One integer in [low, high) per sample, shaped (N, 1, 1)."""
+    return _on_x(x, generator, lambda dev: torch.randint(low, high, (x.size(0), 1, 1), device=dev, generator=generator))
+
+
+def _on_x(x: Tensor, generator: _Gen, draw) -> Tensor:
+    """Draw where the generator lives (a CPU generator drives CUDA images too, and a seed gives the same
+    augmentation on every device), then move the few numbers to ``x``'s device."""
+    return draw(generator.device if generator is not None else x.device).to(x.device)
 
 
 def rand_brightness(x: Tensor, generator: _Gen = None) -> Tensor:
@@ -59,8 +64,8 @@ def rand_translation(x: Tensor, generator: _Gen = None, ratio: float = 0.125) ->
     n, c, h, w = x.shape
     shift_h, shift_w = int(h * ratio + 0.5), int(w * ratio + 0.5)
     dev = x.device
-    ty = torch.randint(-shift_h, shift_h + 1, (n, 1, 1), device=_draw_device(x, generator), generator=generator).to(dev)
-    tx = torch.randint(-shift_w, shift_w + 1, (n, 1, 1), device=_draw_device(x, generator), generator=generator).to(dev)
+    ty = _randint(x, generator, -shift_h, shift_h + 1)
+    tx = _randint(x, generator, -shift_w, shift_w + 1)
     rows = torch.clamp(torch.arange(h, device=dev).view(1, h, 1) + ty + 1, 0, h + 1)  # (n, h, 1)
     cols = torch.clamp(torch.arange(w, device=dev).view(1, 1, w) + tx + 1, 0, w + 1)  # (n, 1, w)
     index = (rows * (w + 2) + cols).view(n, 1, h * w).expand(n, c, h * w)
@@ -74,10 +79,8 @@ def rand_cutout(x: Tensor, generator: _Gen = None, ratio: float = 0.5) -> Tensor
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
     dev = x.device
     # Same centre distribution as the official code; the square may hang over the border.
-    oy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), device=_draw_device(x, generator), generator=generator).to(dev)
-    oy = oy - ch // 2
-    ox = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), device=_draw_device(x, generator), generator=generator).to(dev)
-    ox = ox - cw // 2
+    oy = _randint(x, generator, 0, h + (1 - ch % 2)) - ch // 2
+    ox = _randint(x, generator, 0, w + (1 - cw % 2)) - cw // 2
     rows = torch.arange(h, device=dev).view(1, h, 1)
     cols = torch.arange(w, device=dev).view(1, 1, w)
     inside = (rows >= oy) & (rows < oy + ch) & (cols >= ox) & (cols < ox + cw)  # (n, h, w)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What the device tool runs: scripts/gpu_experiment.sh under a hard time limit, then the few files worth
 # bringing back (the device tool returns at most 8 files from $OUT). Usage, from the checkout:
-#   run(command="scripts/gpu_device_run.sh", carry=[".gpucache", ".whl"], timeout_s=560)
+#   run(command="LIMIT_S=540 GAN_MINUTES=2.5 scripts/gpu_device_run.sh", carry=[".gpucache", ".whl"], timeout_s=590)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BACK=${OUT:-gpu-experiment-back}

@@ -4,7 +4,7 @@
 #   → compare (ResNet18 and ResEmoteNet; baseline vs GAN-rebalanced vs class-weighted).
 # It prints images/s of each stage and the final table.
 #
-# Make the packed cache once, where the data is (about 58 MB, git-ignored), and fetch pytorch-fid's wheel:
+# Make the packed cache once, where the data is (43 MB, git-ignored), and fetch pytorch-fid's wheel:
 #   augment prepare ../shared/data/fer2013 --out .gpucache/fer2013-packed.npz --packed
 #   pip download --no-deps --only-binary=:all: -d .whl pytorch-fid==0.3.0
 # With the device tool: run(command="scripts/gpu_experiment.sh", carry=[".gpucache", ".whl"]).
@@ -50,7 +50,7 @@ stamp "gan-train (full recipe, bf16, up to $GAN_MINUTES min)"
 $A gan-train "$OUT/fer2013.npz" --out "$OUT/gan" --steps "$GAN_STEPS" --batch-size 128 --g-width 48 --d-width 48 \
   --max-minutes "$GAN_MINUTES" --sample-every 2000 --checkpoint-every 1000 --device "$DEVICE"
 
-stamp "gan-eval (judge: ResEmoteNet-0.25 trained on real images)"
+stamp "gan-eval (judge: a ResNet18 trained on the real training images)"
 $A gan-eval "$OUT/gan" "$OUT/fer2013.npz" --per-class 500 --device "$DEVICE"
 
 stamp "rebalance (target max, judge filter p >= 0.3, near-copies dropped)"
