@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from augment.errors import UserError
+from augment.core.errors import UserError
 
 app = typer.Typer(
     name="augment",
@@ -39,7 +39,7 @@ ClassesOpt = Annotated[
 
 
 def _load(data: Path, fmt: str, size: int | None, channels: int | None, classes: str | None):
-    from augment.readers import load_dataset
+    from augment.core.readers import load_dataset
 
     return load_dataset(data, format=fmt, size=size, channels=channels, classes=classes)
 
@@ -239,7 +239,7 @@ def gan_train_cmd(
     cfg.sample_every, cfg.checkpoint_every, cfg.max_minutes = sample_every, checkpoint_every, max_minutes
     cfg.log_every = log_every
     if classes:
-        from augment.labels import parse_class_spec
+        from augment.core.labels import parse_class_spec
 
         cfg.classes = sorted((parse_class_spec(classes) or None).keep)  # type: ignore[union-attr]
     if epochs is not None:
@@ -286,7 +286,7 @@ def generate_cmd(
     overwrite: Annotated[bool, typer.Option(help="Write into a non-empty folder.")] = False,
 ) -> None:
     """Write synthetic faces as PNGs in class folders, with a manifest of run, step and seed."""
-    from augment.runtime import pick_device
+    from augment.core.runtime import pick_device
     from gan.generate import generate_to_folder
 
     summary = generate_to_folder(run_dir, out_dir, per_class, classes, seed, pick_device(device), overwrite)
@@ -311,7 +311,7 @@ def gan_eval_cmd(
     device: DeviceOpt = "auto",
 ) -> None:
     """Per-class Fréchet distance, judge-classifier assignment and memorisation of samples."""
-    from augment.runtime import pick_device
+    from augment.core.runtime import pick_device
     from gan.evaluate import evaluate_gan
 
     ds = _load(data, fmt, None, None, None)
@@ -390,7 +390,7 @@ def train_cmd(
         raise UserError(f"--pretrained {pretrained}: no such file")
     keep: list[str] = []
     if classes:
-        from augment.labels import parse_class_spec
+        from augment.core.labels import parse_class_spec
 
         keep = sorted(parse_class_spec(classes).keep)  # type: ignore[union-attr]
     cfg = TrainConfig(
@@ -443,7 +443,7 @@ def evaluate_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Accuracy, macro-F1 and per-class precision/recall/F1, with a confusion-matrix PNG."""
-    from augment.runtime import pick_device
+    from augment.core.runtime import pick_device
     from classifier.evaluate import evaluate_run
 
     ds = _load(data, fmt, None, None, None)
@@ -471,7 +471,7 @@ def predict_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
 ) -> None:
     """Top class and class probabilities per image. Expects cropped, roughly centred faces."""
-    from augment.runtime import pick_device
+    from augment.core.runtime import pick_device
     from classifier.evaluate import predict_files
 
     results = predict_files(run_dir, images, device=pick_device(device))
@@ -519,10 +519,10 @@ def rebalance_cmd(
     device: DeviceOpt = "auto",
 ) -> None:
     """Add synthetic faces to the minority classes and write a rebalanced dataset plus manifest."""
-    from augment.labels import resolve_classes
+    from augment.core.labels import resolve_classes
+    from augment.core.runtime import pick_device
     from augment.plan import plan_rebalance
     from augment.rebalance import QualityFilter, run_rebalance
-    from augment.runtime import pick_device
     from gan.sample import load_generator
 
     ds = _load(data, fmt, None, None, None)
@@ -592,7 +592,7 @@ def compare_cmd(
 ) -> None:
     """Train classifiers with and without synthetic data (and classical fixes); test on real images."""
     from augment.compare import CompareSpec, run_compare
-    from augment.labels import resolve_classes
+    from augment.core.labels import resolve_classes
 
     ds = _load(data, fmt, None, None, None)
     cond_list = [c.strip() for c in conditions.split(",") if c.strip()]

@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from augment.atomic import write_json
-from augment.dataset import FaceDataset, concat
-from augment.errors import UserError
+from augment.core.atomic import write_json
+from augment.core.dataset import FaceDataset, concat
+from augment.core.errors import UserError
+from augment.core.progress import console
+from augment.core.splits import ensure_val_split
 from augment.plan import plan_rebalance, share
-from augment.progress import console
-from augment.splits import ensure_val_split
 
 CONDITIONS = ("baseline", "gan", "oversample", "weighted", "gan+weighted", "gan25", "gan50")
 DEFAULT_CONDITIONS = ("baseline", "gan", "oversample", "weighted")
@@ -155,9 +155,9 @@ class CompareSpec:
 def run_compare(
     data: FaceDataset, generator_run: str | Path, report_dir: str | Path, spec: CompareSpec, progress: bool = True
 ) -> dict[str, Any]:
+    from augment.core.runtime import pick_device
     from augment.rebalance import QualityFilter, synthesize
     from augment.report import write_report
-    from augment.runtime import pick_device
     from classifier.models import MODEL_NAMES
     from gan.evaluate import get_judge
 

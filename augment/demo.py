@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from augment.progress import console
+from augment.core.progress import console
 
 
 def run_demo(
@@ -24,12 +24,12 @@ def run_demo(
     classes (sad 0.00), so p >= 0.3 cannot fill every class; rebalance on real data keeps it on.
     """
     from augment.compare import CompareSpec, run_compare
+    from augment.core.readers import load_dataset
+    from augment.core.runtime import pick_device
     from augment.demo_faces import write_demo_dataset
     from augment.inspect import inspect_dataset, plot_distribution
     from augment.plan import plan_rebalance
-    from augment.readers import load_dataset
     from augment.rebalance import QualityFilter, run_rebalance
-    from augment.runtime import pick_device
     from gan.config import recipe_config
     from gan.evaluate import evaluate_gan, get_judge
     from gan.train import train_gan

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from augment.labels import CANONICAL_CLASSES
+from augment.core.labels import CANONICAL_CLASSES
 
 # The demo draws every canonical class, in the canonical order.
 DEMO_CLASSES: tuple[str, ...] = CANONICAL_CLASSES

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from augment.dataset import SPLITS, FaceDataset
-from augment.errors import UserError
+from augment.core.dataset import SPLITS, FaceDataset
+from augment.core.errors import UserError
 
 
 def imbalance_ratio(counts: dict[str, int]) -> float | None:
@@ -70,7 +70,7 @@ def plot_distribution(report: dict[str, Any], path: str | Path) -> None:
     import matplotlib.pyplot as plt
     from matplotlib.backend_bases import FigureCanvasBase
 
-    from augment.atomic import save_figure
+    from augment.core.atomic import save_figure
 
     suffix = Path(path).suffix.lower().lstrip(".")
     supported = FigureCanvasBase.get_supported_filetypes()

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from augment.errors import UserError
-from augment.labels import canonical
+from augment.core.errors import UserError
+from augment.core.labels import canonical
 
 
 @dataclass

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from augment.dataset import FaceDataset
-from augment.errors import UserError
+from augment.core.dataset import FaceDataset
+from augment.core.errors import UserError
+from augment.core.progress import make_progress
+from augment.core.resize import resize_images
 from augment.plan import ClassPlan
-from augment.progress import make_progress
-from augment.resize import resize_images
 
 
 @dataclass
@@ -224,8 +224,8 @@ def run_rebalance(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Synthesize per ``plan`` and write real + synthetic train, with val/test carried over unchanged."""
-    from augment.atomic import write_json
-    from augment.dataset import concat
+    from augment.core.atomic import write_json
+    from augment.core.dataset import concat
     from augment.writer import write_fer_csv, write_manifest, write_tree
 
     out = Path(out)

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from augment.atomic import write_text
-from augment.dataset import FaceDataset
+from augment.core.atomic import write_text
+from augment.core.dataset import FaceDataset
 from augment.stats import mean_ci, paired_test
 from classifier.plots import draw_confusion, normalise_rows
 
@@ -223,7 +223,7 @@ def write_report(report_dir: Path, summary: dict[str, Any], pool: FaceDataset | 
 
 
 def plot_recall(agg: dict[str, Any], classes: list[str], conds: list[str], path: Path) -> None:
-    from augment.atomic import save_figure
+    from augment.core.atomic import save_figure
 
     plt = _plt()
     fig, axes = plt.subplots(len(agg), 1, figsize=(max(7, 1.3 * len(classes) + 2), 3.4 * len(agg)), squeeze=False)
@@ -246,7 +246,7 @@ def plot_recall(agg: dict[str, Any], classes: list[str], conds: list[str], path:
 
 
 def plot_confusions(cs: dict[str, Any], classes: list[str], conds: list[str], path: Path, model: str) -> None:
-    from augment.atomic import save_figure
+    from augment.core.atomic import save_figure
 
     plt = _plt()
     present = [c for c in conds if c in cs]
@@ -260,7 +260,7 @@ def plot_confusions(cs: dict[str, Any], classes: list[str], conds: list[str], pa
 
 
 def plot_distribution(summary: dict[str, Any], conds: list[str], path: Path) -> None:
-    from augment.atomic import save_figure
+    from augment.core.atomic import save_figure
 
     plt = _plt()
     classes = list(summary["train_counts"])
@@ -278,7 +278,7 @@ def plot_distribution(summary: dict[str, Any], conds: list[str], path: Path) -> 
 
 
 def save_pool_grid(pool: FaceDataset, path: Path, per_class: int = 12) -> None:
-    from augment.pictures import labelled_grid
+    from augment.core.pictures import labelled_grid
 
     present = [k for k in range(pool.num_classes) if (pool.labels == k).any()]
     rows = [pool.images[np.flatnonzero(pool.labels == k)[:per_class]] for k in present]

@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from augment.atomic import atomic_path
-from augment.dataset import FaceDataset
-from augment.errors import UserError
-from augment.labels import FER2013_CODES
-from augment.progress import make_progress
+from augment.core.atomic import atomic_path
+from augment.core.dataset import FaceDataset
+from augment.core.errors import UserError
+from augment.core.labels import FER2013_CODES
+from augment.core.progress import make_progress
 
 MANIFEST_FIELDS = ("path", "label", "split", "source", "origin", "generator_run", "checkpoint_step", "seed")
 USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
@@ -83,7 +83,7 @@ def write_tree(
 
 def write_fer_csv(ds: FaceDataset, out: Path, synthetic_meta: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The FER2013 CSV layout (emotion,pixels,Usage; 48×48 grayscale)."""
-    from augment.resize import resize_images
+    from augment.core.resize import resize_images
 
     bad = [c for c in ds.classes if c not in FER2013_CODES and ds.counts()[c] > 0]
     if bad:

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 from torchvision.transforms import v2
 
-from augment.runtime import step_generator
+from augment.core.runtime import step_generator
 
 MEAN, STD = 0.5, 0.5  # faces scaled to [-1, 1]
 

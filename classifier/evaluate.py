@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from augment.atomic import write_json
-from augment.dataset import FaceDataset
-from augment.errors import UserError
-from augment.readers.decode import decode_one
+from augment.core.atomic import write_json
+from augment.core.dataset import FaceDataset
+from augment.core.errors import UserError
+from augment.core.readers.decode import decode_one
 from classifier.inference import load_classifier, predict_proba, prepare_images
 from classifier.metrics import classification_metrics
 from classifier.plots import plot_confusion

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from augment.errors import UserError
-from augment.rundir import load_checkpoint
+from augment.core.errors import UserError
+from augment.core.rundir import load_checkpoint
 from classifier.data import to_input
 from classifier.models import build_model
 
@@ -52,6 +52,6 @@ def predict_proba(
 
 def prepare_images(images: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
     """Resize/convert faces to what the model was trained on."""
-    from augment.resize import resize_images
+    from augment.core.resize import resize_images
 
     return resize_images(images, int(meta["size"]), int(meta["channels"]))

@@ -21,7 +21,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     """Accuracy and loss, train vs validation, per epoch."""
     if not history:
         return
-    from augment.atomic import save_figure
+    from augment.core.atomic import save_figure
 
     plt = _plt()
     ep = [h["epoch"] for h in history]
@@ -66,7 +66,7 @@ def draw_confusion(ax, norm: np.ndarray, classes: list[str], fontsize: int = 8):
 
 def plot_confusion(cm: np.ndarray, classes: list[str], path: Path, title: str = "") -> None:
     """Row-normalised confusion matrix: each row shows where a true class's images went."""
-    from augment.atomic import save_figure
+    from augment.core.atomic import save_figure
 
     plt = _plt()
     norm = normalise_rows(cm)

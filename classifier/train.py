@@ -13,13 +13,13 @@ import torch
 from rich.progress import TextColumn
 from torch.utils.data import DataLoader
 
-from augment.atomic import append_jsonl, read_jsonl, save_torch, write_json, write_text
-from augment.dataset import FaceDataset
-from augment.errors import UserError
-from augment.progress import console, make_progress
-from augment.resize import resize_dataset
-from augment.rundir import CHECKPOINT, load_checkpoint, save_checkpoint, start_or_resume
-from augment.runtime import (
+from augment.core.atomic import append_jsonl, read_jsonl, save_torch, write_json, write_text
+from augment.core.dataset import FaceDataset
+from augment.core.errors import UserError
+from augment.core.progress import console, make_progress
+from augment.core.resize import resize_dataset
+from augment.core.rundir import CHECKPOINT, load_checkpoint, save_checkpoint, start_or_resume
+from augment.core.runtime import (
     any_rank,
     barrier,
     data_fingerprint,
@@ -30,7 +30,7 @@ from augment.runtime import (
     seed_everything,
     sync_buffers,
 )
-from augment.splits import ensure_val_split
+from augment.core.splits import ensure_val_split
 from classifier.config import TrainConfig
 from classifier.data import AugmentedBatches, PlannedBatchSampler, train_transform
 from classifier.inference import BEST, predict_proba

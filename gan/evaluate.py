@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from augment.atomic import write_json
-from augment.dataset import FaceDataset
-from augment.progress import console
-from augment.resize import resize_dataset, resize_images
+from augment.core.atomic import write_json
+from augment.core.dataset import FaceDataset
+from augment.core.progress import console
+from augment.core.resize import resize_dataset, resize_images
 from classifier.config import TrainConfig
 from gan.metrics import (
     classifier_features,
@@ -74,7 +74,7 @@ def evaluate_gan(
         judge_classes = list(jmeta["classes"])
         missing = [c for c in classes if c not in judge_classes]
         if missing:
-            from augment.errors import UserError
+            from augment.core.errors import UserError
 
             raise UserError(f"the judge classifier lacks classes {', '.join(missing)}")
     jclasses = list(jmeta["classes"])
@@ -153,7 +153,7 @@ def plot_assignment(report: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from augment.atomic import save_figure
+    from augment.core.atomic import save_figure
 
     j = report["judge"]
     classes = list(j["sample_assignment"])

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from augment.atomic import atomic_path, write_json
-from augment.errors import UserError
-from augment.labels import resolve_classes
-from augment.progress import make_progress
+from augment.core.atomic import atomic_path, write_json
+from augment.core.errors import UserError
+from augment.core.labels import resolve_classes
+from augment.core.progress import make_progress
 from gan.sample import generate_images, load_generator
 
 MANIFEST_FIELDS = ("path", "label", "split", "source", "generator_run", "checkpoint_step", "seed", "index")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from augment.errors import UserError
+from augment.core.errors import UserError
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 
@@ -170,7 +170,7 @@ def save_nearest_neighbour_png(
     per_class: int = 6,
 ) -> None:
     """Each class's closest samples (left) beside their nearest training image (right)."""
-    from augment.pictures import labelled_grid
+    from augment.core.pictures import labelled_grid
 
     rows = []
     for k in range(len(classes)):

@@ -15,7 +15,7 @@ def plot_losses(records: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from augment.atomic import save_figure
+    from augment.core.atomic import save_figure
 
     steps = [r["step"] for r in records]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.5))

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from augment.errors import UserError
-from augment.rundir import CHECKPOINT, load_checkpoint
-from augment.runtime import step_generator
+from augment.core.errors import UserError
+from augment.core.rundir import CHECKPOINT, load_checkpoint
+from augment.core.runtime import step_generator
 
 GRID_COLUMNS = 10
 
@@ -52,7 +52,7 @@ def save_sample_grid(
     g: torch.nn.Module, classes: list[str], path: Path, seed: int = 0, device: str = "cpu", columns: int = GRID_COLUMNS
 ) -> None:
     """One row per class from fixed noise, so grids of different steps compare directly."""
-    from augment.pictures import labelled_grid
+    from augment.core.pictures import labelled_grid
 
     was_training = g.training
     g.eval()

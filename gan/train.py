@@ -14,12 +14,12 @@ import torch
 import torch.nn.functional as F
 from rich.progress import TextColumn
 
-from augment.atomic import append_jsonl, read_jsonl, write_text
-from augment.dataset import FaceDataset
-from augment.errors import UserError
-from augment.progress import console, make_progress
-from augment.rundir import CHECKPOINT, load_checkpoint, save_checkpoint, start_or_resume
-from augment.runtime import (
+from augment.core.atomic import append_jsonl, read_jsonl, write_text
+from augment.core.dataset import FaceDataset
+from augment.core.errors import UserError
+from augment.core.progress import console, make_progress
+from augment.core.rundir import CHECKPOINT, load_checkpoint, save_checkpoint, start_or_resume
+from augment.core.runtime import (
     any_rank,
     barrier,
     data_fingerprint,
@@ -166,7 +166,7 @@ def train_gan(data: FaceDataset, run_dir: str | Path, cfg: GanConfig, progress: 
     if len(train) == 0:
         raise UserError(f"{data.name}: no real training images to train the GAN on")
     if train.size != cfg.size or train.channels != cfg.channels:
-        from augment.resize import resize_dataset
+        from augment.core.resize import resize_dataset
 
         train = resize_dataset(train, cfg.size, cfg.channels)
     classes = list(train.classes)

@@ -127,7 +127,7 @@ def _sync(device: str) -> None:
 
 # ----------------------------------------------------------------------------- ours
 def bench_ours(data, size: int, steps: int, batch: int, device: str, amp: bool, recipe: str) -> dict[str, float]:
-    from augment.resize import resize_dataset
+    from augment.core.resize import resize_dataset
     from gan.config import recipe_config
     from gan.train import train_gan
 
@@ -152,8 +152,8 @@ def bench_ours(data, size: int, steps: int, batch: int, device: str, amp: bool, 
 
 def bench_data_path(data, size: int, steps: int, batch: int) -> float:
     """Seconds per step spent assembling real batches (index, convert, flip) in our loop."""
-    from augment.resize import resize_dataset
-    from augment.runtime import step_generator
+    from augment.core.resize import resize_dataset
+    from augment.core.runtime import step_generator
     from gan.train import BatchPlan, _flip, _to_float
 
     ds = resize_dataset(data.split("train"), size, 1)
@@ -180,8 +180,8 @@ def main() -> None:
     import os
 
     os.environ.setdefault("AUGMENT_QUIET", "1")
+    from augment.core.readers import load_dataset
     from augment.demo_faces import write_demo_dataset
-    from augment.readers import load_dataset
 
     tmp = tempfile.TemporaryDirectory()
     if args.data is None:

@@ -264,7 +264,7 @@ def demo_ds(demo_dir: Path):
 
     Shared by the whole session: do not modify it in place (use ``ds.subset(...)`` for a copy).
     """
-    from augment.readers import load_dataset
+    from augment.core.readers import load_dataset
 
     with quiet_env():
         return load_dataset(demo_dir)

@@ -16,7 +16,7 @@ torch.set_num_threads(1)
 def main() -> None:
     kind, data_dir, run_dir, report_dir = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
     os.environ["AUGMENT_QUIET"] = "1"
-    from augment.readers import load_dataset
+    from augment.core.readers import load_dataset
     from tests.conftest import tiny_classifier_config, tiny_gan_config
 
     ds = load_dataset(data_dir)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from augment.readers import load_dataset
+from augment.core.readers import load_dataset
 from tests.conftest import assert_one_line_error, make_fer_csv, make_folder_tree, run_cli, write_corrupt
 
 pytestmark = pytest.mark.usefixtures("quiet")

@@ -11,8 +11,8 @@ import pytest
 
 from augment import compare
 from augment.compare import Budget, CompareSpec, clean_test, oversample, run_compare, take_synthetic
-from augment.dataset import FaceDataset, concat
-from augment.errors import UserError
+from augment.core.dataset import FaceDataset, concat
+from augment.core.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("quiet")
 CONDITIONS = ["baseline", "gan", "oversample", "weighted"]

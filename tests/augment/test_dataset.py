@@ -7,9 +7,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from augment.dataset import FaceDataset, concat
-from augment.errors import UserError
-from augment.readers import detect_format, load_dataset
+from augment.core.dataset import FaceDataset, concat
+from augment.core.errors import UserError
+from augment.core.readers import detect_format, load_dataset
 from tests.conftest import DEMO_COUNTS, make_folder_tree
 
 pytestmark = pytest.mark.usefixtures("quiet")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from augment.atomic import read_jsonl
+from augment.core.atomic import read_jsonl
 from tests.conftest import tiny_classifier_config, tiny_gan_config
 
 pytestmark = pytest.mark.usefixtures("quiet")

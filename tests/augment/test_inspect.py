@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from augment.errors import UserError
+from augment.core.errors import UserError
+from augment.core.readers import load_dataset
 from augment.inspect import duplicate_report, imbalance_ratio, inspect_dataset, plot_distribution
-from augment.readers import load_dataset
 from tests.conftest import random_image, write_corrupt, write_image
 
 pytestmark = pytest.mark.usefixtures("quiet")

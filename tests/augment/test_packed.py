@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from augment.dataset import FaceDataset
+from augment.core.dataset import FaceDataset
 
 
 def test_packed_cache_round_trips_and_reuses_file_bytes(demo_ds, tmp_path):

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from augment.errors import UserError
+from augment.core.errors import UserError
 from augment.plan import ClassPlan, parse_target, plan_rebalance, share
 
 COUNTS = {"neutral": 10, "happy": 20, "sad": 7, "disgust": 1, "contempt": 3}

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-import augment.progress as progress
+import augment.core.progress as progress
 
 
 def _run(monkeypatch, quiet: str) -> str:

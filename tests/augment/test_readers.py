@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from augment.errors import UserError
-from augment.labels import AFFECTNET_CODES, CANONICAL_CLASSES, FER2013_CODES, RAFDB_CODES, canonical
-from augment.readers import detect_format, load_dataset
-from augment.readers.decode import decode_one
+from augment.core.errors import UserError
+from augment.core.labels import AFFECTNET_CODES, CANONICAL_CLASSES, FER2013_CODES, RAFDB_CODES, canonical
+from augment.core.readers import detect_format, load_dataset
+from augment.core.readers.decode import decode_one
 from tests.conftest import (
     make_ckplus,
     make_fer_csv,

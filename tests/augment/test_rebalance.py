@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from augment import writer
-from augment.dataset import FaceDataset
-from augment.errors import UserError
+from augment.core.dataset import FaceDataset
+from augment.core.errors import UserError
+from augment.core.readers import load_dataset
 from augment.plan import ClassPlan, plan_rebalance
-from augment.readers import load_dataset
 from augment.rebalance import STATE_FILE, QualityFilter, run_rebalance, synthesize
 from augment.writer import MANIFEST_FIELDS, read_manifest
 from tests.conftest import TINY_GAN_STEPS as STEPS

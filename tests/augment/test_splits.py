@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from augment.dataset import FaceDataset
-from augment.errors import UserError
-from augment.readers import load_dataset
-from augment.splits import ensure_val_split, leak_groups
+from augment.core.dataset import FaceDataset
+from augment.core.errors import UserError
+from augment.core.readers import load_dataset
+from augment.core.splits import ensure_val_split, leak_groups
 from tests.conftest import make_ckplus
 
 pytestmark = pytest.mark.usefixtures("quiet")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import classifier.train as train_mod
-from augment.errors import UserError
+from augment.core.errors import UserError
 from classifier.evaluate import evaluate_run, predict_files
 from classifier.inference import load_classifier, predict_proba, prepare_images
 from classifier.train import train_classifier

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 import classifier.train as train_mod
-from augment.atomic import read_jsonl
-from augment.dataset import FaceDataset
-from augment.errors import UserError
+from augment.core.atomic import read_jsonl
+from augment.core.dataset import FaceDataset
+from augment.core.errors import UserError
 from classifier.config import TrainConfig
 from classifier.data import AugmentedBatches, PlannedBatchSampler
 from classifier.train import train_classifier

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from augment.errors import UserError
-from augment.labels import resolve_classes
+from augment.core.errors import UserError
+from augment.core.labels import resolve_classes
 from gan.generate import MANIFEST_FIELDS, generate_to_folder
 from tests.conftest import TINY_GAN_STEPS as STEPS
 from tests.conftest import assert_one_line_error, run_cli

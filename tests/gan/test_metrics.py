@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from augment.errors import UserError
+from augment.core.errors import UserError
 from gan.metrics import (
     FID_WEIGHTS_FILE,
     find_inception_weights,

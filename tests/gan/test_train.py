@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from augment.atomic import read_jsonl
 from augment.cli import main
-from augment.errors import UserError
-from augment.runtime import seed_everything
+from augment.core.atomic import read_jsonl
+from augment.core.errors import UserError
+from augment.core.runtime import seed_everything
 from gan.config import GanConfig
 from gan.train import build_models, train_gan
 from tests.conftest import run_cli, tiny_gan_config

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from augment.atomic import save_torch, write_json
-from augment.errors import UserError
-from augment.runtime import run_record
+from augment.core.atomic import save_torch, write_json
+from augment.core.errors import UserError
+from augment.core.runtime import run_record
 
 CONFIG_FILE = "config.json"
 CHECKPOINT = "checkpoint.pt"

@@ -18,7 +18,7 @@ def labelled_grid(
     from PIL import Image, ImageDraw
     from torchvision.utils import make_grid
 
-    from augment.atomic import atomic_path
+    from augment.core.atomic import atomic_path
 
     if not rows or not any(len(r) for r in rows):
         return

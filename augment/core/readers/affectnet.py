@@ -9,10 +9,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from augment.dataset import FaceDataset
-from augment.errors import UserError
-from augment.labels import AFFECTNET_CODES, AFFECTNET_DROPPED, ClassSpec
-from augment.readers.records import FileRecord, dataset_from_records
+from augment.core.dataset import FaceDataset
+from augment.core.errors import UserError
+from augment.core.labels import AFFECTNET_CODES, AFFECTNET_DROPPED, ClassSpec
+from augment.core.readers.records import FileRecord, dataset_from_records
 
 CSV_SPLITS = {"training.csv": "train", "validation.csv": "test"}
 REQUIRED = ("subdirectory_filepath", "expression")

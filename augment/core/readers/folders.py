@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from augment.dataset import FaceDataset
-from augment.errors import UserError
-from augment.labels import AFFECTNET_CODES, CANONICAL_CLASSES, RAFDB_CODES, ClassSpec, canonical
-from augment.readers.decode import is_image_file
-from augment.readers.records import FileRecord, dataset_from_records, subject_from_path
+from augment.core.dataset import FaceDataset
+from augment.core.errors import UserError
+from augment.core.labels import AFFECTNET_CODES, CANONICAL_CLASSES, RAFDB_CODES, ClassSpec, canonical
+from augment.core.readers.decode import is_image_file
+from augment.core.readers.records import FileRecord, dataset_from_records, subject_from_path
 
 SPLIT_NAMES: dict[str, str] = {
     "train": "train",

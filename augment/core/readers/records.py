@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from augment.dataset import FaceDataset
-from augment.errors import UserError
-from augment.labels import order_classes
-from augment.readers.decode import decode_files
+from augment.core.dataset import FaceDataset
+from augment.core.errors import UserError
+from augment.core.labels import order_classes
+from augment.core.readers.decode import decode_files
 
 _SUBJECT = re.compile(r"^(S\d{3,4})(?:_|$)")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from augment.dataset import FaceDataset
+from augment.core.dataset import FaceDataset
 
 
 def resize_images(images: np.ndarray, size: int, channels: int, batch: int = 4096) -> np.ndarray:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from augment.progress import make_progress
+from augment.core.progress import make_progress
 
 
 def _png(image: np.ndarray) -> bytes:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from augment.errors import UserError
+from augment.core.errors import UserError
 
 PACKAGES = ("augment", "torch", "torchvision", "numpy", "pillow", "pytorch-fid", "typer", "matplotlib")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from augment.dataset import FaceDataset
-from augment.errors import UserError
-from augment.labels import RAFDB_CODES, ClassSpec
-from augment.readers.records import FileRecord, dataset_from_records
+from augment.core.dataset import FaceDataset
+from augment.core.errors import UserError
+from augment.core.labels import RAFDB_CODES, ClassSpec
+from augment.core.readers.records import FileRecord, dataset_from_records
 
 LABEL_FILES = ("EmoLabel/list_patition_label.txt", "EmoLabel/list_partition_label.txt")
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from augment.dataset import FaceDataset
-from augment.errors import UserError
-from augment.labels import FER2013_CODES, ClassSpec, order_classes
-from augment.progress import make_progress
+from augment.core.dataset import FaceDataset
+from augment.core.errors import UserError
+from augment.core.labels import FER2013_CODES, ClassSpec, order_classes
+from augment.core.progress import make_progress
 
 USAGE_SPLITS = {"training": "train", "publictest": "val", "privatetest": "test"}
 FER_SIDE = 48
@@ -62,7 +62,7 @@ def _default_split(path: Path) -> str:
 def _resize(images: np.ndarray, size: int, channels: int) -> np.ndarray:
     if size == FER_SIDE and channels == 1:
         return images
-    from augment.resize import resize_images
+    from augment.core.resize import resize_images
 
     return resize_images(images, size, channels)
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from augment.dataset import FaceDataset
-from augment.errors import UserError
-from augment.labels import ClassSpec, parse_class_spec
-from augment.readers.affectnet import affectnet_csvs, looks_like_affectnet_csv, read_affectnet
-from augment.readers.decode import is_image_file
-from augment.readers.fer2013_csv import fer_csvs_in, looks_like_fer_csv, read_fer_csv
-from augment.readers.folders import looks_like_folder_tree, read_folders, split_dirs
-from augment.readers.rafdb import find_label_file, read_rafdb
-from augment.resize import resize_dataset
+from augment.core.dataset import FaceDataset
+from augment.core.errors import UserError
+from augment.core.labels import ClassSpec, parse_class_spec
+from augment.core.readers.affectnet import affectnet_csvs, looks_like_affectnet_csv, read_affectnet
+from augment.core.readers.decode import is_image_file
+from augment.core.readers.fer2013_csv import fer_csvs_in, looks_like_fer_csv, read_fer_csv
+from augment.core.readers.folders import looks_like_folder_tree, read_folders, split_dirs
+from augment.core.readers.rafdb import find_label_file, read_rafdb
+from augment.core.resize import resize_dataset
 
 FORMATS: tuple[str, ...] = (
     "auto",

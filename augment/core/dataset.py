@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from augment.atomic import atomic_path
-from augment.errors import UserError
-from augment.labels import CANONICAL_CLASSES
+from augment.core.atomic import atomic_path
+from augment.core.errors import UserError
+from augment.core.labels import CANONICAL_CLASSES
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 CACHE_MAGIC = "augment-face-cache"
@@ -150,7 +150,7 @@ class FaceDataset:
         image bytes (FER2013: 43 MB instead of 92 MB, for moving it; loads in seconds)."""
         path = Path(path)
         if packed:
-            from augment.packed import pack_images
+            from augment.core.packed import pack_images
 
             blob, offsets = pack_images(self.images, self.sources)
             pixels = {"packed_blob": blob, "packed_offsets": offsets, "image_shape": np.array(self.images.shape[1:])}
@@ -191,7 +191,7 @@ class FaceDataset:
                 skipped = [tuple(s.split("\t", 1)) for s in z["skipped"].tolist()]
                 dropped = {k: int(v) for k, v in (s.split("\t", 1) for s in z["dropped"].tolist())}
                 if "packed_blob" in z.files:
-                    from augment.packed import unpack_images
+                    from augment.core.packed import unpack_images
 
                     shape = tuple(int(v) for v in z["image_shape"])
                     images = unpack_images(z["packed_blob"], z["packed_offsets"], shape)  # type: ignore[arg-type]

@@ -126,7 +126,7 @@ def parse_class_spec(text: str | None) -> ClassSpec | None:
 
 def resolve_classes(requested: str | list[str] | None, available: list[str], owner: str = "the dataset") -> list[str]:
     """``--classes disgust,fear`` as canonical names, checked against what ``owner`` has."""
-    from augment.errors import UserError
+    from augment.core.errors import UserError
 
     if not requested:
         return list(available)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from augment.dataset import FaceDataset
-from augment.errors import UserError
+from augment.core.dataset import FaceDataset
+from augment.core.errors import UserError
 
 
 def leak_groups(subjects: np.ndarray, hashes: np.ndarray) -> np.ndarray:
