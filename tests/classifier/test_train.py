@@ -3,6 +3,7 @@ resumes exactly (after an interrupt, a kill, or with more epochs) and refuses ba
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -20,8 +21,9 @@ from augment.core.atomic import read_jsonl
 from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
 from classifier.config import TrainConfig
-from classifier.data import AugmentedBatches, PlannedBatchSampler
-from classifier.train import train_classifier
+from classifier.data import AugmentedBatches, PlannedBatchSampler, to_input
+from classifier.models import build_model
+from classifier.train import RunState, select, train_classifier, train_step
 from tests.conftest import tiny_classifier_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,6 +120,48 @@ def test_run_folder_holds_every_output(bd_run):
     assert record["config"]["data_fingerprint"] == config["data_fingerprint"]
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((run / "summary.json").read_text())["best_epoch"] == summary["best_epoch"]
+
+
+# --------------------------------------------------------------------------- the loop's steps
+def test_train_step_updates_the_model_and_reports_the_batch():
+    torch.manual_seed(0)
+    model = build_model("simple-cnn", num_classes=2, image_size=16, width=0.25)
+    model.train()
+    criterion = torch.nn.CrossEntropyLoss()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=4)
+    ds = bright_dark(n=8)
+    x, y = to_input(torch.from_numpy(ds.images)), torch.from_numpy(ds.labels)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    reference = copy.deepcopy(model)
+    torch.manual_seed(1)  # the same dropout masks in the reference forward pass and in the step
+    with torch.no_grad():
+        ref_logits = reference(x)
+    torch.manual_seed(1)
+    stats = train_step(model, criterion, opt, x, y, sched=sched)
+    assert stats.n == 16
+    assert np.isfinite(stats.loss) and stats.loss == pytest.approx(float(criterion(ref_logits, y)), rel=1e-5)
+    assert stats.correct == int((ref_logits.argmax(1) == y).sum())
+    unchanged = [k for k, p in model.named_parameters() if torch.equal(p.detach(), before[k])]
+    assert unchanged == []  # one AdamW step moves every parameter
+    assert sched.last_epoch == 1 and opt.param_groups[0]["lr"] < 3e-3  # the cosine stepped once
+    losses = [train_step(model, criterion, opt, x, y).loss for _ in range(15)]
+    assert losses[-1] < stats.loss / 2  # repeated steps fit the bright/dark batch
+
+
+def test_select_keeps_the_strictly_better_score_and_stops_after_patience():
+    state = RunState()
+    assert select(state, 0.4, patience=2) is True and (state.best, state.bad_epochs, state.stopped) == (0.4, 0, False)
+    assert select(state, 0.4, patience=2) is False  # a tie is not an improvement
+    assert (state.best, state.bad_epochs, state.stopped) == (0.4, 1, False)
+    assert select(state, 0.7, patience=2) is True and (state.best, state.bad_epochs) == (0.7, 0)
+    assert select(state, 0.5, patience=2) is False and not state.stopped
+    assert select(state, 0.6, patience=2) is False
+    assert (state.best, state.bad_epochs, state.stopped) == (0.7, 2, True)
+    never = RunState(best=0.9)
+    for _ in range(20):
+        assert select(never, 0.1, patience=0) is False
+    assert never.bad_epochs == 20 and not never.stopped  # patience 0: never stop
 
 
 # --------------------------------------------------------------------------- validation-only selection
