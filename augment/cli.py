@@ -547,7 +547,7 @@ def rebalance_cmd(
     quality = QualityFilter(min_prob=min_prob, drop_near_copies=drop_near_copies)
     judge_model = None
     if min_prob > 0:
-        from gan.evaluate import get_judge
+        from classifier.judge import get_judge
 
         judge_model = get_judge(ds, Path(generator), judge, dev)
     summary = run_rebalance(ds, generator, out_dir, plan, judge_model, quality, seed, out_format, overwrite, dev)

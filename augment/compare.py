@@ -158,8 +158,8 @@ def run_compare(
     from augment.core.runtime import pick_device
     from augment.rebalance import QualityFilter, synthesize
     from augment.report import write_report
+    from classifier.judge import get_judge
     from classifier.models import MODEL_NAMES
-    from gan.evaluate import get_judge
 
     report_dir = Path(report_dir)
     for m in spec.models:

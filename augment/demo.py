@@ -30,8 +30,9 @@ def run_demo(
     from augment.inspect import inspect_dataset, plot_distribution
     from augment.plan import plan_rebalance
     from augment.rebalance import QualityFilter, run_rebalance
+    from classifier.judge import get_judge
     from gan.config import recipe_config
-    from gan.evaluate import evaluate_gan, get_judge
+    from gan.evaluate import evaluate_gan
     from gan.train import train_gan
 
     out = Path(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import numpy as np
 
 from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
+from augment.core.manifest import synthetic_source
 from augment.core.progress import make_progress
 from augment.core.resize import resize_images
 from augment.plan import ClassPlan
@@ -24,28 +26,114 @@ class QualityFilter:
     min_prob: float = 0.3
     drop_near_copies: bool = True
     near_copy_quantile: float = 0.01
+    near_copy_reference: int = 1000  # training faces drawn for the train-to-train near-copy threshold
     max_tries: int = 30  # candidates per wanted image before giving up
 
 
-def near_copy_threshold(train: np.ndarray, quantile: float = 0.01, n: int = 1000, seed: int = 0) -> float:
-    """Distance under which a sample counts as a copy: the ``quantile`` of nearest-neighbour
-    distances between distinct real training faces (exact duplicates ignored). Training data only."""
-    import torch
+@dataclass
+class _Screen:
+    """What a candidate must pass: the judge's probability for its class, and no near-copy of training."""
+
+    judge: tuple[Any, dict[str, Any]] | None
+    quality: QualityFilter
+    threshold: float
+    device: str
+
+    def __call__(self, cand: np.ndarray, name: str, bank: np.ndarray) -> tuple[np.ndarray, int, int]:
+        """Which candidates pass, with the numbers dropped by the judge and as near-copies."""
+        from classifier.judge import judge_probabilities
+        from gan.metrics import near_copies, nearest_distances
+
+        keep = np.ones(len(cand), dtype=bool)
+        dropped_judge = dropped_copy = 0
+        if self.judge is not None and self.quality.min_prob > 0:
+            ok = judge_probabilities(self.judge, cand, [name], self.device)[:, 0] >= self.quality.min_prob
+            dropped_judge = int((~ok).sum())
+            keep &= ok
+        if self.quality.drop_near_copies and len(bank) and keep.any():
+            dist, _ = nearest_distances(cand[keep], bank)
+            copy = np.zeros(len(cand), dtype=bool)
+            copy[np.flatnonzero(keep)] = near_copies(dist, self.threshold)
+            dropped_copy = int(copy.sum())
+            keep &= ~copy
+        return keep, dropped_judge, dropped_copy
+
+
+def train_near_copy_threshold(train: np.ndarray, quality: QualityFilter) -> float:
+    """The near-copy threshold rebalance filters with: train-to-train, training data only (a fixed
+    draw of ``quality.near_copy_reference`` training faces, each against the others)."""
+    from gan.metrics import near_copy_threshold
 
     if len(train) < 2:
         return 0.0
-    rng = np.random.default_rng(seed)
-    pick = rng.choice(len(train), size=min(n, len(train)), replace=False)
-    q = torch.from_numpy(train[pick].reshape(len(pick), -1)).float()
-    bank = torch.from_numpy(train.reshape(len(train), -1)).float()
-    nearest = []
-    for i in range(0, len(q), 256):
-        d = torch.cdist(q[i : i + 256], bank)
-        d[torch.arange(len(d)), torch.from_numpy(pick[i : i + 256])] = float("inf")  # not itself
-        nearest.append((d.min(1).values / q.shape[1] ** 0.5).numpy())
-    d = np.concatenate(nearest)
-    d = d[d > 0.5]
-    return float(np.quantile(d, quantile)) if len(d) else 0.0
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(train), size=min(quality.near_copy_reference, len(train)), replace=False)
+    return near_copy_threshold(train[pick], train, quality.near_copy_quantile, own_rows=pick)
+
+
+def _make_screen(
+    judge: tuple[Any, dict[str, Any]] | None,
+    quality: QualityFilter,
+    wanted: list[ClassPlan],
+    train: FaceDataset,
+    g: Any,
+    device: str,
+) -> _Screen:
+    """The filter of a synthesis, checked before anything is generated: a judge that knows every
+    wanted class when the filter needs one, and the train-to-train near-copy threshold."""
+    from classifier.judge import judge_columns
+
+    if quality.min_prob > 0:
+        if judge is None:
+            raise UserError("the quality filter needs a judge classifier; pass one or switch the filter off")
+        fix = "pass a judge trained on these classes or switch the filter off"
+        judge_columns(judge[1], [p.name for p in wanted], fix=fix)
+    threshold = 0.0
+    if quality.drop_near_copies and wanted:
+        threshold = train_near_copy_threshold(resize_images(train.images, g.size, g.channels), quality)
+    return _Screen(judge, quality, threshold, device)
+
+
+def _fill_class(
+    p: ClassPlan, g: Any, label: int, seed: int, bank: np.ndarray, screen: _Screen, advance: Callable[[int], Any]
+) -> tuple[np.ndarray, list[int], dict[str, int]]:
+    """``p.add`` accepted faces of one class, their noise indices, and the counts of the report.
+
+    Candidates come in a fixed order (the class's sampling seed, noise index 0, 1, ...), so the
+    accepted set is the same on every rerun.
+    """
+    from gan.generate import sampling_seed
+    from gan.sample import generate_images
+
+    accepted: list[np.ndarray] = []
+    indices: list[int] = []
+    tried = dropped_judge = dropped_copy = 0
+    while len(accepted) < p.add:
+        if tried >= screen.quality.max_tries * p.add:
+            raise UserError(
+                f"{p.name}: only {len(accepted)} of {p.add} samples passed the quality filter after "
+                f"{tried} tries; lower --min-prob or train the generator longer"
+            )
+        n = int(min(1024, max(64, 1.5 * (p.add - len(accepted)))))
+        cand = generate_images(
+            g, np.full(n, label), seed=sampling_seed(seed, label), device=screen.device, offset=tried
+        )
+        keep, judged, copies = screen(cand, p.name, bank)
+        taken = np.flatnonzero(keep)[: p.add - len(accepted)]
+        accepted += list(cand[taken])
+        indices += (tried + taken).tolist()
+        tried += n
+        dropped_judge += judged
+        dropped_copy += copies
+        advance(len(taken))
+    arr = np.stack(accepted) if accepted else np.zeros((0, g.channels, g.size, g.size), np.uint8)
+    counts = {
+        "added": len(arr),
+        "generated": tried,
+        "dropped_by_judge": dropped_judge,
+        "dropped_near_copies": dropped_copy,
+    }
+    return arr, indices, counts
 
 
 def synthesize(
@@ -58,14 +146,14 @@ def synthesize(
     device: str = "cpu",
     progress: bool = True,
 ) -> tuple[FaceDataset, dict[str, Any]]:
-    """Synthetic train images per ``plan``, in ``train``'s class space and image shape.
+    """Synthetic train images per ``plan``, in ``train``'s class space and image shape; each
+    image's source names its sampling seed and noise index (``augment.core.manifest``).
 
-    Candidates are generated in a fixed order (seed, class, candidate index), so the
-    accepted set, and the files written from it, are the same on every rerun.
+    What is kept is decided on training data only: the judge (trained on real images) and
+    near-copies of training faces under the train-to-train threshold.
     """
-    from classifier.inference import predict_proba
-    from gan.metrics import nearest_distances
-    from gan.sample import generate_images, load_generator
+    from gan.generate import sampling_seed
+    from gan.sample import load_generator
 
     g, meta = load_generator(Path(generator_run), device=device)
     gclasses = meta["classes"]
@@ -77,73 +165,34 @@ def synthesize(
         "min_prob": quality.min_prob if judge else None,
         "per_class": {},
     }
-    if quality.min_prob > 0 and judge is None:
-        raise UserError("the quality filter needs a judge classifier; pass one or switch the filter off")
-    if judge is not None and quality.min_prob > 0:
-        jclasses = list(judge[1]["classes"])
-        unknown = [p.name for p in wanted if p.name not in jclasses]
-        if unknown:
-            raise UserError(
-                f"the judge classifier cannot score {', '.join(unknown)} (it knows {', '.join(jclasses)}); "
-                "pass a judge trained on these classes or switch the filter off"
-            )
-    threshold = 0.0
+    screen = _make_screen(judge, quality, wanted, train, g, device)
     if quality.drop_near_copies and wanted:
-        threshold = near_copy_threshold(resize_images(train.images, g.size, g.channels), quality.near_copy_quantile)
-        report["near_copy_threshold"] = threshold
+        report.update(near_copy_threshold=screen.threshold, near_copy_reference="train-to-train")
     images, labels, sources = [], [], []
     with make_progress() as prog:
         task = prog.add_task("synthesizing", total=sum(p.add for p in wanted)) if progress else None
+
+        def advance(n: int) -> None:
+            if task is not None:
+                prog.advance(task, n)
+
         for p in wanted:
             if p.name not in gclasses:
                 raise UserError(f"the generator in {generator_run} cannot make '{p.name}'")
             gl = gclasses.index(p.name)
-            class_seed = seed * 1000 + gl
             bank = resize_images(train.images[train.labels == train.classes.index(p.name)], g.size, g.channels)
-            accepted: list[np.ndarray] = []
-            tried = dropped_judge = dropped_copy = 0
-            while len(accepted) < p.add:
-                if tried >= quality.max_tries * p.add:
-                    raise UserError(
-                        f"{p.name}: only {len(accepted)} of {p.add} samples passed the quality filter after "
-                        f"{tried} tries; lower --min-prob or train the generator longer"
-                    )
-                n = int(min(1024, max(64, 1.5 * (p.add - len(accepted)))))
-                cand = generate_images(g, np.full(n, gl), seed=class_seed, device=device, offset=tried)
-                tried += n
-                keep = np.ones(n, dtype=bool)
-                if judge is not None and quality.min_prob > 0:
-                    jm, jmeta = judge
-                    jcls = list(jmeta["classes"])
-                    probs = predict_proba(
-                        jm, resize_images(cand, int(jmeta["size"]), int(jmeta["channels"])), device=device
-                    )
-                    ok = probs[:, jcls.index(p.name)] >= quality.min_prob
-                    dropped_judge += int((~ok).sum())
-                    keep &= ok
-                if quality.drop_near_copies and len(bank) and keep.any():
-                    dist, _ = nearest_distances(cand[keep], bank)
-                    copy = np.zeros(n, dtype=bool)
-                    copy[np.flatnonzero(keep)] = dist < threshold
-                    dropped_copy += int(copy.sum())
-                    keep &= ~copy
-                room = p.add - len(accepted)
-                taken = cand[keep][:room]
-                accepted += list(taken)
-                if task is not None:
-                    prog.advance(task, len(taken))
-            arr = np.stack(accepted) if accepted else np.zeros((0, g.channels, g.size, g.size), np.uint8)
+            arr, indices, report["per_class"][p.name] = _fill_class(p, g, gl, seed, bank, screen, advance)
             images.append(resize_images(arr, train.size, train.channels))
             labels += [train.classes.index(p.name)] * len(arr)
-            sources += [f"synthetic:{p.name}/syn_{p.name}_{k:06d}.png" for k in range(len(arr))]
-            report["per_class"][p.name] = {
-                "added": len(arr),
-                "generated": tried,
-                "dropped_by_judge": dropped_judge,
-                "dropped_near_copies": dropped_copy,
-            }
+            sources += [synthetic_source(p.name, sampling_seed(seed, gl), i) for i in indices]
+    return _synthetic_dataset(train, images, labels, sources, f"synthetic from {generator_run}"), report
+
+
+def _synthetic_dataset(
+    train: FaceDataset, images: list[np.ndarray], labels: list[int], sources: list[str], name: str
+) -> FaceDataset:
     n = len(labels)
-    synthetic = FaceDataset(
+    return FaceDataset(
         images=np.concatenate(images) if images else np.zeros((0, *train.images.shape[1:]), np.uint8),
         labels=np.array(labels, dtype=np.int64),
         splits=np.full(n, "train"),
@@ -151,9 +200,8 @@ def synthesize(
         subjects=np.full(n, "", dtype=str),
         classes=list(train.classes),
         synthetic=np.ones(n, dtype=bool),
-        name=f"synthetic from {generator_run}",
+        name=name,
     )
-    return synthetic, report
 
 
 STATE_FILE = ".rebalance.json"
@@ -190,7 +238,7 @@ def remove_previous(out: Path) -> None:
     """Before ``--overwrite``: delete what an earlier rebalance wrote into ``out`` (the files of its
     manifest, its synthetic files, its CSV), so no stale file passes for part of the new dataset.
     Other files are left alone."""
-    from augment.writer import read_manifest
+    from augment.core.manifest import read_manifest
 
     if not (out / STATE_FILE).is_file():
         return
@@ -226,7 +274,8 @@ def run_rebalance(
     """Synthesize per ``plan`` and write real + synthetic train, with val/test carried over unchanged."""
     from augment.core.atomic import write_json
     from augment.core.dataset import concat
-    from augment.writer import write_fer_csv, write_manifest, write_tree
+    from augment.core.manifest import write_manifest
+    from augment.writer import write_fer_csv, write_tree
 
     out = Path(out)
     if fmt not in ("folders", "fer2013-csv"):
@@ -248,7 +297,7 @@ def run_rebalance(
     train = data.split("train").subset(~data.split("train").synthetic)
     synthetic, report = synthesize(plan, generator_run, train, judge, quality, seed, device, progress)
     full = concat([data.subset(~data.synthetic), synthetic], name=data.name)
-    meta = {"generator_run": report["generator_run"], "checkpoint_step": report["checkpoint_step"], "seed": seed}
+    meta = {"generator_run": report["generator_run"], "checkpoint_step": report["checkpoint_step"]}
     if fmt == "folders":
         rows = write_tree(full, out, meta, progress, keep_existing=resuming)
     else:

@@ -1,5 +1,5 @@
 """Write a FaceDataset (real and synthetic) as a class-per-folder tree or a FER2013 CSV,
-with a manifest that marks every synthetic file."""
+with the rows of a manifest (``augment.core.manifest``) that marks every synthetic file."""
 
 from __future__ import annotations
 
@@ -9,23 +9,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image
-
 from augment.core.atomic import atomic_path
 from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
 from augment.core.labels import FER2013_CODES
+from augment.core.manifest import parse_synthetic_source, real_row, synthetic_name, synthetic_row, write_png
 from augment.core.progress import make_progress
 
-MANIFEST_FIELDS = ("path", "label", "split", "source", "origin", "generator_run", "checkpoint_step", "seed")
 USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
-
-
-def _write_png(path: Path, image: np.ndarray) -> None:
-    arr = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
-    with atomic_path(path) as tmp:
-        Image.fromarray(arr).save(tmp, format="PNG")
 
 
 def _place_real(src: Path, dst: Path) -> None:
@@ -47,8 +38,10 @@ def write_tree(
 ) -> list[dict[str, Any]]:
     """``out/<split>/<class>/<file>``: what ImageFolder and flow_from_directory read as is.
 
-    With ``keep_existing`` existing files are kept (a rerun after an interruption only writes
-    what is missing); without it they are replaced (``--overwrite`` of an older, different run).
+    ``synthetic_meta`` holds the ``generator_run`` and ``checkpoint_step`` of the synthetic faces
+    (their seed and noise index are in their sources). With ``keep_existing`` existing files are
+    kept (a rerun after an interruption only writes what is missing); without it they are replaced
+    (``--overwrite`` of an older, different run).
     """
     rows: list[dict[str, Any]] = []
     used: set[str] = set()
@@ -59,7 +52,8 @@ def write_tree(
             split, label = str(ds.splits[i]), ds.classes[int(ds.labels[i])]
             src = str(ds.sources[i])
             if ds.synthetic[i]:
-                name = Path(src.split(":", 1)[-1]).name
+                _, _, index = parse_synthetic_source(src)
+                name = synthetic_name(label, index)
             else:
                 p = Path(src)
                 name = p.name if p.is_file() else f"real_{i:06d}.png"
@@ -74,7 +68,7 @@ def write_tree(
                 if not ds.synthetic[i] and Path(src).is_file():
                     _place_real(Path(src), dst)
                 else:
-                    _write_png(dst, ds.images[i])
+                    write_png(dst, ds.images[i])
             rows.append(_row(rel, label, split, bool(ds.synthetic[i]), src, meta))
             if task is not None:
                 prog.advance(task)
@@ -107,26 +101,8 @@ def write_fer_csv(ds: FaceDataset, out: Path, synthetic_meta: dict[str, Any] | N
     return rows
 
 
-def _row(path: str, label: str, split: str, synthetic: bool, origin: str, meta: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "path": path,
-        "label": label,
-        "split": split,
-        "source": "synthetic" if synthetic else "real",
-        "origin": "" if synthetic else origin,
-        "generator_run": meta.get("generator_run", "") if synthetic else "",
-        "checkpoint_step": meta.get("checkpoint_step", "") if synthetic else "",
-        "seed": meta.get("seed", "") if synthetic else "",
-    }
-
-
-def write_manifest(out: Path, rows: list[dict[str, Any]]) -> None:
-    with atomic_path(out / "manifest.csv") as tmp, open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-
-
-def read_manifest(out: Path) -> list[dict[str, str]]:
-    with open(out / "manifest.csv", newline="") as fh:
-        return list(csv.DictReader(fh))
+def _row(path: str, label: str, split: str, synthetic: bool, source: str, meta: dict[str, Any]) -> dict[str, Any]:
+    if not synthetic:
+        return real_row(path, label, split, source)
+    _, seed, index = parse_synthetic_source(source)
+    return synthetic_row(path, label, split, meta["generator_run"], meta["checkpoint_step"], seed, index)

@@ -10,8 +10,9 @@ import numpy as np
 from augment.core.atomic import write_json
 from augment.core.dataset import FaceDataset
 from augment.core.progress import console
-from augment.core.resize import resize_dataset, resize_images
-from classifier.config import TrainConfig
+from augment.core.resize import resize_dataset
+from classifier.inference import prepare_images
+from classifier.judge import JUDGE_DIR, Judge, get_judge, judge_columns, judge_probabilities
 from gan.metrics import (
     classifier_features,
     find_inception_weights,
@@ -23,30 +24,7 @@ from gan.metrics import (
 )
 from gan.sample import generate_images, load_generator
 
-JUDGE_DIR = "judge"
-
-
-def default_judge_config(n_train: int) -> TrainConfig:
-    """A quick real-only classifier: ResNet18 learns fastest per CPU-minute here (it reached 54% on the
-    demo faces in 6 epochs where ResEmoteNet-0.25 and the plain CNNs stayed near 30%); class-weighted
-    so rare classes get recall. 8 epochs of at most 8,192 images: minutes on FER2013."""
-    return TrainConfig(model="resnet18", epochs=8, class_weighted=True, patience=0, epoch_samples=min(n_train, 8192))
-
-
-def get_judge(data: FaceDataset, run_dir: Path, judge_dir: Path | None, device: str, progress: bool = True):
-    """The user's classifier run, or one trained here on the real training images (kept for reuse)."""
-    from classifier.inference import load_classifier
-    from classifier.train import train_classifier
-
-    if judge_dir is None:
-        judge_dir = run_dir / JUDGE_DIR
-        if not (judge_dir / "summary.json").exists():  # missing or interrupted: train or resume it
-            if progress:
-                console.print(f"training a judge classifier on the real training images into {judge_dir}")
-            real = data.subset(~data.synthetic)
-            cfg = default_judge_config(int((real.splits == "train").sum()))
-            train_classifier(real, judge_dir, cfg, progress=progress)
-    return load_classifier(judge_dir, device=device)
+FRECHET_REAL_PER_CLASS = 2000  # real training faces per class in the Fréchet reference
 
 
 def evaluate_gan(
@@ -60,38 +38,62 @@ def evaluate_gan(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Per-class Fréchet distance, judge assignment vs judge recall on real test, memorisation."""
-    from classifier.inference import predict_proba
-
     run_dir = Path(run_dir)
     g, meta = load_generator(run_dir, device=device)
     classes = meta["classes"]
-    real = data.subset(~data.synthetic).with_classes(classes).remap_to(classes)
-    real = resize_dataset(real, g.size, g.channels)
-    train = real.split("train")
-    test = real.split("test") if real.has_split("test") else real.split("val")
-    judge, jmeta = get_judge(real, run_dir, Path(judge_dir) if judge_dir else None, device, progress)
-    if list(jmeta["classes"]) != classes:
-        judge_classes = list(jmeta["classes"])
-        missing = [c for c in classes if c not in judge_classes]
-        if missing:
-            from augment.core.errors import UserError
-
-            raise UserError(f"the judge classifier lacks classes {', '.join(missing)}")
-    jclasses = list(jmeta["classes"])
-    to_j = np.array([jclasses.index(c) for c in classes])
-
+    real = resize_dataset(data.subset(~data.synthetic).with_classes(classes).remap_to(classes), g.size, g.channels)
+    train, test = real.split("train"), real.split("test") if real.has_split("test") else real.split("val")
+    judge = get_judge(real, run_dir, Path(judge_dir) if judge_dir else None, device, progress)
+    judge_columns(judge[1], classes)  # a judge without the generator's classes fails here, before any work
     labels = np.repeat(np.arange(len(classes)), per_class)
     samples = generate_images(g, labels, seed=seed, device=device)
+    mem = memorisation_report(samples, labels, train.images, train.labels, test.images, test.labels, classes)
+    nn_index, nn_distance = mem.pop("_sample_nn_index"), mem.pop("_sample_nn_distance")
+    save_nearest_neighbour_png(
+        samples, labels, nn_index, nn_distance, train.images, classes, run_dir / "eval" / "nearest.png"
+    )
+    report = {
+        "run_dir": str(run_dir),
+        "checkpoint_step": meta["step"],
+        "samples_per_class": per_class,
+        "seed": seed,
+        "frechet": _frechet(samples, labels, train, judge, inception_weights, seed, device, progress),
+        "judge": {
+            "run": str(judge_dir or run_dir / JUDGE_DIR),
+            **_judge_scores(judge, samples, labels, test, classes, device),
+            "chance": 1 / len(classes),
+        },
+        "memorisation": mem,
+    }
+    write_json(run_dir / "eval" / "metrics.json", report)
+    plot_assignment(report, run_dir / "eval" / "judge.png")
+    return report
 
-    def jprobs(images: np.ndarray) -> np.ndarray:
-        p = predict_proba(judge, resize_images(images, int(jmeta["size"]), int(jmeta["channels"])), device=device)
-        return p[:, to_j]  # judge's columns in the generator's class order
 
-    sample_probs = jprobs(samples)
-    assignment = judge_assignment(sample_probs, labels, classes)
-    test_probs = jprobs(test.images)
-    real_recall = judge_assignment(test_probs, test.labels, classes)
+def _judge_scores(
+    judge: Judge, samples: np.ndarray, labels: np.ndarray, test: FaceDataset, classes: list[str], device: str
+) -> dict[str, dict[str, float]]:
+    """Share of samples the judge puts in their class, and its recall on the real test faces."""
+    sample_probs = judge_probabilities(judge, samples, classes, device)
+    test_probs = judge_probabilities(judge, test.images, classes, device)
+    return {
+        "sample_assignment": judge_assignment(sample_probs, labels, classes),
+        "real_test_recall": judge_assignment(test_probs, test.labels, classes),
+    }
 
+
+def _frechet(
+    samples: np.ndarray,
+    labels: np.ndarray,
+    train: FaceDataset,
+    judge: Judge,
+    inception_weights: str | Path | None,
+    seed: int,
+    device: str,
+    progress: bool,
+) -> dict[str, Any]:
+    """Per-class Fréchet distance of samples to real training faces: FID when the Inception weights
+    are on disk, else in the judge classifier's feature space (and named so)."""
     weights = find_inception_weights(inception_weights)
     space = (
         "FID (FID Inception network, pool3 2048-d)"
@@ -107,43 +109,16 @@ def evaluate_gan(
     def feat(images: np.ndarray) -> np.ndarray:
         if weights is not None:
             return inception_features(images, weights, device)
-        return classifier_features(judge, resize_images(images, int(jmeta["size"]), int(jmeta["channels"])), device)
+        return classifier_features(judge[0], prepare_images(images, judge[1]), device)
 
     rng = np.random.default_rng(seed)
-    fd: dict[str, float] = {}
     f_samples = feat(samples)
-    for k, c in enumerate(classes):
+    fd: dict[str, float] = {}
+    for k, c in enumerate(train.classes):
         idx = np.flatnonzero(train.labels == k)
-        idx = rng.choice(idx, size=min(len(idx), 2000), replace=False)
+        idx = rng.choice(idx, size=min(len(idx), FRECHET_REAL_PER_CLASS), replace=False)
         fd[c] = frechet_distance(f_samples[labels == k], feat(train.images[idx]))
-
-    mem = memorisation_report(samples, labels, train.images, train.labels, test.images, test.labels, classes)
-    save_nearest_neighbour_png(
-        samples,
-        labels,
-        mem.pop("_sample_nn_index"),
-        mem.pop("_sample_nn_distance"),
-        train.images,
-        classes,
-        run_dir / "eval" / "nearest.png",
-    )
-    report = {
-        "run_dir": str(run_dir),
-        "checkpoint_step": meta["step"],
-        "samples_per_class": per_class,
-        "seed": seed,
-        "frechet": {"space": space, "per_class": fd},
-        "judge": {
-            "run": str(judge_dir or run_dir / JUDGE_DIR),
-            "sample_assignment": assignment,
-            "real_test_recall": real_recall,
-            "chance": 1 / len(classes),
-        },
-        "memorisation": mem,
-    }
-    write_json(run_dir / "eval" / "metrics.json", report)
-    plot_assignment(report, run_dir / "eval" / "judge.png")
-    return report
+    return {"space": space, "per_class": fd}
 
 
 def plot_assignment(report: dict[str, Any], path: Path) -> None:

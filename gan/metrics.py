@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from augment.core.errors import UserError
 
@@ -96,8 +95,16 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 # ----------------------------------------------------------------------------- memorisation
-def nearest_distances(queries: np.ndarray, bank: np.ndarray, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
-    """RMS pixel distance (0-255 scale) from each query to its nearest bank image, and its index."""
+EXACT_DUPLICATE = 0.5  # RMS distance (0-255) at or under which two faces count as the same image
+
+
+def nearest_distances(
+    queries: np.ndarray, bank: np.ndarray, chunk: int = 512, own_rows: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """RMS pixel distance (0-255 scale) from each query to its nearest bank image, and its index.
+
+    ``own_rows[i]``, when given, is query i's own row in ``bank``: it is not its own neighbour.
+    """
     q = torch.from_numpy(queries.reshape(len(queries), -1)).float()
     b = torch.from_numpy(bank.reshape(len(bank), -1)).float()
     dims = q.shape[1]
@@ -105,13 +112,41 @@ def nearest_distances(queries: np.ndarray, bank: np.ndarray, chunk: int = 512) -
     idx = np.empty(len(q), dtype=np.int64)
     for i in range(0, len(q), chunk):
         qc = q[i : i + chunk]
-        _, j = torch.cdist(qc, b).min(1)
+        d = torch.cdist(qc, b)
+        if own_rows is not None:
+            d[torch.arange(len(qc)), torch.from_numpy(np.asarray(own_rows[i : i + chunk]))] = float("inf")
+        _, j = d.min(1)
         # cdist's matrix-product shortcut loses precision (an exact copy came out at ~0.06, not 0):
         # recompute the distance to the chosen neighbour directly.
         m = (qc - b[j]).pow(2).sum(1).sqrt()
         dist[i : i + chunk] = (m / dims**0.5).numpy()
         idx[i : i + chunk] = j.numpy()
     return dist, idx
+
+
+def _threshold_of(reference_distances: np.ndarray, quantile: float) -> float:
+    d = reference_distances[reference_distances > EXACT_DUPLICATE]
+    return float(np.quantile(d, quantile)) if len(d) else 0.0
+
+
+def near_copy_threshold(
+    reference: np.ndarray, bank: np.ndarray, quantile: float, own_rows: np.ndarray | None = None
+) -> float:
+    """Distance under which a sample counts as a copy of a ``bank`` face: the ``quantile`` of the
+    nearest-``bank`` distances of the real ``reference`` faces (exact duplicates ignored).
+
+    The reference set is the caller's choice and must be named with the result: training faces
+    against training (``own_rows``: their rows in ``bank``) where the threshold decides what is
+    kept, test faces against training where it only reports.
+    """
+    if len(reference) == 0 or len(bank) == 0:
+        return 0.0
+    return _threshold_of(nearest_distances(reference, bank, own_rows=own_rows)[0], quantile)
+
+
+def near_copies(distances: np.ndarray, threshold: float) -> np.ndarray:
+    """Which nearest-neighbour distances mark a near-copy (closer than ``threshold``)."""
+    return distances < threshold
 
 
 def memorisation_report(
@@ -126,18 +161,18 @@ def memorisation_report(
 ) -> dict[str, Any]:
     """Distances of samples to their nearest training image, against real test images'.
 
-    A sample counts as a near-copy when it is closer to a training image than all but
-    ``quantile`` of real test images are (exact test/train duplicates excluded from the
-    reference, since FER2013 has them).
+    An evaluation, so its reference is test-to-train: a sample counts as a near-copy when it is
+    closer to a training image than all but ``quantile`` of real test images are (exact test/train
+    duplicates excluded from the reference, since FER2013 has them).
     """
     s_dist, s_idx = nearest_distances(samples, train)
     t_dist, _ = nearest_distances(test, train)
-    ref = t_dist[t_dist > 0.5]
-    threshold = float(np.quantile(ref, quantile)) if len(ref) else 0.0
+    threshold = _threshold_of(t_dist, quantile)
+    copies = near_copies(s_dist, threshold)
     per_class = {}
     for k, c in enumerate(classes):
         sm = sample_labels == k
-        tm = (test_labels == k) & (t_dist > 0.5)
+        tm = (test_labels == k) & (t_dist > EXACT_DUPLICATE)
         if not sm.any():
             continue
         per_class[c] = {
@@ -145,13 +180,14 @@ def memorisation_report(
             "sample_nn_median": float(np.median(s_dist[sm])),
             "sample_nn_min": float(s_dist[sm].min()),
             "test_nn_median": float(np.median(t_dist[tm])) if tm.any() else None,
-            "near_copies": int((s_dist[sm] < threshold).sum()),
+            "near_copies": int(copies[sm].sum()),
         }
     return {
         "distance": "RMS pixel difference, 0-255 scale, to the nearest training image",
+        "reference": "test-to-train",
         "threshold": threshold,
         "threshold_rule": f"{quantile:.0%} quantile of real test-to-train distances (exact duplicates excluded)",
-        "test_exact_duplicates_of_train": int((t_dist <= 0.5).sum()),
+        "test_exact_duplicates_of_train": int((t_dist <= EXACT_DUPLICATE).sum()),
         "near_copies": int(sum(v["near_copies"] for v in per_class.values())),
         "per_class": per_class,
         "_sample_nn_index": s_idx,
@@ -192,10 +228,3 @@ def judge_assignment(probs: np.ndarray, labels: np.ndarray, classes: list[str]) 
     """Share of each class's samples that the judge assigns to that class."""
     pred = probs.argmax(1)
     return {c: float((pred[labels == k] == k).mean()) for k, c in enumerate(classes) if (labels == k).any()}
-
-
-def downsample_like(images: np.ndarray, size: int) -> np.ndarray:
-    if images.shape[-1] == size:
-        return images
-    x = torch.from_numpy(images).float()
-    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True).round().clamp(0, 255).byte().numpy()

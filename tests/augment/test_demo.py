@@ -10,13 +10,13 @@ pytestmark = pytest.mark.usefixtures("quiet")
 
 
 def test_demo_end_to_end_with_tiny_budgets(tmp_path: Path, monkeypatch) -> None:
-    import gan.evaluate
+    import classifier.judge
     from augment import compare
     from augment.demo import run_demo
     from tests.conftest import tiny_classifier_config
 
     monkeypatch.setitem(compare.BUDGETS, "demo", compare.Budget("demo", epochs=1, epoch_samples=64, patience=0))
-    monkeypatch.setattr(gan.evaluate, "default_judge_config", lambda n: tiny_classifier_config(epochs=1))
+    monkeypatch.setattr(classifier.judge, "default_judge_config", lambda n: tiny_classifier_config(epochs=1))
     out = tmp_path / "demo"
     result = run_demo(out, gan_steps=4, seeds=1, device="cpu", gan_width=8, min_prob=0.0)
 

@@ -14,10 +14,10 @@ import torch
 from augment import writer
 from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
+from augment.core.manifest import MANIFEST_FIELDS, read_manifest
 from augment.core.readers import load_dataset
 from augment.plan import ClassPlan, plan_rebalance
 from augment.rebalance import STATE_FILE, QualityFilter, run_rebalance, synthesize
-from augment.writer import MANIFEST_FIELDS, read_manifest
 from tests.conftest import TINY_GAN_STEPS as STEPS
 from tests.conftest import assert_one_line_error, run_cli
 
@@ -95,15 +95,17 @@ def test_manifest_matches_files_and_plan(rebalanced, data, plan, tiny_gan_run):
     synthetic = [r for r in rows if r["source"] == "synthetic"]
     assert len(synthetic) == sum(p.add for p in plan) == summary["synthetic_files"]
     for r in synthetic:
-        assert Path(r["path"]).name.startswith(f"syn_{r['label']}_")
+        # the file-name rule of augment.core.manifest: syn_<class>_<noise index>.png
+        assert Path(r["path"]).name == f"syn_{r['label']}_{int(r['index']):06d}.png"
         assert Path(r["generator_run"]) == tiny_gan_run
-        assert (r["checkpoint_step"], r["seed"], r["origin"]) == (str(STEPS), "3", "")
+        assert (r["checkpoint_step"], r["origin"]) == (str(STEPS), "")
+        assert int(r["seed"]) == 3 * 1000 + data.classes.index(r["label"])  # --seed 3's sampling seed
     real = [r for r in rows if r["source"] == "real"]
     assert len(real) == len(data)
     for r in real:
         assert r["origin"] and Path(r["origin"]).is_file()
         assert (out / r["path"]).read_bytes() == Path(r["origin"]).read_bytes()  # linked or copied, unchanged
-        assert (r["generator_run"], r["checkpoint_step"], r["seed"]) == ("", "", "")
+        assert (r["generator_run"], r["checkpoint_step"], r["seed"], r["index"]) == ("", "", "", "")
     assert {r["origin"] for r in real} == set(data.sources.tolist())
 
     assert summary["splits"] == {
@@ -154,7 +156,8 @@ def test_fer2013_csv_output_reads_back(data, tiny_gan_run, tmp_path):
     assert [r["path"] for r in rows] == [f"fer2013.csv#row{i + 1}" for i in range(len(rows))]
     syn = [r for r in rows if r["source"] == "synthetic"]
     assert len(syn) == sum(p.add for p in plan) and {r["split"] for r in syn} == {"train"}
-    assert all(r["seed"] == "1" and r["checkpoint_step"] == str(STEPS) for r in syn)
+    assert all(r["seed"] == str(1000 + data.classes.index(r["label"])) for r in syn)
+    assert all(r["checkpoint_step"] == str(STEPS) and r["index"] for r in syn)
 
     with pytest.raises(UserError, match="cannot hold contempt"):
         run_rebalance(
@@ -223,7 +226,7 @@ def test_rerun_after_interruption_finishes_without_duplicates(
 
         return wrapped
 
-    monkeypatch.setattr(writer, "_write_png", interrupting(writer._write_png))
+    monkeypatch.setattr(writer, "write_png", interrupting(writer.write_png))
     monkeypatch.setattr(writer, "_place_real", interrupting(writer._place_real))
     with pytest.raises(KeyboardInterrupt):
         run_rebalance(data, tiny_gan_run, out, plan, None, OFF, seed=3, progress=False)
@@ -328,6 +331,28 @@ def test_near_copies_of_training_faces_are_dropped(data, plan, tiny_gan_run, mon
     assert report["near_copy_threshold"] > 0
     kept = {im.tobytes() for im in syn.images}
     assert not kept & {im.tobytes() for im in real_disgust}
+
+
+def test_manifest_row_reproduces_its_file_bit_exactly(data, plan, tiny_gan_run, tmp_path):
+    """(run, step, seed, index) of a synthetic row give its file back through gan.sample, also when the
+    filter skipped candidates: the index (and the file name) is the noise index, not the accepted count."""
+    from PIL import Image
+
+    from gan.sample import generate_images, load_generator
+
+    out = tmp_path / "out"
+    quality = QualityFilter(min_prob=0.5, drop_near_copies=False)
+    judge = stub_judge(data, every=5)  # accepts positions 0, 5, 10, ... of each 64-candidate round
+    run_rebalance(data, tiny_gan_run, out, only(plan, "disgust"), judge, quality, seed=4, progress=False)
+    syn = [r for r in read_manifest(out) if r["source"] == "synthetic"]
+    assert [int(r["index"]) for r in syn] == [start + k for start in (0, 64) for k in range(0, 64, 5)][:19]
+    g, meta = load_generator(tiny_gan_run)
+    for r in syn:
+        assert Path(r["generator_run"]) == tiny_gan_run.resolve() and int(r["checkpoint_step"]) == meta["step"]
+        label = np.array([meta["classes"].index(r["label"])])
+        face = generate_images(g, label, seed=int(r["seed"]), offset=int(r["index"]))[0]
+        with Image.open(out / r["path"]) as im:
+            assert np.array_equal(np.asarray(im), face[0]), r["path"]
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ from PIL import Image
 
 from augment.core.errors import UserError
 from augment.core.labels import resolve_classes
-from gan.generate import MANIFEST_FIELDS, generate_to_folder
+from augment.core.manifest import MANIFEST_FIELDS
+from gan.generate import generate_to_folder, sampling_seed
 from tests.conftest import TINY_GAN_STEPS as STEPS
 from tests.conftest import assert_one_line_error, run_cli
 
@@ -46,9 +47,10 @@ def test_writes_per_class_files_and_manifest(tiny_gan_run, demo_ds, tmp_path):
         assert r["label"] == Path(r["path"]).parent.name
         assert (r["split"], r["source"]) == ("train", "synthetic")
         assert int(r["checkpoint_step"]) == STEPS
-        assert int(r["seed"]) == 7
+        assert int(r["seed"]) == sampling_seed(7, classes.index(r["label"]))  # what generate_images got
         assert Path(r["generator_run"]) == tiny_gan_run.resolve()
-        assert r["path"].endswith(f"_{int(r['index']):06d}.png")
+        assert Path(r["path"]).name == f"syn_{r['label']}_{int(r['index']):06d}.png"
+        assert r["origin"] == ""
         with Image.open(out / r["path"]) as im:
             assert im.size == (demo_ds.size, demo_ds.size) and im.mode == "L"
     meta = json.loads((out / "generate.json").read_text())
@@ -79,11 +81,21 @@ def test_deterministic_per_seed_and_rerun_does_not_duplicate(tiny_gan_run, tmp_p
 
 
 def test_manifest_seed_and_index_reproduce_the_file(tiny_gan_run, tmp_path):
+    import numpy as np
+
+    from gan.sample import generate_images, load_generator
+
     out = tmp_path / "o"
     generate_to_folder(tiny_gan_run, out, per_class=2, classes="fear", seed=5)
     row = read_manifest(out)[1]
+    g, meta = load_generator(Path(row["generator_run"]))
+    assert int(row["checkpoint_step"]) == meta["step"] and int(row["index"]) == 1
+    label = np.array([meta["classes"].index(row["label"])])
+    face = generate_images(g, label, seed=int(row["seed"]), offset=int(row["index"]))[0]
+    with Image.open(out / row["path"]) as im:
+        assert np.array_equal(np.asarray(im), face[0])
     again = tmp_path / "again"
-    generate_to_folder(tiny_gan_run, again, per_class=2, classes=row["label"], seed=int(row["seed"]))
+    generate_to_folder(tiny_gan_run, again, per_class=2, classes=row["label"], seed=5)
     assert (again / row["path"]).read_bytes() == (out / row["path"]).read_bytes()
     # Each image depends on (seed, class, index) only: the same file whatever else is generated with it.
     mixed = tmp_path / "mixed"
@@ -116,7 +128,7 @@ def test_refuses_foreign_folder_and_missing_run(tiny_gan_run, tmp_path):
         generate_to_folder(tmp_path / "norun", tmp_path / "z", per_class=1)
 
 
-def test_cli_generate(tiny_gan_run, tmp_path, capsys):
+def test_cli_generate(tiny_gan_run, demo_ds, tmp_path, capsys):
     out = tmp_path / "cli"
     code, stdout, err = run_cli(
         capsys,
@@ -136,7 +148,9 @@ def test_cli_generate(tiny_gan_run, tmp_path, capsys):
     assert code == 0, err
     assert "wrote 4 images" in stdout and f"step {STEPS}" in stdout
     assert pngs(out) == [f"{c}/syn_{c}_{i:06d}.png" for c in ("disgust", "fear") for i in range(2)]
-    assert {r["seed"] for r in read_manifest(out)} == {"3"}
+    assert {r["seed"] for r in read_manifest(out)} == {
+        str(sampling_seed(3, demo_ds.classes.index(c))) for c in ("disgust", "fear")
+    }
     # Same as the Python API with the same seed.
     api = tmp_path / "api"
     generate_to_folder(tiny_gan_run, api, per_class=2, classes="disgust,fear", seed=3)

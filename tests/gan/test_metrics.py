@@ -17,6 +17,8 @@ from gan.metrics import (
     frechet_distance,
     judge_assignment,
     memorisation_report,
+    near_copies,
+    near_copy_threshold,
     nearest_distances,
 )
 from tests.conftest import TINY_GAN_STEPS
@@ -63,6 +65,30 @@ def test_nearest_distances_finds_exact_and_shifted_copies():
     assert d.tolist() == [0.0, 0.0] and i.tolist() == [29, 0]
 
 
+def test_near_copy_threshold_takes_its_reference_set_explicitly():
+    rng = np.random.default_rng(3)
+    bank = rng.integers(0, 256, (40, 1, 8, 8), dtype=np.uint8)
+    # A reference of bank faces 2 grey levels brighter: each one's nearest bank face is its original.
+    ref = np.clip(bank[:10].astype(int) + 2, 0, 255).astype(np.uint8)
+    d_ref, _ = nearest_distances(ref, bank)
+    assert near_copy_threshold(ref, bank, 0.5) == pytest.approx(np.quantile(d_ref, 0.5))
+    assert 1 < near_copy_threshold(ref, bank, 0.5) <= 2
+
+    # Train-to-train: with own_rows a face is not its own neighbour; by brute force over the other faces.
+    flat = bank.reshape(40, -1).astype(float)
+    pair = np.sqrt(((flat[:, None] - flat[None]) ** 2).mean(-1))
+    np.fill_diagonal(pair, np.inf)
+    d, i = nearest_distances(bank, bank, own_rows=np.arange(40))
+    np.testing.assert_allclose(d, pair.min(1), rtol=1e-5)
+    assert i.tolist() == pair.argmin(1).tolist()
+    pick = np.array([4, 0, 17])
+    tt = near_copy_threshold(bank[pick], bank, 0.01, own_rows=pick)
+    assert tt == pytest.approx(np.quantile(pair.min(1)[pick], 0.01), rel=1e-5) and tt > 40
+    # Without own_rows every face finds itself at 0: exact duplicates are ignored, nothing is left.
+    assert near_copy_threshold(bank, bank, 0.01) == 0.0
+    assert near_copies(np.array([0.0, tt - 1e-6, tt, tt + 1]), tt).tolist() == [True, True, False, False]
+
+
 def test_memorisation_counts_planted_copies_not_random_samples(demo_ds):
     train, test = demo_ds.split("train"), demo_ds.split("test")
     classes = demo_ds.classes
@@ -76,6 +102,8 @@ def test_memorisation_counts_planted_copies_not_random_samples(demo_ds):
     labels = np.array([fear] * 3 + [happy] * 5)
 
     rep = memorisation_report(samples, labels, train.images, train.labels, test.images, test.labels, classes)
+    assert rep["reference"] == "test-to-train" and "test-to-train" in rep["threshold_rule"]
+    assert rep["threshold"] == near_copy_threshold(test.images, train.images, 0.01)  # the one rule
     assert rep["threshold"] > 1
     assert rep["test_exact_duplicates_of_train"] == 0
     assert rep["near_copies"] == 3
