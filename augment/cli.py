@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from augment.compare import budget_help
 from augment.core.errors import UserError
 
 app = typer.Typer(
@@ -346,6 +347,7 @@ def gan_eval_cmd(
 # --------------------------------------------------------------------------- classifiers
 @app.command("train")
 def train_cmd(
+    ctx: typer.Context,
     data: DataArg,
     run_dir: Annotated[Path, typer.Option("--out", help="Run folder; rerun with the same folder to resume.")],
     model: Annotated[str, typer.Option(help="resemotenet, resnet18, simple-deep-cnn or simple-cnn.")] = "simple-cnn",
@@ -378,16 +380,23 @@ def train_cmd(
         float, typer.Option(help="Stop (and checkpoint) after this many minutes; 0 = no limit.")
     ] = 0.0,
     fmt: FormatOpt = "auto",
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="A JSON file of training settings (TrainConfig fields; compare writes one per child run). "
+            "It gives every setting: any other training option given with it is an error; unset fields "
+            "take the defaults.",
+        ),
+    ] = None,
 ) -> None:
     """Train a FER classifier; model selection and early stopping use validation only."""
     from classifier.config import TrainConfig
-    from classifier.models import MODEL_NAMES
-    from classifier.train import train_classifier
 
-    if model not in MODEL_NAMES:
-        raise UserError(f"--model {model}: use one of {', '.join(MODEL_NAMES)}")
-    if pretrained is not None and not pretrained.is_file():
-        raise UserError(f"--pretrained {pretrained}: no such file")
+    if config is not None:
+        _train_and_report(data, fmt, run_dir, _train_config_file(ctx, config))
+        return
+    _check_model(model, pretrained)
     keep: list[str] = []
     if classes:
         from augment.core.labels import parse_class_spec
@@ -420,8 +429,44 @@ def train_cmd(
         workers=workers,
         max_minutes=max_minutes,
     )
-    ds = _load(data, fmt, None, None, None)
-    summary = train_classifier(ds, run_dir, cfg)
+    _train_and_report(data, fmt, run_dir, cfg)
+
+
+def _check_model(model: str, pretrained: Path | None) -> None:
+    from classifier.models import MODEL_NAMES
+
+    if model not in MODEL_NAMES:
+        raise UserError(f"--model {model}: use one of {', '.join(MODEL_NAMES)}")
+    if pretrained is not None and not pretrained.is_file():
+        raise UserError(f"--pretrained {pretrained}: no such file")
+
+
+def _train_config_file(ctx: typer.Context, path: Path):
+    """``train --config FILE``: the file gives every setting, so another training option given with it is
+    refused (DATA, --out and --format say what to train on, not how)."""
+    from augment.compare import read_train_config
+
+    sources = {p.name: ctx.get_parameter_source(p.name) for p in ctx.command.params}
+    given = [
+        "/".join(p.opts + p.secondary_opts)
+        for p in ctx.command.params
+        if p.name not in ("data", "run_dir", "fmt", "config")
+        and getattr(sources[p.name], "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")
+    ]
+    if given:
+        raise UserError(f"--config {path} gives every training setting; drop {', '.join(given)}")
+    cfg = read_train_config(path)
+    try:
+        _check_model(cfg.model, Path(cfg.pretrained) if cfg.pretrained else None)
+    except UserError as e:
+        raise UserError(f"--config {path}: {e}") from e
+    return cfg
+
+
+def _train_and_report(data: Path, fmt: str, run_dir: Path, cfg) -> None:
+    from classifier.train import train_classifier
+
+    summary = train_classifier(_load(data, fmt, None, None, None), run_dir, cfg)
     best = summary.get("best_val") or {}
     if best and summary.get("rank", 0) == 0:
         out.print(
@@ -575,9 +620,7 @@ def compare_cmd(
     ] = "baseline,gan,oversample,weighted",
     sweep: Annotated[bool, typer.Option(help="Also run gan25 and gan50 (25/50% of the shortfall).")] = False,
     seeds: Annotated[int, typer.Option(help="Seeds per model and condition (paired across conditions).")] = 3,
-    budget: Annotated[
-        str, typer.Option(help="cpu-small (fits 45 min on 2 CPU cores), demo, or full (GPU).")
-    ] = "cpu-small",
+    budget: Annotated[str, typer.Option(help=budget_help())] = "cpu-small",
     target: Annotated[str, typer.Option(help="Rebalance target: max, median, N, or class=N,...")] = "max",
     classes: Annotated[str | None, typer.Option(help="Only these classes get synthetic images / duplicates.")] = None,
     min_prob: Annotated[float, typer.Option(help="Quality filter: judge probability for the class (0 = off).")] = 0.3,

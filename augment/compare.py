@@ -14,9 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,7 @@ from augment.core.dataset import FaceDataset, concat
 from augment.core.errors import UserError
 from augment.core.progress import console
 from augment.core.splits import ensure_val_split
-from augment.plan import plan_rebalance, share
+from augment.plan import ClassPlan, plan_rebalance, share
 
 CONDITIONS = ("baseline", "gan", "oversample", "weighted", "gan+weighted", "gan25", "gan50")
 DEFAULT_CONDITIONS = ("baseline", "gan", "oversample", "weighted")
@@ -49,6 +52,7 @@ class Budget:
     max_minutes: float = 0.0  # > 0: a wall-clock cap per run (keeps a whole grid inside a time slot)
     workers: int = 0  # DataLoader workers for augmentation (GPU machines have cores to spare)
     samples: dict[str, int] = field(default_factory=dict)  # per-model epoch_samples overrides
+    about: str = ""  # what the budget is for, in a few words (the --budget help lists it)
 
     def epoch_samples_for(self, model: str) -> int:
         return self.samples.get(model, self.epoch_samples)
@@ -66,11 +70,20 @@ BUDGETS: dict[str, Budget] = {
         widths={"resemotenet": 0.25, "simple-deep-cnn": 0.5},
         sizes={"resemotenet": 48},
         samples={"resemotenet": 8192, "simple-cnn": 8192},
+        about="fits 45 min on 2 CPU cores: short epochs, narrower models",
     ),
     # The embedded demo faces (about 2,400 training images): about 20 s per run.
-    "demo": Budget("demo", epochs=4, epoch_samples=1024, patience=0),
+    "demo": Budget("demo", epochs=4, epoch_samples=1024, patience=0, about="the embedded demo faces, ~20 s a run"),
     # The real experiment, for a GPU: full models and full epochs with early stopping on validation.
-    "full": Budget("full", epochs=40, epoch_samples=0, patience=8, batch_size=128, workers=6),
+    "full": Budget(
+        "full",
+        epochs=40,
+        epoch_samples=0,
+        patience=8,
+        batch_size=128,
+        workers=6,
+        about="the real experiment on a GPU: full models, 40 epochs, early stopping",
+    ),
     # scripts/gpu_experiment.sh: 2 models × 3 conditions × 2 seeds inside about 3 minutes of one H100.
     "gpu-small": Budget(
         "gpu-small",
@@ -82,8 +95,14 @@ BUDGETS: dict[str, Budget] = {
         max_minutes=0.25,
         widths={"resemotenet": 0.5},
         workers=6,
+        about="scripts/gpu_experiment.sh on one GPU: at most 15 s a run",
     ),
 }
+
+
+def budget_help() -> str:
+    """The --budget help: every budget's name and what it is for."""
+    return "Training budget of each run: " + "; ".join(f"{b.name} ({b.about})" for b in BUDGETS.values()) + "."
 
 
 def child_visible_gpu(gpu: int, visible: str | None) -> str:
@@ -152,16 +171,75 @@ class CompareSpec:
     judge: Path | None = None  # a real-only classifier run for the quality filter (default: the generator's)
 
 
+@dataclass
+class CompareData:
+    """The real data every run shares: validation carved from train before anything synthetic exists,
+    the test split cleaned of copies of training images, and the shortfall plan."""
+
+    name: str
+    train: FaceDataset
+    val: FaceDataset
+    test: FaceDataset
+    test_duplicates: int
+    plan: list[ClassPlan]
+    trainval: FaceDataset  # train and val together (the default judge trains on it)
+
+    @property
+    def wanted(self) -> dict[str, int]:
+        return {p.name: p.add for p in self.plan}
+
+
+@dataclass
+class Comparison:
+    """What every run of the grid shares."""
+
+    report_dir: Path
+    spec: CompareSpec
+    device: str
+    data: CompareData
+    pool: FaceDataset | None  # the filtered synthetic pool; None when no condition uses it
+    progress: bool = True
+
+    @property
+    def budget(self) -> Budget:
+        return BUDGETS[self.spec.budget]
+
+    def run_dir(self, key: tuple[str, str, int]) -> Path:
+        return self.report_dir / "runs" / key[0] / key[1] / f"seed{key[2]}"
+
+
 def run_compare(
     data: FaceDataset, generator_run: str | Path, report_dir: str | Path, spec: CompareSpec, progress: bool = True
 ) -> dict[str, Any]:
+    """The whole comparison: every model × condition × seed trained (or kept from an earlier call), then
+    results.json and REPORT.md. Rerunning with the same settings resumes."""
     from augment.core.runtime import pick_device
-    from augment.rebalance import QualityFilter, synthesize
     from augment.report import write_report
-    from classifier.judge import get_judge
+
+    validate_spec(spec)
+    device = pick_device(spec.device)
+    report_dir = Path(report_dir)
+    ident = identity(data, generator_run, spec)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    _check_report_dir(report_dir, ident)
+    prepared = prepare_data(data, spec)
+    pool, synth_report = synthetic_pool(report_dir, prepared, generator_run, spec, device, progress)
+    cmp = Comparison(report_dir, spec, device, prepared, pool, progress)
+    runs = grid(spec)
+    done, todo = finished_runs(cmp, runs)
+    if progress and done:
+        console.print(f"{len(done)} of {len(runs)} runs already finished; keeping them")
+    done.update(run_grid(cmp, todo, len(done), len(runs)))
+    summary = gather_results(cmp, generator_run, synth_report, [done[k] for k in runs])
+    write_json(report_dir / "results.json", summary)
+    write_report(report_dir, summary, pool)
+    return summary
+
+
+def validate_spec(spec: CompareSpec) -> None:
+    """One line naming the option for every setting compare cannot run."""
     from classifier.models import MODEL_NAMES
 
-    report_dir = Path(report_dir)
     for m in spec.models:
         if m not in MODEL_NAMES:
             raise UserError(f"--models {m}: use some of {', '.join(MODEL_NAMES)}")
@@ -172,137 +250,169 @@ def run_compare(
         raise UserError(f"--budget {spec.budget}: use {' or '.join(BUDGETS)}")
     if spec.seeds < 1:
         raise UserError("--seeds must be at least 1")
-    budget = BUDGETS[spec.budget]
-    device = pick_device(spec.device)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    _check_report_dir(report_dir, data, generator_run, spec)
+    if spec.gpus and spec.nproc > 1:
+        raise UserError("use either --gpus (independent runs side by side) or --nproc (each run on N processes)")
 
-    # ---- data: real val carved from train before anything synthetic exists; test cleaned once
+
+def prepare_data(data: FaceDataset, spec: CompareSpec) -> CompareData:
+    """Real images only: the cleaned test split, real validation carved from train, the shortfall plan."""
     real = data.subset(~data.synthetic)
     test, n_dup = clean_test(real)
     trainval = ensure_val_split(real.subset(real.splits != "test"), 0.1, seed=0)
     train, val = trainval.split("train"), trainval.split("val")
-    plan_full = plan_rebalance(train.counts(), spec.target, spec.classes, 1.0)
-    wanted = {p.name: p.add for p in plan_full}
+    plan = plan_rebalance(train.counts(), spec.target, spec.classes, 1.0)
+    return CompareData(data.name, train, val, test, n_dup, plan, trainval)
 
-    # ---- the synthetic pool (filtered once, reused by every GAN condition and seed)
-    pool_path = report_dir / "synthetic.npz"
-    needs_gan = any(c in GAN_FRACTIONS for c in spec.conditions)
-    synth_report: dict[str, Any] = {}
-    if needs_gan and pool_path.exists() and (report_dir / "synthetic.json").exists():
-        pool = FaceDataset.load(pool_path)
-        synth_report = json.loads((report_dir / "synthetic.json").read_text())
-    elif needs_gan:
-        judge = get_judge(trainval, Path(generator_run), spec.judge, device, progress) if spec.min_prob > 0 else None
-        quality = QualityFilter(min_prob=spec.min_prob, drop_near_copies=spec.drop_near_copies)
-        pool, synth_report = synthesize(
-            plan_full, generator_run, train, judge, quality, seed=0, device=device, progress=progress
-        )
-        pool.save(pool_path)
-        write_json(report_dir / "synthetic.json", synth_report)
+
+def synthetic_pool(
+    report_dir: Path, data: CompareData, generator_run: str | Path, spec: CompareSpec, device: str, progress: bool
+) -> tuple[FaceDataset | None, dict[str, Any]]:
+    """The filtered synthetic pool, made once and reused by every GAN condition and seed (and by reruns)."""
+    from augment.rebalance import QualityFilter, synthesize
+    from classifier.judge import get_judge
+
+    if not any(c in GAN_FRACTIONS for c in spec.conditions):
+        return None, {}
+    pool_path, report_path = report_dir / "synthetic.npz", report_dir / "synthetic.json"
+    if pool_path.exists() and report_path.exists():
+        return FaceDataset.load(pool_path), json.loads(report_path.read_text())
+    judge = None
+    if spec.min_prob > 0:
+        judge = get_judge(data.trainval, Path(generator_run), spec.judge, device, progress)
+    quality = QualityFilter(min_prob=spec.min_prob, drop_near_copies=spec.drop_near_copies)
+    pool, synth_report = synthesize(
+        data.plan, generator_run, data.train, judge, quality, seed=0, device=device, progress=progress
+    )
+    pool.save(pool_path)
+    write_json(report_path, synth_report)
+    return pool, synth_report
+
+
+def condition_data(data: CompareData, pool: FaceDataset | None, cond: str, seed: int) -> tuple[FaceDataset, bool]:
+    """A condition's training images (train part plus the shared real val) and whether its loss is class-weighted."""
+    weighted = cond in ("weighted", "gan+weighted")
+    if cond in GAN_FRACTIONS:
+        if pool is None:
+            raise ValueError(f"condition {cond} needs the synthetic pool")
+        amount = {c: share(GAN_FRACTIONS[cond], n) for c, n in data.wanted.items()}
+        part = concat([data.train, take_synthetic(pool, amount)], name=data.name)
+    elif cond == "oversample":
+        part = oversample(data.train, data.wanted, seed=_seed_of("oversample", seed))
     else:
-        pool = None
+        part = data.train
+    return concat([part, data.val], name=data.name), weighted
 
-    def condition_data(cond: str, seed: int) -> tuple[FaceDataset, bool]:
-        weighted = cond in ("weighted", "gan+weighted")
-        if cond in GAN_FRACTIONS:
-            frac = GAN_FRACTIONS[cond]
-            amount = {c: share(frac, n) for c, n in wanted.items()}
-            part = concat([train, take_synthetic(pool, amount)], name=data.name)  # type: ignore[arg-type]
-        elif cond == "oversample":
-            part = oversample(train, wanted, seed=_seed_of("oversample", seed))
-        else:
-            part = train
-        return concat([part, val], name=data.name), weighted
 
-    runs = [(m, c, s) for m in spec.models for c in spec.conditions for s in range(spec.seeds)]
-    done: dict[tuple[str, str, int], dict[str, Any]] = {}
-    todo = []
+def grid(spec: CompareSpec) -> list[tuple[str, str, int]]:
+    return [(m, c, s) for m in spec.models for c in spec.conditions for s in range(spec.seeds)]
+
+
+def finished_runs(
+    cmp: Comparison, runs: list[tuple[str, str, int]]
+) -> tuple[dict[tuple[str, str, int], dict[str, Any]], list[tuple[str, str, int]]]:
+    """Results of runs an earlier call finished (kept, never trained again), and the runs still to do."""
+    done, todo = {}, []
     for key in runs:
-        result_file = report_dir / "runs" / key[0] / key[1] / f"seed{key[2]}" / "result.json"
-        if result_file.exists():  # finished runs are kept, never trained again
+        result_file = cmp.run_dir(key) / "result.json"
+        if result_file.exists():
             done[key] = json.loads(result_file.read_text())
         else:
             todo.append(key)
-    if spec.gpus and spec.nproc > 1:
-        raise UserError("use either --gpus (independent runs side by side) or --nproc (each run on N processes)")
+    return done, todo
 
-    def one(key: tuple[str, str, int], slot: int | None) -> dict[str, Any]:
-        model, cond, seed = key
-        run_dir = report_dir / "runs" / model / cond / f"seed{seed}"
-        part, weighted = condition_data(cond, seed)
-        cfg = _train_config(model, budget, seed, weighted, device)
-        eval_device = device
-        if slot is not None or spec.nproc > 1:
-            _train_subprocess(part, run_dir, cfg, spec, slot)
-            eval_device = f"cuda:{slot}" if slot is not None else device
-        else:
-            from classifier.train import train_classifier
 
-            train_classifier(part, run_dir, cfg, progress=progress)
-        result = _evaluate(run_dir, test, model, cond, seed, eval_device, part)
-        write_json(run_dir / "result.json", result)
-        return result
-
-    if progress and done:
-        console.print(f"{len(done)} of {len(runs)} runs already finished; keeping them")
-    if spec.gpus:
-        import queue
-        from concurrent.futures import ThreadPoolExecutor
-
-        free: queue.Queue[int] = queue.Queue()
-        for gpu in spec.gpus:
-            free.put(gpu)
-
-        def on_gpu(key: tuple[str, str, int]) -> tuple[tuple[str, str, int], dict[str, Any]]:
-            gpu = free.get()
-            try:
-                if progress:
-                    console.print(f"GPU {gpu}: {key[0]} · {key[1]} · seed {key[2]}")
-                return key, one(key, gpu)
-            finally:
-                free.put(gpu)
-
-        with ThreadPoolExecutor(len(spec.gpus)) as pool_exec:
-            for key, result in pool_exec.map(on_gpu, todo):
-                done[key] = result
+def one_run(cmp: Comparison, key: tuple[str, str, int], slot: int | None) -> dict[str, Any]:
+    """Train one model × condition × seed (here, on GPU ``slot`` of --gpus, or under torchrun) and test it."""
+    model, cond, seed = key
+    run_dir = cmp.run_dir(key)
+    part, weighted = condition_data(cmp.data, cmp.pool, cond, seed)
+    cfg = _train_config(model, cmp.budget, seed, weighted, cmp.device)
+    eval_device = cmp.device
+    if slot is not None or cmp.spec.nproc > 1:
+        _train_subprocess(part, run_dir, cfg, cmp.spec, slot)
+        eval_device = f"cuda:{slot}" if slot is not None else cmp.device
     else:
-        for key in todo:
-            if progress:
-                console.print(f"[bold]run {len(done) + 1}/{len(runs)}[/bold]: {key[0]} · {key[1]} · seed {key[2]}")
-            done[key] = one(key, None)
-    results = [done[k] for k in runs]
+        from classifier.train import train_classifier
 
-    summary = {
+        train_classifier(part, run_dir, cfg, progress=cmp.progress)
+    result = _evaluate(run_dir, cmp.data.test, model, cond, seed, eval_device, part)
+    write_json(run_dir / "result.json", result)
+    return result
+
+
+def run_grid(
+    cmp: Comparison, todo: list[tuple[str, str, int]], finished: int, total: int
+) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """The runs still to do: side by side over --gpus, or one after another."""
+    results: dict[tuple[str, str, int], dict[str, Any]] = {}
+    if cmp.spec.gpus:
+        free: queue.Queue[int] = queue.Queue()
+        for gpu in cmp.spec.gpus:
+            free.put(gpu)
+        with ThreadPoolExecutor(len(cmp.spec.gpus)) as pool_exec:
+            for key, result in pool_exec.map(partial(_on_free_gpu, cmp, free), todo):
+                results[key] = result
+        return results
+    for i, key in enumerate(todo):
+        if cmp.progress:
+            console.print(f"[bold]run {finished + i + 1}/{total}[/bold]: {key[0]} · {key[1]} · seed {key[2]}")
+        results[key] = one_run(cmp, key, None)
+    return results
+
+
+def _on_free_gpu(
+    cmp: Comparison, free: queue.Queue[int], key: tuple[str, str, int]
+) -> tuple[tuple[str, str, int], dict[str, Any]]:
+    gpu = free.get()
+    try:
+        if cmp.progress:
+            console.print(f"GPU {gpu}: {key[0]} · {key[1]} · seed {key[2]}")
+        return key, one_run(cmp, key, gpu)
+    finally:
+        free.put(gpu)
+
+
+def gather_results(
+    cmp: Comparison, generator_run: str | Path, synth_report: dict[str, Any], results: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """results.json: the setup, the data's counts, the synthesis report and every run's metrics."""
+    data = cmp.data
+    return {
         "data": data.name,
         "generator_run": str(generator_run),
-        "spec": spec.__dict__,
-        "budget": budget.__dict__,
-        "test_images": len(test),
-        "test_duplicates_removed": n_dup,
-        "train_counts": train.counts(),
-        "val_counts": val.counts(),
-        "test_counts": test.counts(),
-        "synthetic_plan": wanted,
+        "spec": cmp.spec.__dict__,
+        "budget": cmp.budget.__dict__,
+        "test_images": len(data.test),
+        "test_duplicates_removed": data.test_duplicates,
+        "train_counts": data.train.counts(),
+        "val_counts": data.val.counts(),
+        "test_counts": data.test.counts(),
+        "synthetic_plan": data.wanted,
         "synthesis": synth_report,
         "runs": results,
     }
-    write_json(report_dir / "results.json", summary)
-    write_report(report_dir, summary, pool)
-    return summary
 
 
-def _check_report_dir(report_dir: Path, data: FaceDataset, generator_run: str | Path, spec: CompareSpec) -> None:
-    """A report folder belongs to one data/generator/budget; runs of other settings would mix."""
-    ident = {
+def identity(data: FaceDataset, generator_run: str | Path, spec: CompareSpec) -> dict[str, Any]:
+    """The settings the synthetic pool and the finished runs of a report folder depend on (compare.json)."""
+    from gan.sample import load_generator
+
+    _, meta = load_generator(Path(generator_run))
+    return {
         "data": data.name,
         "generator_run": str(Path(generator_run).resolve()),
+        "generator_step": meta["step"],
         "budget": spec.budget,
         "target": spec.target,
         "classes": spec.classes,
         "min_prob": spec.min_prob,
+        "judge": str(Path(spec.judge).resolve()) if spec.judge and spec.min_prob > 0 else None,
         "drop_near_copies": spec.drop_near_copies,
     }
+
+
+def _check_report_dir(report_dir: Path, ident: dict[str, Any]) -> None:
+    """A report folder belongs to one identity; runs of other settings would mix."""
     path = report_dir / "compare.json"
     if path.exists():
         old = json.loads(path.read_text())
@@ -357,63 +467,68 @@ def _evaluate(
     }
 
 
+def child_config(cfg: Any, gpu: int | None) -> Any:
+    """The TrainConfig a run handed to another process trains with: every field as given, but a CUDA device
+    is plain "cuda", never this process's "cuda:0" (under torchrun each rank takes its LOCAL_RANK's GPU;
+    on a --gpus entry the child sees only that GPU)."""
+    cuda = gpu is not None or cfg.device.startswith("cuda")
+    return replace(cfg, device="cuda" if cuda else cfg.device)
+
+
+def read_train_config(path: Path) -> Any:
+    """The TrainConfig of a JSON file (``augment train --config``; compare writes one per child run).
+    Settings it leaves out take TrainConfig's defaults; an unknown setting or a value of the wrong type
+    is refused by name."""
+    from dataclasses import fields
+
+    from classifier.config import TrainConfig
+
+    try:
+        given = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise UserError(f"--config {path}: cannot read it ({e.strerror or e})") from e
+    except ValueError as e:
+        raise UserError(f"--config {path}: not a JSON file ({e})") from e
+    if not isinstance(given, dict):
+        raise UserError(f"--config {path}: give a JSON object of training settings")
+    defaults = TrainConfig()
+    unknown = sorted(set(given) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise UserError(f"--config {path}: unknown setting(s) {', '.join(unknown)}")
+    for name, value in given.items():
+        default = getattr(defaults, name)
+        if not _same_kind(value, default):
+            raise UserError(f"--config {path}: {name} must be {type(default).__name__}, not {value!r}")
+    return TrainConfig.from_dict(given)
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    if isinstance(value, bool) or isinstance(default, bool):
+        return type(value) is type(default)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
 def _train_subprocess(part: FaceDataset, run_dir: Path, cfg: Any, spec: CompareSpec, gpu: int | None) -> None:
-    """Hand one run to its own process: one GPU of --gpus, or torchrun over --nproc processes."""
+    """Hand one run to its own process: one GPU of --gpus, or torchrun over --nproc processes. The child
+    reads its data and its whole TrainConfig from files (``augment train --config``)."""
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     cache = run_dir.parent / f".{run_dir.name}.data.npz"
+    config = run_dir.parent / f".{run_dir.name}.config.json"
     part.save(cache)
+    write_json(config, child_config(cfg, gpu).to_dict())
     env = dict(os.environ)
-    args = [
-        "augment",
-        "train",
-        str(cache),
-        "--out",
-        str(run_dir),
-        "--model",
-        cfg.model,
-        "--epochs",
-        str(cfg.epochs),
-        "--epoch-samples",
-        str(cfg.epoch_samples),
-        "--patience",
-        str(cfg.patience),
-        "--width",
-        str(cfg.width),
-        "--size",
-        str(cfg.size),
-        "--batch-size",
-        str(cfg.batch_size),
-        "--lr",
-        str(cfg.lr),
-        "--seed",
-        str(cfg.seed),
-        "--val-fraction",
-        "0",
-        "--max-minutes",
-        str(cfg.max_minutes),
-        "--workers",
-        str(cfg.workers),
-    ]
-    if cfg.class_weighted:
-        args.append("--class-weighted")
     if gpu is not None:
         env["CUDA_VISIBLE_DEVICES"] = child_visible_gpu(gpu, os.environ.get("CUDA_VISIBLE_DEVICES"))
-        args += ["--device", "cuda"]
-    else:
-        # "cuda", not this process's "cuda:0": under torchrun each rank takes its LOCAL_RANK's GPU
-        args += ["--device", "cuda" if cfg.device.startswith("cuda") else cfg.device]
+    args = ["augment", "train", str(cache), "--out", str(run_dir), "--config", str(config)]
     if spec.nproc > 1:
-        cmd = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc_per_node={spec.nproc}",
-            "-m",
-        ] + args
+        launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={spec.nproc}"]
+        cmd = [sys.executable, *launcher, "-m", *args]
     else:
-        cmd = [sys.executable, "-m"] + args
+        cmd = [sys.executable, "-m", *args]
     proc = subprocess.run(cmd, env=env)
     cache.unlink(missing_ok=True)
+    config.unlink(missing_ok=True)
     if proc.returncode != 0:
         raise UserError(f"training run {run_dir} failed (exit {proc.returncode}); rerun compare to resume")

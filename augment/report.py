@@ -126,12 +126,31 @@ def verdict(summary: dict[str, Any], agg: dict[str, Any]) -> list[str]:
 
 def write_report(report_dir: Path, summary: dict[str, Any], pool: FaceDataset | None) -> None:
     agg = aggregate(summary["runs"])
-    runs = summary["runs"]
-    order = minority_first(summary["train_counts"])
-    minority = focus_classes(summary, agg)
+    pics = draw_pictures(report_dir, summary, agg, pool)
+    md = ["# Does GAN rebalancing help? — augment compare", ""]
+    md += ["## Verdict", ""] + verdict(summary, agg) + [""]
+    md += setup_section(summary, agg)
+    md += ["## Results", ""]
+    for model in agg:
+        md += model_results(summary, agg, model)
+    md += pictures_section(pics)
+    md += [
+        "## Files",
+        "",
+        "- `results.json`: every run's metrics; `runs/<model>/<condition>/seed<k>/`: each run's "
+        "model, curves and config.",
+        "",
+    ]
+    write_text(report_dir / "REPORT.md", "\n".join(md))
+
+
+def draw_pictures(
+    report_dir: Path, summary: dict[str, Any], agg: dict[str, Any], pool: FaceDataset | None
+) -> list[tuple[str, str]]:
+    """The report's PNGs; (title, file name) of each, in the order REPORT.md shows them."""
     conds = summary["spec"]["conditions"]
     pics = []
-    plot_recall(agg, order, conds, report_dir / "recall_by_condition.png")
+    plot_recall(agg, minority_first(summary["train_counts"]), conds, report_dir / "recall_by_condition.png")
     pics.append(("Per-class recall by condition (mean ± 95% CI)", "recall_by_condition.png"))
     for model in agg:
         plot_confusions(agg[model], summary["runs"][0]["classes"], conds, report_dir / f"confusion_{model}.png", model)
@@ -141,10 +160,23 @@ def write_report(report_dir: Path, summary: dict[str, Any], pool: FaceDataset | 
     if pool is not None and len(pool):
         save_pool_grid(pool, report_dir / "synthetic_samples.png")
         pics.append(("Synthetic images used (accepted by the quality filter)", "synthetic_samples.png"))
+    return pics
 
-    md = ["# Does GAN rebalancing help? — augment compare", ""]
-    md += ["## Verdict", ""] + verdict(summary, agg) + [""]
-    md += ["## Setup", ""]
+
+def _budget_line(b: dict[str, Any]) -> str:
+    epochs = f"{b['epochs']} epochs of {b['epoch_samples']:,} images" if b["epoch_samples"] else f"{b['epochs']} epochs"
+    if b.get("samples"):
+        epochs += " (" + ", ".join(f"{m}: {n:,} images per epoch" for m, n in b["samples"].items()) + ")"
+    return (
+        f"- Budget `{b['name']}`: {epochs} per run, batch {b['batch_size']}, lr {b['lr']}, "
+        f"widths {b['widths'] or 'full'}, sizes {b['sizes'] or 'model defaults'}, "
+        f"early-stopping patience {b['patience'] or 'off'}."
+    )
+
+
+def setup_section(summary: dict[str, Any], agg: dict[str, Any]) -> list[str]:
+    """Data, test split, budget, grid, the shortfall filled and what the quality filter kept."""
+    md = ["## Setup", ""]
     md.append(f"- Data: `{summary['data']}`; generator: `{summary['generator_run']}`.")
     md.append(
         f"- Test: the real test split only, {summary['test_images']:,} images after removing "
@@ -152,15 +184,8 @@ def write_report(report_dir: Path, summary: dict[str, Any], pool: FaceDataset | 
         "validation or test; validation is real and carved from train before synthesis (the generator itself "
         "was trained on the whole train split, so it saw the validation faces, never the test faces)."
     )
-    b = summary["budget"]
-    epochs = f"{b['epochs']} epochs of {b['epoch_samples']:,} images" if b["epoch_samples"] else f"{b['epochs']} epochs"
-    if b.get("samples"):
-        epochs += " (" + ", ".join(f"{m}: {n:,} images per epoch" for m, n in b["samples"].items()) + ")"
-    md.append(
-        f"- Budget `{b['name']}`: {epochs} per run, batch {b['batch_size']}, lr {b['lr']}, "
-        f"widths {b['widths'] or 'full'}, sizes {b['sizes'] or 'model defaults'}, "
-        f"early-stopping patience {b['patience'] or 'off'}."
-    )
+    md.append(_budget_line(summary["budget"]))
+    conds = summary["spec"]["conditions"]
     md.append(f"- Models: {', '.join(agg)}; conditions: {', '.join(conds)}; seeds: {summary['spec']['seeds']}.")
     plan = ", ".join(f"{c} +{n:,}" for c, n in summary["synthetic_plan"].items() if n)
     md.append(f"- Shortfall filled by `gan`/`oversample` (target {summary['spec']['target']}): {plan or 'none'}.")
@@ -171,55 +196,50 @@ def write_report(report_dir: Path, summary: dict[str, Any], pool: FaceDataset | 
         copies = "near-copies dropped" if "near_copy_threshold" in synth else "near-copies kept"
         md.append(f"- Quality filter ({judge}, {copies}): kept/generated {kept}.")
     md.append("")
-    md += ["## Results", ""]
-    for model, cs in agg.items():
-        md.append(f"### {model}")
-        md.append("")
-        head = ["condition", "macro-F1", "accuracy"] + [f"{c} recall" for c in minority]
-        md.append("| " + " | ".join(head) + " |")
-        md.append("|" + "---|" * len(head))
-        for cond in conds:
-            if cond not in cs:
-                continue
-            a = cs[cond]
-            row = [cond, _fmt(a["macro_f1"]), _fmt(a["accuracy"])] + [_fmt(a["recall"][c]) for c in minority]
-            md.append("| " + " | ".join(row) + " |")
-        md.append("")
-        md.append("Paired differences against baseline (same seeds; ± is the 95% CI; ✓/✗ significant):")
-        md.append("")
-        head = ["condition", "Δ macro-F1", "Δ accuracy"] + [f"Δ {c} recall" for c in minority]
-        md.append("| " + " | ".join(head) + " |")
-        md.append("|" + "---|" * len(head))
-        for cond in conds:
-            if cond == "baseline" or cond not in cs:
-                continue
-            row = [
-                cond,
-                _diff(paired(runs, model, cond, "baseline", "macro_f1")),
-                _diff(paired(runs, model, cond, "baseline", "accuracy")),
-            ]
-            row += [_diff(paired(runs, model, cond, "baseline", "recall", cls=c)) for c in minority]
-            md.append("| " + " | ".join(row) + " |")
-        md.append("")
-        md.append("Per-class recall (all classes, minority first):")
-        md.append("")
-        md.append("| condition | " + " | ".join(order) + " |")
-        md.append("|" + "---|" * (len(order) + 1))
-        for cond in conds:
-            if cond in cs:
-                md.append(f"| {cond} | " + " | ".join(f"{cs[cond]['recall'][c][0]:.3f}" for c in order) + " |")
-        md.append("")
-    md += ["## Pictures", ""]
+    return md
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def model_results(summary: dict[str, Any], agg: dict[str, Any], model: str) -> list[str]:
+    """One model's tables: means with CIs, paired differences against baseline, recall of every class."""
+    runs, cs = summary["runs"], agg[model]
+    minority = focus_classes(summary, agg)
+    order = minority_first(summary["train_counts"])
+    present = [c for c in summary["spec"]["conditions"] if c in cs]
+    md = [f"### {model}", ""]
+    head = ["condition", "macro-F1", "accuracy"] + [f"{c} recall" for c in minority]
+    means = [
+        [cond, _fmt(cs[cond]["macro_f1"]), _fmt(cs[cond]["accuracy"])] + [_fmt(cs[cond]["recall"][c]) for c in minority]
+        for cond in present
+    ]
+    md += _table(head, means) + [""]
+    md += ["Paired differences against baseline (same seeds; ± is the 95% CI; ✓/✗ significant):", ""]
+    head = ["condition", "Δ macro-F1", "Δ accuracy"] + [f"Δ {c} recall" for c in minority]
+    diffs = [
+        [
+            cond,
+            _diff(paired(runs, model, cond, "baseline", "macro_f1")),
+            _diff(paired(runs, model, cond, "baseline", "accuracy")),
+        ]
+        + [_diff(paired(runs, model, cond, "baseline", "recall", cls=c)) for c in minority]
+        for cond in present
+        if cond != "baseline"
+    ]
+    md += _table(head, diffs) + [""]
+    md += ["Per-class recall (all classes, minority first):", ""]
+    recalls = [[cond] + [f"{cs[cond]['recall'][c][0]:.3f}" for c in order] for cond in present]
+    md += _table(["condition"] + order, recalls) + [""]
+    return md
+
+
+def pictures_section(pics: list[tuple[str, str]]) -> list[str]:
+    md = ["## Pictures", ""]
     for title, file in pics:
         md += [f"### {title}", "", f"![{title}]({file})", ""]
-    md += [
-        "## Files",
-        "",
-        "- `results.json`: every run's metrics; `runs/<model>/<condition>/seed<k>/`: each run's "
-        "model, curves and config.",
-        "",
-    ]
-    write_text(report_dir / "REPORT.md", "\n".join(md))
+    return md
 
 
 def plot_recall(agg: dict[str, Any], classes: list[str], conds: list[str], path: Path) -> None:

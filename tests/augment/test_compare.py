@@ -4,15 +4,32 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from dataclasses import fields, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from augment import compare
-from augment.compare import Budget, CompareSpec, clean_test, oversample, run_compare, take_synthetic
+from augment.compare import (
+    GAN_FRACTIONS,
+    Budget,
+    CompareSpec,
+    clean_test,
+    condition_data,
+    oversample,
+    prepare_data,
+    run_compare,
+    synthetic_pool,
+    take_synthetic,
+)
 from augment.core.dataset import FaceDataset, concat
 from augment.core.errors import UserError
+from augment.plan import share
+from classifier.config import TrainConfig
+from tests.conftest import assert_one_line_error, run_cli
 
 pytestmark = pytest.mark.usefixtures("quiet")
 CONDITIONS = ["baseline", "gan", "oversample", "weighted"]
@@ -40,16 +57,10 @@ def planted(demo_ds) -> FaceDataset:
 
 @pytest.fixture(scope="module")
 def compared(planted, tiny_gan_run, tmp_path_factory):
-    """One small comparison (1 model × 4 conditions × 2 seeds), with spies on what trains and what tests."""
-    import classifier.train
-
+    """One small comparison (1 model × 4 conditions × 2 seeds), with a spy on what each run is tested on."""
     report = tmp_path_factory.mktemp("cmp") / "report"
-    seen: dict[str, list] = {"train": [], "test": []}
-    real_train, real_eval = classifier.train.train_classifier, compare._evaluate
-
-    def spy_train(data, run_dir, cfg, progress=True):
-        seen["train"].append((Path(run_dir), data, cfg))
-        return real_train(data, run_dir, cfg, progress=progress)
+    seen: dict[str, list] = {"test": []}
+    real_eval = compare._evaluate
 
     def spy_eval(run_dir, test, *args, **kwargs):
         seen["test"].append(test)
@@ -57,7 +68,6 @@ def compared(planted, tiny_gan_run, tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(compare.BUDGETS, TINY.name, TINY)
-        mp.setattr(classifier.train, "train_classifier", spy_train)
         mp.setattr(compare, "_evaluate", spy_eval)
         summary = run_compare(planted, tiny_gan_run, report, spec(), progress=False)
     return report, summary, seen
@@ -135,20 +145,39 @@ def test_clean_test_by_hand(planted, demo_ds):
         clean_test(demo_ds.split("train"))
 
 
-def test_no_synthetic_image_reaches_val_or_test(compared):
-    _, _, seen = compared
-    assert len(seen["train"]) == 8
-    val_sets = set()
-    for run_dir, part, cfg in seen["train"]:
-        held_out = part.splits != "train"
-        assert (part.splits == "val").any(), run_dir  # a real validation split is passed in
-        assert not part.synthetic[held_out].any(), run_dir
-        assert not (part.splits == "test").any(), run_dir
-        assert cfg.val_fraction == 0.0 and cfg.width == 0.25 and cfg.epochs == 1
-        assert cfg.class_weighted == (run_dir.parts[-2] == "weighted")
-        assert part.synthetic.any() == (run_dir.parts[-2] == "gan")
-        val_sets.add(frozenset(part.split("val").pixel_hashes().tolist()))
-    assert len(val_sets) == 1  # the same real validation images for every condition and seed
+def test_no_synthetic_image_reaches_val_or_test(compared, planted, tiny_gan_run):
+    """The data steps called directly: every condition's training data around the shared real val."""
+    report, _, _ = compared
+    prepared = prepare_data(planted, spec())
+    pool, _ = synthetic_pool(report, prepared, tiny_gan_run, spec(), "cpu", progress=False)  # the one kept
+    assert pool is not None and pool.synthetic.all()
+    real_val, test_hashes = hashes(prepared.val), hashes(prepared.test)
+    assert real_val and not prepared.val.synthetic.any() and not test_hashes & hashes(prepared.train)
+    train_counts = prepared.train.counts()
+    for cond in compare.CONDITIONS:
+        for seed in range(SEEDS):
+            part, weighted = condition_data(prepared, pool, cond, seed)
+            assert weighted == (cond in ("weighted", "gan+weighted"))
+            assert set(part.splits.tolist()) == {"train", "val"}, cond
+            assert hashes(part.split("val")) == real_val and not part.synthetic[part.splits == "val"].any(), cond
+            assert not hashes(part) & test_hashes, cond
+            fraction = GAN_FRACTIONS.get(cond, 0.0)
+            synthetic = part.subset(part.synthetic).counts()
+            assert synthetic == {c: share(fraction, n) for c, n in prepared.wanted.items()}, cond
+            extra = prepared.wanted if cond == "oversample" else synthetic
+            assert part.counts("train") == {c: train_counts[c] + extra[c] for c in train_counts}, cond
+
+
+def test_every_run_trained_on_the_real_val_with_the_budget(compared):
+    report, summary, seen = compared
+    configs = sorted((report / "runs").rglob("config.json"))
+    assert len(configs) == 8
+    for path in configs:
+        cfg, cond = json.loads(path.read_text()), path.parts[-3]
+        assert cfg["val_fraction"] == 0.0 and cfg["width"] == 0.25 and cfg["epochs"] == 1
+        assert cfg["class_weighted"] == (cond == "weighted")
+        assert (cfg["synthetic_train_images"] > 0) == (cond == "gan")
+        assert cfg["val_counts"] == summary["val_counts"]  # the same real validation images for every run
     for test in seen["test"]:
         assert not test.synthetic.any()
 
@@ -196,6 +225,7 @@ def test_a_report_dir_with_other_settings_is_refused(compared, planted, tiny_gan
         ({"conditions": ["baseline", "smote"]}, "--conditions smote"),
         ({"budget": "huge"}, "--budget huge"),
         ({"seeds": 0}, "--seeds"),
+        ({"gpus": [0, 1], "nproc": 2}, "either --gpus"),
     ],
 )
 def test_bad_specs(planted, tiny_gan_run, tmp_path, kw, message):
@@ -234,34 +264,159 @@ def test_gpus_entries_count_the_visible_gpus_not_the_machines():
         child_visible_gpu(2, "4,5")
 
 
-@pytest.mark.parametrize("gpu, visible", [(None, None), (1, "4,5")])
-def test_runs_handed_to_other_processes_get_the_right_gpu(demo_ds, tmp_path, monkeypatch, gpu, visible):
-    """torchrun ranks must get plain 'cuda' (each takes its LOCAL_RANK's GPU), never the parent's cuda:0."""
-    from types import SimpleNamespace
+def _changed(name: str, value):
+    """A value of the same type as ``value`` that differs from it."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 3
+    if isinstance(value, str):
+        return value + "-x"
+    if isinstance(value, list):
+        return [*value, "x"]
+    raise AssertionError(f"TrainConfig.{name}: teach this test a changed value for {type(value).__name__}")
 
-    from augment import compare
-    from classifier.config import TrainConfig
 
-    seen = {}
+@pytest.mark.parametrize("gpu, visible, nproc", [(None, None, 4), (1, "4,5", 1)])
+def test_a_child_run_trains_with_every_setting_of_its_parent(
+    demo_ds, tmp_path, monkeypatch, capsys, gpu, visible, nproc
+):
+    """compare --nproc / --gpus: the child command is run here, in-process, and must train with every
+    TrainConfig field as the parent set it (each one away from its default), the device as plain "cuda"
+    (each torchrun rank takes its LOCAL_RANK's GPU, never the parent's cuda:1)."""
+    import classifier.train
 
-    def fake_run(cmd, env):
-        seen["cmd"], seen["env"] = cmd, env
-        return SimpleNamespace(returncode=0)
+    weights = tmp_path / "weights.pt"
+    weights.write_bytes(b"not read: training is faked")
+    special = {"model": "resnet18", "pretrained": str(weights), "device": "cuda:1"}
+    defaults = TrainConfig()
+    sent = TrainConfig(
+        **{f.name: special.get(f.name, _changed(f.name, getattr(defaults, f.name))) for f in fields(TrainConfig)}
+    )
+    assert all(getattr(sent, f.name) != getattr(defaults, f.name) for f in fields(TrainConfig))
+    trained, launched = [], []
 
-    monkeypatch.setattr(compare.subprocess, "run", fake_run)
+    def fake_train(data, run_dir, cfg, progress=True):
+        trained.append((data, Path(run_dir), cfg))
+        return {}
+
+    def child_in_process(cmd, env):
+        launched.append((cmd, env))
+        code, _, err = run_cli(capsys, *cmd[cmd.index("augment") + 1 :])
+        assert code == 0, err
+        return SimpleNamespace(returncode=code)
+
+    monkeypatch.setattr(classifier.train, "train_classifier", fake_train)
+    monkeypatch.setattr(compare.subprocess, "run", child_in_process)
     if visible:
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
-    cfg = TrainConfig(model="simple-cnn", device="cuda:0")
-    spec = compare.CompareSpec(
-        models=["simple-cnn"], conditions=["baseline"], seeds=1, nproc=1 if gpu is not None else 4
-    )
-    compare._train_subprocess(demo_ds.subset(np.arange(8)), tmp_path / "run", cfg, spec, gpu)
-    cmd = seen["cmd"]
-    assert cmd[cmd.index("--device") + 1] == "cuda"
+    part = demo_ds.subset(np.arange(8))
+    spec = CompareSpec(models=["resnet18"], conditions=["baseline"], seeds=1, nproc=nproc)
+    compare._train_subprocess(part, tmp_path / "runs" / "run", sent, spec, gpu)
+
+    [(data, run_dir, got)] = trained
+    expected = replace(sent, device="cuda")
+    for f in fields(TrainConfig):
+        assert getattr(got, f.name) == getattr(expected, f.name), f.name
+    assert run_dir == tmp_path / "runs" / "run" and np.array_equal(data.images, part.images)
+    [(cmd, env)] = launched
     if gpu is None:
         assert "torch.distributed.run" in cmd and "--nproc_per_node=4" in cmd
     else:
-        assert seen["env"]["CUDA_VISIBLE_DEVICES"] == "5"
+        assert env["CUDA_VISIBLE_DEVICES"] == "5"
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == []  # the handed-over files are cleaned up
+
+
+def test_a_child_config_keeps_a_cpu_device():
+    assert compare.child_config(TrainConfig(device="cpu"), None).device == "cpu"
+    assert compare.child_config(TrainConfig(device="cuda:0"), None).device == "cuda"
+    assert compare.child_config(TrainConfig(device="cpu"), 0).device == "cuda"
+
+
+def test_train_with_a_config_file(demo_ds, tmp_path, capsys):
+    cache = tmp_path / "faces.npz"
+    demo_ds.save(cache)
+    cfg = TrainConfig(epochs=1, epoch_samples=16, batch_size=8, width=0.25, device="cpu", val_fraction=0.2, seed=4)
+    config = tmp_path / "cfg.json"
+    config.write_text(json.dumps(cfg.to_dict()))
+    code, _, err = run_cli(capsys, "train", cache, "--out", tmp_path / "run", "--config", config)
+    assert code == 0, err
+    written = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert {k: written[k] for k in ("epochs", "epoch_samples", "width", "seed", "val_fraction")} == {
+        "epochs": 1,
+        "epoch_samples": 16,
+        "width": 0.25,
+        "seed": 4,
+        "val_fraction": 0.2,
+    }
+    assert (tmp_path / "run" / "model.pt").is_file()
+
+
+@pytest.mark.parametrize(
+    "text, extra, fragments",
+    [
+        (
+            '{"epochs": 1}',
+            ["--epochs", "3", "--no-amp"],
+            ["gives every training setting", "--epochs", "--amp/--no-amp"],
+        ),
+        ('{"epoch": 1}', [], ["unknown setting(s) epoch"]),
+        ('{"epochs": "1"}', [], ["epochs must be int"]),
+        ('{"model": "vgg"}', [], ["--model vgg"]),
+        ("[1, 2]", [], ["JSON object"]),
+        ("epochs=1", [], ["not a JSON file"]),
+    ],
+)
+def test_train_config_file_errors(tmp_path, capsys, text, extra, fragments):
+    config = tmp_path / "cfg.json"
+    config.write_text(text)
+    code, _, err = run_cli(capsys, "train", tmp_path / "no-data", "--out", tmp_path / "run", "--config", config, *extra)
+    assert_one_line_error(code, err, f"--config {config}", *fragments)
+    assert not (tmp_path / "run").exists()
+
+
+def test_budget_help_lists_every_budget():
+    import typer
+
+    from augment.cli import app
+
+    command = typer.main.get_command(app).commands["compare"]
+    [budget] = [p for p in command.params if p.name == "budget"]
+    for b in compare.BUDGETS.values():
+        if b.name == TINY.name:  # added by this module's fixture, after the help was made
+            continue
+        assert b.about and f"{b.name} ({b.about})" in budget.help, b.name
+
+
+# --------------------------------------------------------------------------- what a report folder is tied to
+def test_a_changed_judge_is_refused(planted, tiny_gan_run, tmp_path):
+    report = tmp_path / "report"
+    report.mkdir()
+    compare._check_report_dir(report, compare.identity(planted, tiny_gan_run, spec(min_prob=0.3)))
+    before = (report / "compare.json").read_text()
+    with pytest.raises(UserError, match=r"other settings \(judge\)"):
+        run_compare(planted, tiny_gan_run, report, spec(min_prob=0.3, judge=tmp_path / "judge"), progress=False)
+    assert (report / "compare.json").read_text() == before
+    # with the filter off no judge is used, so naming one changes nothing
+    assert compare.identity(planted, tiny_gan_run, spec(judge=tmp_path / "judge"))["judge"] is None
+
+
+def test_a_generator_trained_further_is_refused(planted, tiny_gan_run, tmp_path):
+    from augment.core.rundir import CHECKPOINT, load_checkpoint, save_checkpoint
+
+    gen = tmp_path / "gan"
+    shutil.copytree(tiny_gan_run, gen)
+    report = tmp_path / "report"
+    report.mkdir()
+    compare._check_report_dir(report, compare.identity(planted, gen, spec()))
+    before = (report / "compare.json").read_text()
+    assert json.loads(before)["generator_step"] == load_checkpoint(gen / CHECKPOINT)["step"]
+    state = load_checkpoint(gen / CHECKPOINT)
+    state["step"] += 5  # the same run folder, trained further
+    save_checkpoint(gen, state)
+    with pytest.raises(UserError, match=r"other settings \(generator_step\)"):
+        run_compare(planted, gen, report, spec(), progress=False)
+    assert (report / "compare.json").read_text() == before
 
 
 def test_headline_classes_are_the_smallest_three_and_the_worst_recognised_other():
