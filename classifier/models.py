@@ -374,11 +374,6 @@ def default_image_size(name: str) -> int:
     return 64 if name == "resemotenet" else 48
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters, for logs and model-size comparisons."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
 def _check_name(name: str) -> None:
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODEL_NAMES)}")

@@ -2,8 +2,9 @@
 
 The networks are sized for CPU training on a tight budget: the ``width`` argument sets the base channel
 count and every layer's FLOPs scale with ``width**2``. The defaults (width 32, projection discriminator with
-spectral norm and global sum pooling) follow SNGAN / BigGAN practice, which is both cheaper and more stable
-than the textbook conditional DCGAN that :func:`classic_dcgan` builds for comparison.
+spectral norm, minibatch std and a flatten head: a 3x3 conv and a dense layer over the last feature map)
+follow SNGAN / BigGAN practice, which is both cheaper and more stable than the textbook conditional DCGAN
+that the ``"classic"`` recipe (``gan.config.RECIPES``) builds for comparison.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ __all__ = [
     "Discriminator",
     "Generator",
     "base_resolution",
-    "classic_dcgan",
-    "count_parameters",
 ]
 
 #: Output size -> start resolution s0 of G (and end resolution of D). 48 and 96 are not powers of two,
@@ -37,11 +36,6 @@ def base_resolution(size: int) -> tuple[int, int]:
         raise ValueError(f"unsupported image size {size}; supported sizes: {SUPPORTED_SIZES}")
     s0 = _BASE_RES[size]
     return s0, int(round(math.log2(size // s0)))
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of trainable parameters (spectral-norm buffers such as ``u``/``v`` are not counted)."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
 def _dcgan_init(module: nn.Module) -> None:
@@ -145,10 +139,16 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """Conditional discriminator: (Conv4x4/2, LeakyReLU 0.2)* -> global sum pool -> linear (+ projection).
+    """Conditional discriminator: (Conv4x4/2, LeakyReLU 0.2)* -> head -> linear (+ projection).
 
-    No BN anywhere (spectral norm is the regulariser, and BN would couple real/fake statistics). Global sum
-    pooling instead of a big final linear keeps it cheap and parameter-light. Label conditioning:
+    The head turns the last s0 x s0 feature map into the feature vector h:
+
+    * ``"flatten"`` (default): [minibatch std ->] Conv3x3 -> dense layer over the whole map, so D sees
+      where features are (face layout).
+    * ``"sum"``: global sum pooling, cheaper and parameter-light but blind to layout.
+
+    No BN by default (spectral norm is the regulariser, and BN would couple real/fake statistics);
+    ``batchnorm=True`` gives the textbook DCGAN D, BN on every conv but the first. Label conditioning:
 
     * ``"projection"`` (Miyato & Koyama 2018): ``logit += <embed(y), h>``; essentially free.
     * ``"concat"``: textbook cDCGAN, one-hot label maps concatenated to the image channels.
@@ -262,19 +262,3 @@ def _minibatch_std(h: Tensor, group: int) -> Tensor:
     grouped = h.view(n // g, g, c, hh, ww)
     std = (grouped.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (n // g,)
     return std.view(-1, 1, 1, 1, 1).expand(n // g, g, 1, hh, ww).reshape(n, 1, hh, ww)
-
-
-def classic_dcgan(num_classes: int, size: int = 48, channels: int = 1) -> tuple[Generator, Discriminator]:
-    """Textbook conditional DCGAN baseline: width-64 G with plain BN, width-64 concat-conditioned D, no SN."""
-    gen = Generator(num_classes, size=size, channels=channels, width=64, cond_bn=False)
-    disc = Discriminator(
-        num_classes,
-        size=size,
-        channels=channels,
-        width=64,
-        conditioning="concat",
-        spectral_norm=False,
-        minibatch_std=False,
-        batchnorm=True,
-    )
-    return gen, disc

@@ -6,13 +6,14 @@ import copy
 import json
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rich.progress import TextColumn
+from rich.progress import Progress, TaskID, TextColumn
 
 from augment.core.atomic import append_jsonl, read_jsonl, write_text
 from augment.core.dataset import FaceDataset
@@ -20,6 +21,7 @@ from augment.core.errors import UserError
 from augment.core.progress import console, make_progress
 from augment.core.rundir import CHECKPOINT, load_checkpoint, save_checkpoint, start_or_resume
 from augment.core.runtime import (
+    Dist,
     any_rank,
     barrier,
     data_fingerprint,
@@ -144,21 +146,273 @@ def _trim_metrics(path: Path, step: int) -> None:
         write_text(path, "".join(json.dumps(r) + "\n" for r in read_jsonl(path) if r.get("step", 0) <= step))
 
 
+def _memory_format(cfg: GanConfig) -> torch.memory_format:
+    return torch.channels_last if cfg.channels_last else torch.contiguous_format
+
+
 def _unwrap(m: torch.nn.Module) -> torch.nn.Module:
     return m.module if hasattr(m, "module") else m
 
 
-def train_gan(data: FaceDataset, run_dir: str | Path, cfg: GanConfig, progress: bool = True) -> dict[str, Any]:
-    """Train (or resume) a conditional GAN on the train split of ``data`` into ``run_dir``.
+# --------------------------------------------------------------------------- the run's state
+@dataclass
+class GanState:
+    """Everything the step functions read and change: models, optimizers, EMA G, batches, step."""
 
-    Returns a summary with the final step and throughput. Only rank 0 writes files.
-    """
-    run_dir = Path(run_dir)
-    device = pick_device(cfg.device)
-    dist_info = init_distributed(device)
-    if cfg.batch_size % dist_info.world:
-        raise UserError(f"--batch-size {cfg.batch_size} must divide evenly over {dist_info.world} processes")
+    cfg: GanConfig
+    run_dir: Path
+    dist: Dist
+    device: str
+    classes: list[str]
+    config: dict[str, Any]  # what config.json and the checkpoint record
+    g: Generator
+    d: Discriminator
+    g_ema: Generator | None
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    plan: BatchPlan
+    images: torch.Tensor  # uint8 training images (on the GPU once training starts there)
+    labels: torch.Tensor
+    step: int = 0
+    # What the steps call: G and D themselves, or their DDP wrappers in a torchrun job.
+    g_train: torch.nn.Module = field(init=False)
+    d_train: torch.nn.Module = field(init=False)
 
+    def __post_init__(self) -> None:
+        self.g_train, self.d_train = self.g, self.d
+
+    @property
+    def rows(self) -> slice:
+        """This rank's slice of every global batch."""
+        per_rank = self.cfg.batch_size // self.dist.world
+        return slice(self.dist.rank * per_rank, (self.dist.rank + 1) * per_rank)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return _memory_format(self.cfg)
+
+    def autocast(self) -> torch.autocast:
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.startswith("cuda") and self.cfg.amp)
+
+
+def new_state(
+    cfg: GanConfig, train: FaceDataset, dist: Dist, device: str, run_dir: Path, config: dict[str, Any]
+) -> GanState:
+    """Fresh models (seeded by ``cfg.seed``), their optimizers and the batch plan of ``train``."""
+    seed_everything(cfg.seed)
+    classes = list(train.classes)
+    g, d = build_models(cfg, len(classes))
+    g_ema = copy.deepcopy(g).eval() if cfg.ema > 0 else None
+    g.to(device, memory_format=_memory_format(cfg))
+    d.to(device, memory_format=_memory_format(cfg))
+    if g_ema is not None:
+        g_ema.to(device)
+    return GanState(
+        cfg=cfg,
+        run_dir=run_dir,
+        dist=dist,
+        device=device,
+        classes=classes,
+        config=config,
+        g=g,
+        d=d,
+        g_ema=g_ema,
+        opt_g=torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2)),
+        opt_d=torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2)),
+        plan=BatchPlan(train.labels, len(classes), cfg.batch_size, cfg.seed, cfg.balanced),
+        images=torch.from_numpy(train.images),
+        labels=torch.from_numpy(train.labels),
+    )
+
+
+# --------------------------------------------------------------------------- batch draws
+def real_batch(st: GanState, s: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's real images in [-1, 1] (flipped at random) and their labels for step key ``s``."""
+    idx = st.plan.indices(s)[st.rows]
+    x = _to_float(st.images[idx.to(st.images.device)].to(st.device, non_blocking=True))
+    if st.cfg.flip:
+        x = _flip(x, step_generator(st.cfg.seed, s, 3))
+    return x.contiguous(memory_format=st.memory_format), st.labels[idx.to(st.device)]
+
+
+def noise_batch(st: GanState, s: int, stream: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's noise (from random stream ``stream``) and fake labels for step key ``s``."""
+    gen = step_generator(st.cfg.seed, s, stream)
+    z = torch.randn(st.cfg.batch_size, st.cfg.z_dim, generator=gen)[st.rows].to(st.device)
+    y = st.plan.fake_labels(s)[st.rows].to(st.device)
+    return z, y
+
+
+def _augment(cfg: GanConfig, x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+    return diff_augment(x, cfg.diffaugment, generator=gen) if cfg.diffaugment else x
+
+
+# --------------------------------------------------------------------------- the steps
+def _d_backward_separate(
+    st: GanState, real: torch.Tensor, y_real: torch.Tensor, fake: torch.Tensor, y_fake: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The textbook D has BatchNorm: real and fake go through it as separate batches (one mixed batch
+    would let BN statistics give the fakes away), each with its own backward."""
+    cfg = st.cfg
+    with st.autocast():
+        logits_r, aux = st.d_train(real, y_real)
+    loss_r = d_loss_real(cfg.loss, logits_r.float()) + aux_loss(aux, y_real, cfg.aux_weight)
+    loss_r.backward()
+    with st.autocast():
+        logits_f, _ = st.d_train(fake, y_fake)
+    loss_f = d_loss_fake(cfg.loss, logits_f.float())
+    loss_f.backward()
+    return loss_r + loss_f, logits_r.mean(), logits_f.mean()
+
+
+def _d_backward_joint(
+    st: GanState, real: torch.Tensor, y_real: torch.Tensor, fake: torch.Tensor, y_fake: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One batch of [real | fake]: a single D forward per step (and one DDP all-reduce)."""
+    cfg = st.cfg
+    with st.autocast():
+        logits, aux = st.d_train(torch.cat([real, fake]), torch.cat([y_real, y_fake]))
+    logits = logits.float()
+    n = real.shape[0]
+    aux_real = aux[:n] if aux is not None else None
+    loss = (
+        d_loss_real(cfg.loss, logits[:n])
+        + d_loss_fake(cfg.loss, logits[n:])
+        + aux_loss(aux_real, y_real, cfg.aux_weight)
+    )
+    loss.backward()
+    return loss, logits[:n].mean(), logits[n:].mean()
+
+
+def d_step(st: GanState, s: int) -> dict[str, torch.Tensor]:
+    """One discriminator update on step key ``s``; returns its loss and mean real/fake logits."""
+    x_real, y_real = real_batch(st, s)
+    z, y_fake = noise_batch(st, s, 4)
+    with torch.no_grad(), st.autocast():
+        x_fake = st.g_train(z, y_fake)
+    gen_aug = step_generator(st.cfg.seed, s, 10 + st.dist.rank)
+    real, fake = _augment(st.cfg, x_real, gen_aug), _augment(st.cfg, x_fake.float(), gen_aug)
+    st.opt_d.zero_grad(set_to_none=True)
+    backward = _d_backward_separate if st.cfg.d_batchnorm else _d_backward_joint
+    loss, real_mean, fake_mean = backward(st, real, y_real, fake, y_fake)
+    st.opt_d.step()
+    return {"d_loss": loss, "d_real": real_mean, "d_fake": fake_mean}
+
+
+def g_step(st: GanState) -> torch.Tensor:
+    """One generator update; D is called as its own module, so DDP does not all-reduce D's gradients."""
+    cfg = st.cfg
+    z, y_fake = noise_batch(st, st.step, 5)
+    with st.autocast():
+        x_fake = st.g_train(z, y_fake)
+        fake = _augment(cfg, x_fake.float(), step_generator(cfg.seed, st.step, 20))
+        logits_f, aux_f = _unwrap(st.d_train)(fake, y_fake)
+    loss = g_loss_fn(cfg.loss, logits_f.float()) + aux_loss(aux_f, y_fake, cfg.aux_weight)
+    st.opt_g.zero_grad(set_to_none=True)
+    loss.backward()
+    st.opt_g.step()
+    return loss
+
+
+def ema_decay(cfg: GanConfig, step: int) -> float:
+    """The EMA decay after ``step`` steps: warms up from 0.1 so early EMA weights follow G closely."""
+    return min(cfg.ema, (1 + step) / (10 + step))
+
+
+def ema_step(st: GanState) -> None:
+    if st.g_ema is not None:
+        update_ema(st.g_ema, st.g, ema_decay(st.cfg, st.step))
+
+
+# --------------------------------------------------------------------------- checkpoints, samples, logs
+def save_state(st: GanState) -> None:
+    """The checkpoint (rank 0 only): weights, optimizers, step, and what rebuilds the generator."""
+    if not st.dist.main:
+        return
+    save_checkpoint(
+        st.run_dir,
+        {
+            "step": st.step,
+            "g": st.g.state_dict(),
+            "d": st.d.state_dict(),
+            "g_ema": st.g_ema.state_dict() if st.g_ema is not None else None,
+            "opt_g": st.opt_g.state_dict(),
+            "opt_d": st.opt_d.state_dict(),
+            "classes": st.classes,
+            "generator_kwargs": generator_kwargs(st.cfg, len(st.classes)),
+            "config": st.config,
+        },
+    )
+
+
+def save_samples(st: GanState) -> None:
+    """A sample grid of the (EMA) generator and the loss plot (rank 0 only)."""
+    if st.dist.main:
+        save_sample_grid(
+            st.g_ema if st.g_ema is not None else st.g,
+            st.classes,
+            st.run_dir / "samples" / f"step_{st.step:06d}.png",
+            seed=st.cfg.seed,
+            device=st.device,
+        )
+        plot_losses(read_jsonl(st.run_dir / "metrics.jsonl"), st.run_dir / "losses.png")
+
+
+@dataclass
+class RunLog:
+    """Throughput window, last losses, time budget and progress bar of one invocation."""
+
+    start_step: int
+    t_start: float = field(default_factory=time.time)
+    deadline: float = math.inf
+    window_t: float = field(default_factory=time.time)
+    window_images: int = 0
+    rate: float = 0.0
+    last: dict[str, float] = field(default_factory=dict)
+    prog: Progress | None = None
+    task: TaskID | None = None
+
+
+def open_log(st: GanState, progress: bool) -> RunLog:
+    log = RunLog(start_step=st.step)
+    if st.cfg.max_minutes > 0:
+        log.deadline = log.t_start + st.cfg.max_minutes * 60
+    if progress and st.dist.main:
+        log.prog = make_progress(TextColumn("{task.fields[info]}"))
+        log.task = log.prog.add_task("gan-train", total=st.cfg.steps, completed=st.step, info="")
+        log.prog.start()
+    return log
+
+
+def log_step(st: GanState, log: RunLog, losses: dict[str, torch.Tensor]) -> None:
+    """Record a finished step: metrics.jsonl every ``log_every`` steps and at the end, the progress bar."""
+    cfg = st.cfg
+    log.window_images += cfg.batch_size * cfg.d_steps
+    log.last = {k: float(losses[k].detach()) for k in ("d_loss", "g_loss", "d_real", "d_fake")}
+    if st.step % cfg.log_every == 0 or st.step == cfg.steps:
+        now = time.time()
+        log.rate = log.window_images / max(now - log.window_t, 1e-9)
+        log.window_t, log.window_images = now, 0
+        if st.dist.main:
+            record = {"step": st.step, **log.last, "images_per_s": log.rate, "elapsed_s": now - log.t_start}
+            append_jsonl(st.run_dir / "metrics.jsonl", record)
+    if log.prog:
+        info = f"D {log.last['d_loss']:.3f}  G {log.last['g_loss']:.3f}  {log.rate:,.0f} img/s"
+        log.prog.update(log.task, completed=st.step, info=info)
+
+
+def out_of_time(st: GanState, log: RunLog, progress: bool) -> bool:
+    """True on every rank once any rank passes ``--max-minutes``."""
+    if not any_rank(st.dist, time.time() > log.deadline):
+        return False
+    if st.dist.main and progress:
+        console.print(f"time budget of {st.cfg.max_minutes} min reached at step {st.step}")
+    return True
+
+
+# --------------------------------------------------------------------------- setup, loop, teardown
+def training_split(data: FaceDataset, cfg: GanConfig) -> FaceDataset:
+    """The real training images of the chosen classes, at the GAN's size and channels."""
     train = data.split("train") if data.has_split("train") else data
     train = train.subset(~train.synthetic)
     if cfg.classes:
@@ -169,229 +423,121 @@ def train_gan(data: FaceDataset, run_dir: str | Path, cfg: GanConfig, progress: 
         from augment.core.resize import resize_dataset
 
         train = resize_dataset(train, cfg.size, cfg.channels)
-    classes = list(train.classes)
+    return train
+
+
+def resume(st: GanState, progress: bool) -> None:
+    """Load the run folder's checkpoint into ``st`` (weights, optimizers, step)."""
+    state = load_checkpoint(st.run_dir / CHECKPOINT)
+    st.g.load_state_dict(state["g"])
+    st.d.load_state_dict(state["d"])
+    if st.g_ema is not None:
+        # A run checkpointed with EMA off starts its EMA from the trained G, not from a fresh init.
+        st.g_ema.load_state_dict(state["g_ema"] if state.get("g_ema") is not None else state["g"])
+    st.opt_g.load_state_dict(state["opt_g"])
+    st.opt_d.load_state_dict(state["opt_d"])
+    st.step = int(state["step"])
+    if st.dist.main and progress:
+        console.print(f"resuming {st.run_dir} from step {st.step}")
+
+
+def setup(data: FaceDataset, run_dir: Path, cfg: GanConfig, progress: bool) -> GanState:
+    """Check the run folder, build the models and resume from its checkpoint when there is one."""
+    device = pick_device(cfg.device)
+    dist = init_distributed(device)
+    if cfg.batch_size % dist.world:
+        raise UserError(f"--batch-size {cfg.batch_size} must divide evenly over {dist.world} processes")
+    train = training_split(data, cfg)
     config = {
         **cfg.to_dict(),
-        "classes": classes,
+        "classes": list(train.classes),
         "data": data.name,
         "data_fingerprint": data_fingerprint(train.images, train.labels),
         "train_counts": train.counts(),
     }
-    resuming = False
-    if dist_info.main:
-        resuming = start_or_resume(run_dir, config, list(GanConfig.IDENTITY), kind="gan")
-    barrier(dist_info)
-    resuming = (run_dir / CHECKPOINT).exists()
+    if dist.main:
+        start_or_resume(run_dir, config, list(GanConfig.IDENTITY), kind="gan")
+    barrier(dist)
+    st = new_state(cfg, train, dist, device, run_dir, config)
+    if (run_dir / CHECKPOINT).exists():
+        resume(st, progress)
+    if dist.main:
+        _trim_metrics(run_dir / "metrics.jsonl", st.step)
+    return st
 
-    seed_everything(cfg.seed)
-    g, d = build_models(cfg, len(classes))
-    g_ema = copy.deepcopy(g).eval() if cfg.ema > 0 else None
-    use_cuda = device.startswith("cuda")
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    g.to(device, memory_format=memory_format)
-    d.to(device, memory_format=memory_format)
-    if g_ema is not None:
-        g_ema.to(device)
-    opt_g = torch.optim.Adam(g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
-    opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
 
-    step = 0
-    if resuming:
-        state = load_checkpoint(run_dir / CHECKPOINT)
-        g.load_state_dict(state["g"])
-        d.load_state_dict(state["d"])
-        if g_ema is not None:
-            # A run checkpointed with EMA off starts its EMA from the trained G, not from a fresh init.
-            g_ema.load_state_dict(state["g_ema"] if state.get("g_ema") is not None else state["g"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        step = int(state["step"])
-        if dist_info.main and progress:
-            console.print(f"resuming {run_dir} from step {step}")
-    if dist_info.main:
-        _trim_metrics(run_dir / "metrics.jsonl", step)
-    if step >= cfg.steps:
-        if dist_info.main and progress:
-            console.print(f"{run_dir} already trained to step {step} (--steps {cfg.steps}); nothing to do")
-        return {"step": step, "images_per_s": None, "run_dir": str(run_dir)}
-
-    g_train, d_train = g, d
-    if dist_info.enabled:
+def prepare_training(st: GanState) -> None:
+    """Data on the GPU, DDP wrappers in a torchrun job, minibatch-std groups that fit a rank's batch."""
+    if st.device.startswith("cuda"):
+        st.images = st.images.to(st.device)
+    st.labels = st.labels.to(st.device)
+    if st.dist.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        ids = [torch.device(device).index] if use_cuda else None
-        g_train = DDP(g, device_ids=ids)
-        d_train = DDP(d, device_ids=ids)
+        ids = [torch.device(st.device).index] if st.device.startswith("cuda") else None
+        st.g_train = DDP(st.g, device_ids=ids)
+        st.d_train = DDP(st.d, device_ids=ids)
+    per_rank = st.cfg.batch_size // st.dist.world
+    st.d.mbstd_group = math.gcd(4, per_rank)  # groups never straddle the real | fake boundary
+    st.g.train()
+    st.d.train()
 
-    images = torch.from_numpy(train.images)
-    if use_cuda:
-        images = images.to(device)
-    plan = BatchPlan(train.labels, len(classes), cfg.batch_size, cfg.seed, cfg.balanced)
-    per_rank = cfg.batch_size // dist_info.world
-    d.mbstd_group = math.gcd(4, per_rank)  # groups never straddle the real | fake boundary
-    lo, hi = dist_info.rank * per_rank, (dist_info.rank + 1) * per_rank
-    labels_all = torch.from_numpy(train.labels).to(device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_cuda and cfg.amp)
-    policy = cfg.diffaugment
 
-    def real_batch(s: int) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = plan.indices(s)[lo:hi]
-        x = _to_float(images[idx.to(images.device)].to(device, non_blocking=True))
-        if cfg.flip:
-            x = _flip(x, step_generator(cfg.seed, s, 3))
-        return x.contiguous(memory_format=memory_format), labels_all[idx.to(device)]
+def train_loop(st: GanState, log: RunLog, progress: bool) -> None:
+    """Order the steps: D step(s), G step, EMA; then logs, checkpoints, samples and the time budget."""
+    cfg = st.cfg
+    while st.step < cfg.steps:
+        for k in range(cfg.d_steps):
+            d_losses = d_step(st, st.step * cfg.d_steps + k)
+        g_loss = g_step(st)
+        ema_step(st)
+        st.step += 1
+        log_step(st, log, {**d_losses, "g_loss": g_loss})
+        if st.step % cfg.checkpoint_every == 0:
+            save_state(st)
+        if st.step % cfg.sample_every == 0:
+            save_samples(st)
+        if out_of_time(st, log, progress):
+            break
 
-    def noise(s: int, stream: int) -> tuple[torch.Tensor, torch.Tensor]:
-        gen = step_generator(cfg.seed, s, stream)
-        z = torch.randn(cfg.batch_size, cfg.z_dim, generator=gen)[lo:hi].to(device)
-        y = plan.fake_labels(s)[lo:hi].to(device)
-        return z, y
 
-    def augment(x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-        return diff_augment(x, policy, generator=gen) if policy else x
-
-    t_start = time.time()
-    deadline = t_start + cfg.max_minutes * 60 if cfg.max_minutes > 0 else math.inf
-    window_t, window_images = time.time(), 0
-    rate = 0.0
-    last: dict[str, float] = {}
-    start_step = step
-
-    def checkpoint() -> None:
-        if not dist_info.main:
-            return
-        save_checkpoint(
-            run_dir,
-            {
-                "step": step,
-                "g": g.state_dict(),
-                "d": d.state_dict(),
-                "g_ema": g_ema.state_dict() if g_ema is not None else None,
-                "opt_g": opt_g.state_dict(),
-                "opt_d": opt_d.state_dict(),
-                "classes": classes,
-                "generator_kwargs": generator_kwargs(cfg, len(classes)),
-                "config": config,
-            },
-        )
-
-    def samples() -> None:
-        if dist_info.main:
-            save_sample_grid(
-                g_ema if g_ema is not None else g,
-                classes,
-                run_dir / "samples" / f"step_{step:06d}.png",
-                seed=cfg.seed,
-                device=device,
-            )
-            plot_losses(read_jsonl(run_dir / "metrics.jsonl"), run_dir / "losses.png")
-
-    columns = (TextColumn("{task.fields[info]}"),)
-    prog = make_progress(*columns) if (progress and dist_info.main) else None
-    task = prog.add_task("gan-train", total=cfg.steps, completed=step, info="") if prog else None
-    if prog:
-        prog.start()
-    g.train()
-    d.train()
-    try:
-        while step < cfg.steps:
-            # ---- D step(s)
-            for k in range(cfg.d_steps):
-                s_key = step * cfg.d_steps + k
-                x_real, y_real = real_batch(s_key)
-                z, y_fake = noise(s_key, 4)
-                with torch.no_grad(), autocast:
-                    x_fake = g_train(z, y_fake)
-                gen_aug = step_generator(cfg.seed, s_key, 10 + dist_info.rank)
-                x_real_aug, x_fake_aug = augment(x_real, gen_aug), augment(x_fake.float(), gen_aug)
-                opt_d.zero_grad(set_to_none=True)
-                if cfg.d_batchnorm:
-                    # The textbook D has BatchNorm: real and fake go through it as separate batches (one
-                    # mixed batch would let BN statistics give the fakes away), each with its own backward.
-                    with autocast:
-                        logits_r, aux = d_train(x_real_aug, y_real)
-                    loss_r = d_loss_real(cfg.loss, logits_r.float()) + aux_loss(aux, y_real, cfg.aux_weight)
-                    loss_r.backward()
-                    with autocast:
-                        logits_f_d, _ = d_train(x_fake_aug, y_fake)
-                    loss_f = d_loss_fake(cfg.loss, logits_f_d.float())
-                    loss_f.backward()
-                    loss_d, real_mean, fake_mean = loss_r + loss_f, logits_r.mean(), logits_f_d.mean()
-                else:
-                    # One batch of [real | fake]: a single D forward per step (and one DDP all-reduce).
-                    with autocast:
-                        logits, aux = d_train(torch.cat([x_real_aug, x_fake_aug]), torch.cat([y_real, y_fake]))
-                    logits = logits.float()
-                    n = x_real.shape[0]
-                    aux_real = aux[:n] if aux is not None else None
-                    loss_d = (
-                        d_loss_real(cfg.loss, logits[:n])
-                        + d_loss_fake(cfg.loss, logits[n:])
-                        + aux_loss(aux_real, y_real, cfg.aux_weight)
-                    )
-                    loss_d.backward()
-                    real_mean, fake_mean = logits[:n].mean(), logits[n:].mean()
-                opt_d.step()
-            # ---- G step: D's own module, so DDP does not all-reduce D's gradients
-            z, y_fake = noise(step, 5)
-            with autocast:
-                x_fake = g_train(z, y_fake)
-                logits_f, aux_f = _unwrap(d_train)(augment(x_fake.float(), step_generator(cfg.seed, step, 20)), y_fake)
-            loss_g = g_loss_fn(cfg.loss, logits_f.float()) + aux_loss(aux_f, y_fake, cfg.aux_weight)
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-            if g_ema is not None:
-                update_ema(g_ema, g, min(cfg.ema, (1 + step) / (10 + step)))
-            step += 1
-            window_images += cfg.batch_size * cfg.d_steps
-            last = {
-                "d_loss": float(loss_d.detach()),
-                "g_loss": float(loss_g.detach()),
-                "d_real": float(real_mean.detach()),
-                "d_fake": float(fake_mean.detach()),
-            }
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                now = time.time()
-                rate = window_images / max(now - window_t, 1e-9)
-                window_t, window_images = now, 0
-                if dist_info.main:
-                    append_jsonl(
-                        run_dir / "metrics.jsonl",
-                        {"step": step, **last, "images_per_s": rate, "elapsed_s": now - t_start},
-                    )
-            if prog:
-                prog.update(
-                    task,
-                    completed=step,
-                    info=(f"D {last['d_loss']:.3f}  G {last['g_loss']:.3f}  {rate:,.0f} img/s"),
-                )
-            if step % cfg.checkpoint_every == 0:
-                checkpoint()
-            if step % cfg.sample_every == 0:
-                samples()
-            if any_rank(dist_info, time.time() > deadline):
-                if dist_info.main and progress:
-                    console.print(f"time budget of {cfg.max_minutes} min reached at step {step}")
-                break
-    except KeyboardInterrupt:
-        checkpoint()
-        raise
-    finally:
-        if prog:
-            prog.stop()
-    checkpoint()
-    samples()
-    barrier(dist_info)
-    elapsed = time.time() - t_start
-    steps_done = step - start_step
+def finish(st: GanState, log: RunLog) -> dict[str, Any]:
+    """The last checkpoint and samples, then the run's summary."""
+    save_state(st)
+    save_samples(st)
+    barrier(st.dist)
+    elapsed = time.time() - log.t_start
+    steps_done = st.step - log.start_step
     return {
-        "step": step,
+        "step": st.step,
         "steps_this_run": steps_done,
         "seconds": elapsed,
-        "images_per_s": steps_done * cfg.batch_size * cfg.d_steps / max(elapsed, 1e-9),
-        "run_dir": str(run_dir),
-        "rank": dist_info.rank,
-        "world": dist_info.world,
-        "parameter_digest": parameter_digest(g, d),
+        "images_per_s": steps_done * st.cfg.batch_size * st.cfg.d_steps / max(elapsed, 1e-9),
+        "run_dir": str(st.run_dir),
+        "rank": st.dist.rank,
+        "world": st.dist.world,
+        "parameter_digest": parameter_digest(st.g, st.d),
     }
+
+
+def train_gan(data: FaceDataset, run_dir: str | Path, cfg: GanConfig, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) a conditional GAN on the train split of ``data`` into ``run_dir``.
+
+    Returns a summary with the final step and throughput. Only rank 0 writes files.
+    """
+    st = setup(data, Path(run_dir), cfg, progress)
+    if st.step >= cfg.steps:
+        if st.dist.main and progress:
+            console.print(f"{st.run_dir} already trained to step {st.step} (--steps {cfg.steps}); nothing to do")
+        return {"step": st.step, "images_per_s": None, "run_dir": str(st.run_dir)}
+    prepare_training(st)
+    log = open_log(st, progress)
+    try:
+        train_loop(st, log, progress)
+    except KeyboardInterrupt:
+        save_state(st)
+        raise
+    finally:
+        if log.prog:
+            log.prog.stop()
+    return finish(st, log)

@@ -185,6 +185,12 @@ def sync_buffers(d: Dist, module: Any) -> None:
         dist.broadcast(b.data, 0)
 
 
+def count_parameters(module: Any) -> int:
+    """Number of trainable parameters, for logs and model-size comparisons (spectral-norm ``u``/``v``
+    are buffers, not counted)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
 def parameter_digest(*modules: Any) -> str:
     """A short hash of every parameter: equal digests mean bit-identical weights (e.g. across ranks)."""
     h = hashlib.blake2b(digest_size=8)

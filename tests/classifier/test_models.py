@@ -7,13 +7,13 @@ import torch
 import torchvision
 from torch import nn
 
+from augment.core.runtime import count_parameters
 from classifier.models import (
     MODEL_NAMES,
     PretrainedReport,
     ResEmoteNet,
     ResNet18,
     build_model,
-    count_parameters,
     default_image_size,
 )
 

@@ -4,14 +4,15 @@ import pytest
 import torch
 from torch.nn.utils import parametrize
 
+from augment.core.runtime import count_parameters
+from gan.config import recipe_config
 from gan.models import (
     SUPPORTED_SIZES,
     Discriminator,
     Generator,
     base_resolution,
-    classic_dcgan,
-    count_parameters,
 )
+from gan.train import build_models
 
 K = 7
 
@@ -211,10 +212,15 @@ def test_backward_through_d_of_g(cond_bn: bool) -> None:
     assert g.embed.weight.grad.abs().sum() > 0
 
 
-def test_classic_dcgan() -> None:
-    g, d = classic_dcgan(K, 48, 1)
+def test_classic_recipe_builds_the_textbook_dcgan() -> None:
+    g, d = build_models(recipe_config("classic"), K)
     assert g.width == 64 and not g.cond_bn
     assert d.width == 64 and d.conditioning == "concat" and not d.spectral_norm
+    assert not d.minibatch_std and not d.aux_classifier
+    conv, bn = torch.nn.Conv2d, torch.nn.BatchNorm2d
+    layers = [type(m) for m in d.features if isinstance(m, (conv, bn))]
+    assert layers == [conv] + [conv, bn] * (len(layers) // 2)  # BN after every conv but the first
+    assert not any(parametrize.is_parametrized(m) for m in d.modules())
     x = g(g.sample_noise(2), _labels())
     assert x.shape == (2, 1, 48, 48)
     logit, cls = d(x, _labels())

@@ -17,9 +17,19 @@ import torch
 from augment.cli import main
 from augment.core.atomic import read_jsonl
 from augment.core.errors import UserError
-from augment.core.runtime import seed_everything
+from augment.core.runtime import Dist, seed_everything
 from gan.config import GanConfig
-from gan.train import build_models, train_gan
+from gan.train import (
+    GanState,
+    build_models,
+    d_step,
+    ema_step,
+    g_step,
+    new_state,
+    noise_batch,
+    train_gan,
+    training_split,
+)
 from tests.conftest import run_cli, tiny_gan_config
 
 pytestmark = pytest.mark.usefixtures("quiet")
@@ -109,6 +119,57 @@ def test_losses_move_and_generator_learns(run40, demo_ds):
     with torch.no_grad():
         change = (g1(z, y) - g0(z, y)).abs().mean().item()
     assert change > 0.01, change
+
+
+# --------------------------------------------------------------------------- the step functions
+def tiny_state(ds, run: Path, recipe: str = "full") -> GanState:
+    cfg = tiny_cfg(ds, recipe)
+    return new_state(cfg, training_split(ds, cfg), Dist(), "cpu", run, {})
+
+
+def params(m: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in m.named_parameters()}
+
+
+def moved(before: dict[str, torch.Tensor], m: torch.nn.Module) -> set[str]:
+    return {k for k, v in m.named_parameters() if not torch.equal(before[k], v)}
+
+
+@pytest.mark.parametrize("recipe", ["full", "classic"])  # one [real | fake] batch; separate BN batches
+def test_d_step_trains_only_d_and_g_step_only_g(demo_ds, tmp_path, recipe):
+    st = tiny_state(demo_ds, tmp_path, recipe)
+    g0, d0 = params(st.g), params(st.d)
+    out = d_step(st, 0)
+    assert out.keys() == {"d_loss", "d_real", "d_fake"} and all(torch.isfinite(v) for v in out.values())
+    # Every D parameter moves; with hinge at init (all logits near 0) the real and fake gradients on the
+    # logit's bias cancel exactly, so that one alone may stay.
+    assert d0.keys() - moved(d0, st.d) <= ({"fc.bias"} if st.cfg.loss == "hinge" else set())
+    assert moved(g0, st.g) == set()
+    d1 = params(st.d)
+    loss = g_step(st)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    assert moved(g0, st.g) == g0.keys()
+    assert moved(d1, st.d) == set()  # D got gradients from the G step but no update
+
+
+def test_ema_step_moves_ema_toward_g_by_the_decay(demo_ds, tmp_path):
+    st = tiny_state(demo_ds, tmp_path)
+    assert st.cfg.ema == 0.999 and st.g_ema is not None
+    z, y = noise_batch(st, 0, 5)
+    for step, decay in ((0, 0.1), (10**6, 0.999)):  # warm-up (1 + step) / (10 + step), then cfg.ema
+        with torch.no_grad():  # G leaves its EMA copy behind: weights shifted, BN statistics updated
+            for p in st.g.parameters():
+                p.add_(0.5)
+            st.g(z, y)
+        st.step = step
+        before = params(st.g_ema)
+        ema_step(st)
+        ema = dict(st.g_ema.named_parameters())
+        for k, p in st.g.named_parameters():
+            torch.testing.assert_close(ema[k], before[k] + (1 - decay) * (p - before[k]), rtol=0, atol=1e-6)
+            assert (ema[k] - before[k]).abs().min() > 0.5 * (1 - decay) * 0.9, k
+        for b_ema, b in zip(st.g_ema.buffers(), st.g.buffers(), strict=True):
+            assert torch.equal(b_ema, b)
 
 
 # --------------------------------------------------------------------------- determinism and resume
@@ -206,6 +267,11 @@ def test_resume_with_other_identity_is_refused(demo_ds, tmp_path):
     with pytest.raises(UserError) as e:
         train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=4, cond_bn=True), progress=False)
     assert "cond_bn" in str(e.value)
+    # The discriminator's shape too: these used to pass the check and die in load_state_dict.
+    for name, value in (("d_head", "sum"), ("minibatch_std", False), ("d_batchnorm", True)):
+        with pytest.raises(UserError) as e:
+            train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=4, **{name: value}), progress=False)
+        assert f"{name}: was {getattr(GanConfig(), name)!r}, now {value!r}" in str(e.value)
     other = demo_ds.subset(np.arange(len(demo_ds)) % 5 != 0)  # same classes, fewer images
     with pytest.raises(UserError) as e:
         train_gan(other, run, tiny_cfg(demo_ds, steps=4), progress=False)
