@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from types import SimpleNamespace
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from augment.compare import budget_help
+from augment.compare import DEFAULT_CONDITIONS, CompareSpec, budget_help
 from augment.core.errors import UserError
+from augment.demo import run_demo
+from augment.demo_faces import write_demo_dataset
+from augment.plan import plan_rebalance
+from augment.rebalance import QualityFilter, run_rebalance
+from classifier.config import TrainConfig
+from gan.config import RECIPES, GanConfig, recipe_config
 
 app = typer.Typer(
     name="augment",
@@ -39,6 +47,43 @@ ClassesOpt = Annotated[
 ]
 
 
+# --------------------------------------------------------------------------- defaults
+# Each default is defined once, in a config dataclass or in the signature of the function a command calls;
+# the options below read it from there, and typer shows it in --help.
+def _defaults(func: Any) -> SimpleNamespace:
+    """The parameter defaults of a function or dataclass, as attributes (for dataclasses with required fields
+    and for functions; none of these imports torch, so --help stays fast)."""
+    params = inspect.signature(func).parameters.values()
+    return SimpleNamespace(**{p.name: p.default for p in params if p.default is not inspect.Parameter.empty})
+
+
+_TRAIN = TrainConfig()
+_GAN = GanConfig()
+_QUALITY = QualityFilter()
+_COMPARE = _defaults(CompareSpec)
+_PLAN = _defaults(plan_rebalance)
+_REBALANCE = _defaults(run_rebalance)
+_DEMO = _defaults(run_demo)
+_DEMO_DATA = _defaults(write_demo_dataset)
+
+
+def _show_value(value: Any) -> str:
+    """A default as --help writes it: on/off for switches, '' for an empty string."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value) if value != "" else "''"
+
+
+def _recipe_help(text: str, name: str) -> str:
+    """Help of a gan-train option that stays None so the recipe decides: 'TEXT (default: X; classic: Y).'"""
+    default = getattr(recipe_config(_GAN.recipe), name)
+    shown = [_show_value(default)]
+    shown += [f"{r}: {_show_value(v)}" for r in RECIPES if (v := getattr(recipe_config(r), name)) != default]
+    return f"{text} (default: {'; '.join(shown)})."
+
+
 def _load(data: Path, fmt: str, size: int | None, channels: int | None, classes: str | None):
     from augment.core.readers import load_dataset
 
@@ -53,12 +98,14 @@ def demo_data_cmd(
         str | None,
         typer.Option(help="Train images per class, e.g. 'happy=600,disgust=36' (others default)."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same faces.")] = 0,
-    size: Annotated[int, typer.Option(help="Image size in pixels.")] = 48,
-    test_fraction: Annotated[float, typer.Option(help="Test images per class, as a share of train.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same faces.")] = _DEMO_DATA.seed,
+    size: Annotated[int, typer.Option(help="Image size in pixels.")] = _DEMO_DATA.size,
+    test_fraction: Annotated[
+        float, typer.Option(help="Test images per class, as a share of train.")
+    ] = _DEMO_DATA.test_fraction,
 ) -> None:
     """Write procedural demo faces (8 classes, FER2013-like imbalance) as train/test class folders."""
-    from augment.demo_faces import DEFAULT_COUNTS, parse_counts, write_demo_dataset
+    from augment.demo_faces import DEFAULT_COUNTS, parse_counts
 
     try:
         chosen = {**DEFAULT_COUNTS, **parse_counts(counts)} if counts else None
@@ -178,36 +225,57 @@ def gan_train_cmd(
     run_dir: Annotated[Path, typer.Option("--out", help="Run folder; rerun with the same folder to resume.")],
     recipe: Annotated[
         str, typer.Option(help="full (ours) or classic (textbook cDCGAN); options below override.")
-    ] = "full",
-    steps: Annotated[int | None, typer.Option(help="Generator steps to train to (default 6000).")] = None,
+    ] = _GAN.recipe,
+    steps: Annotated[int | None, typer.Option(help=_recipe_help("Generator steps to train to", "steps"))] = None,
     epochs: Annotated[float | None, typer.Option(help="Instead of --steps: passes over the training images.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Global batch size (default 64).")] = None,
-    lr_g: Annotated[float | None, typer.Option(help="Generator learning rate (default 2e-4).")] = None,
-    lr_d: Annotated[float | None, typer.Option(help="Discriminator learning rate (default 2e-4).")] = None,
-    size: Annotated[int | None, typer.Option(help="Image size: 32, 48, 64, 96 or 128 (default 48).")] = None,
-    channels: Annotated[int | None, typer.Option(help="1 (grayscale) or 3 (RGB) (default 1).")] = None,
-    classes: ClassesOpt = None,
-    g_width: Annotated[int | None, typer.Option(help="Generator base width.")] = None,
-    d_width: Annotated[int | None, typer.Option(help="Discriminator base width.")] = None,
-    loss: Annotated[str | None, typer.Option(help="hinge or bce.")] = None,
-    conditioning: Annotated[str | None, typer.Option(help="projection or concat (label maps).")] = None,
-    spectral_norm: Annotated[bool | None, typer.Option("--spectral-norm/--no-spectral-norm")] = None,
-    cond_bn: Annotated[bool | None, typer.Option("--cond-bn/--no-cond-bn", help="Class-conditional BN in G.")] = None,
-    diffaugment: Annotated[
-        str | None, typer.Option(help="DiffAugment policy, e.g. 'color,translation,cutout'; '' = off.")
+    batch_size: Annotated[int | None, typer.Option(help=_recipe_help("Global batch size", "batch_size"))] = None,
+    lr_g: Annotated[float | None, typer.Option(help=_recipe_help("Generator learning rate", "lr_g"))] = None,
+    lr_d: Annotated[float | None, typer.Option(help=_recipe_help("Discriminator learning rate", "lr_d"))] = None,
+    size: Annotated[
+        int | None, typer.Option(help=f"Image size: 32, 48, 64, 96 or 128 (default: {_GAN.size}, or the cache's).")
     ] = None,
-    balanced: Annotated[bool | None, typer.Option("--balanced/--natural", help="Class-balanced real batches.")] = None,
-    aux_weight: Annotated[float | None, typer.Option(help="Weight of an AC-GAN class loss (0 = off).")] = None,
-    ema: Annotated[float | None, typer.Option(help="EMA decay of the sampling generator (0 = off).")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    device: DeviceOpt = "auto",
-    amp: Annotated[bool, typer.Option("--amp/--no-amp", help="bf16 autocast on CUDA.")] = True,
-    sample_every: Annotated[int, typer.Option(help="Write a sample grid every N steps.")] = 500,
-    checkpoint_every: Annotated[int, typer.Option(help="Write a checkpoint every N steps.")] = 250,
-    log_every: Annotated[int, typer.Option(help="Log losses and images/s to metrics.jsonl every N steps.")] = 25,
+    channels: Annotated[
+        int | None, typer.Option(help=f"1 (grayscale) or 3 (RGB) (default: {_GAN.channels}, or the cache's).")
+    ] = None,
+    classes: ClassesOpt = None,
+    g_width: Annotated[int | None, typer.Option(help=_recipe_help("Generator base width", "g_width"))] = None,
+    d_width: Annotated[int | None, typer.Option(help=_recipe_help("Discriminator base width", "d_width"))] = None,
+    loss: Annotated[str | None, typer.Option(help=_recipe_help("hinge or bce", "loss"))] = None,
+    conditioning: Annotated[
+        str | None, typer.Option(help=_recipe_help("projection or concat (label maps)", "conditioning"))
+    ] = None,
+    spectral_norm: Annotated[
+        bool | None,
+        typer.Option("--spectral-norm/--no-spectral-norm", help=_recipe_help("Spectral norm in D", "spectral_norm")),
+    ] = None,
+    cond_bn: Annotated[
+        bool | None, typer.Option("--cond-bn/--no-cond-bn", help=_recipe_help("Class-conditional BN in G", "cond_bn"))
+    ] = None,
+    diffaugment: Annotated[
+        str | None,
+        typer.Option(help=_recipe_help("DiffAugment policy, e.g. 'color,translation,cutout'; '' = off", "diffaugment")),
+    ] = None,
+    balanced: Annotated[
+        bool | None,
+        typer.Option("--balanced/--natural", help=_recipe_help("Class-balanced real batches", "balanced")),
+    ] = None,
+    aux_weight: Annotated[
+        float | None, typer.Option(help=_recipe_help("Weight of an AC-GAN class loss (0 = off)", "aux_weight"))
+    ] = None,
+    ema: Annotated[
+        float | None, typer.Option(help=_recipe_help("EMA decay of the sampling generator (0 = off)", "ema"))
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = _GAN.seed,
+    device: DeviceOpt = _GAN.device,
+    amp: Annotated[bool, typer.Option("--amp/--no-amp", help="bf16 autocast on CUDA.")] = _GAN.amp,
+    sample_every: Annotated[int, typer.Option(help="Write a sample grid every N steps.")] = _GAN.sample_every,
+    checkpoint_every: Annotated[int, typer.Option(help="Write a checkpoint every N steps.")] = _GAN.checkpoint_every,
+    log_every: Annotated[
+        int, typer.Option(help="Log losses and images/s to metrics.jsonl every N steps.")
+    ] = _GAN.log_every,
     max_minutes: Annotated[
         float, typer.Option(help="Stop (and checkpoint) after this many minutes; 0 = no limit.")
-    ] = 0.0,
+    ] = _GAN.max_minutes,
     fmt: FormatOpt = "auto",
 ) -> None:
     """Train the conditional GAN on every class at once (resumes from RUN_DIR's checkpoint)."""
@@ -283,7 +351,7 @@ def generate_cmd(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write class folders and manifest.csv into.")],
     classes: Annotated[str | None, typer.Option(help="Only these classes, e.g. 'disgust,fear'.")] = None,
     seed: Annotated[int, typer.Option(help="Seed; the same seed writes the same images.")] = 0,
-    device: DeviceOpt = "auto",
+    device: DeviceOpt = _GAN.device,
     overwrite: Annotated[bool, typer.Option(help="Write into a non-empty folder.")] = False,
 ) -> None:
     """Write synthetic faces as PNGs in class folders, with a manifest of run, step and seed."""
@@ -309,7 +377,7 @@ def gan_eval_cmd(
         Path | None, typer.Option(help="Local FID Inception weights (pt_inception-2015-12-05-6726825d.pth).")
     ] = None,
     fmt: FormatOpt = "auto",
-    device: DeviceOpt = "auto",
+    device: DeviceOpt = _GAN.device,
 ) -> None:
     """Per-class Fréchet distance, judge-classifier assignment and memorisation of samples."""
     from augment.core.runtime import pick_device
@@ -350,35 +418,51 @@ def train_cmd(
     ctx: typer.Context,
     data: DataArg,
     run_dir: Annotated[Path, typer.Option("--out", help="Run folder; rerun with the same folder to resume.")],
-    model: Annotated[str, typer.Option(help="resemotenet, resnet18, simple-deep-cnn or simple-cnn.")] = "simple-cnn",
-    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = 30,
-    batch_size: Annotated[int, typer.Option(help="Global batch size.")] = 64,
-    optimizer: Annotated[str, typer.Option(help="adamw or sgd.")] = "adamw",
-    lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
-    weight_decay: Annotated[float, typer.Option(help="Weight decay.")] = 1e-4,
-    schedule: Annotated[str, typer.Option(help="cosine, plateau or none.")] = "cosine",
-    size: Annotated[int, typer.Option(help="Input size; 0 = the model's default (64 ResEmoteNet, else 48).")] = 0,
-    width: Annotated[float, typer.Option(help="Width multiplier (ResEmoteNet at 1.0 has 80M parameters).")] = 1.0,
-    small_stem: Annotated[bool, typer.Option(help="ResNet18: 3×3 stem without max-pool for small faces.")] = False,
+    model: Annotated[str, typer.Option(help="resemotenet, resnet18, simple-deep-cnn or simple-cnn.")] = _TRAIN.model,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = _TRAIN.epochs,
+    batch_size: Annotated[int, typer.Option(help="Global batch size.")] = _TRAIN.batch_size,
+    optimizer: Annotated[str, typer.Option(help="adamw or sgd.")] = _TRAIN.optimizer,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = _TRAIN.lr,
+    weight_decay: Annotated[float, typer.Option(help="Weight decay.")] = _TRAIN.weight_decay,
+    schedule: Annotated[str, typer.Option(help="cosine, plateau or none.")] = _TRAIN.schedule,
+    size: Annotated[
+        int, typer.Option(help="Input size; 0 = the model's default (64 ResEmoteNet, else 48).")
+    ] = _TRAIN.size,
+    width: Annotated[
+        float, typer.Option(help="Width multiplier (ResEmoteNet at 1.0 has 80M parameters).")
+    ] = _TRAIN.width,
+    small_stem: Annotated[
+        bool, typer.Option(help="ResNet18: 3×3 stem without max-pool for small faces.")
+    ] = _TRAIN.small_stem,
     pretrained: Annotated[Path | None, typer.Option(help="ResNet18: local ImageNet weights file.")] = None,
-    class_weighted: Annotated[bool, typer.Option(help="Class-weighted cross-entropy (inverse frequency).")] = False,
-    balanced_sampler: Annotated[bool, typer.Option(help="Draw each class equally often.")] = False,
-    focal_gamma: Annotated[float, typer.Option(help="Focal loss with this gamma (0 = cross-entropy).")] = 0.0,
-    erasing: Annotated[bool, typer.Option(help="Random erasing augmentation.")] = False,
-    patience: Annotated[int, typer.Option(help="Early stop after N epochs without a better val score (0 = off).")] = 8,
+    class_weighted: Annotated[
+        bool, typer.Option(help="Class-weighted cross-entropy (inverse frequency).")
+    ] = _TRAIN.class_weighted,
+    balanced_sampler: Annotated[bool, typer.Option(help="Draw each class equally often.")] = _TRAIN.balanced_sampler,
+    focal_gamma: Annotated[
+        float, typer.Option(help="Focal loss with this gamma (0 = cross-entropy).")
+    ] = _TRAIN.focal_gamma,
+    erasing: Annotated[bool, typer.Option(help="Random erasing augmentation.")] = _TRAIN.erasing,
+    patience: Annotated[
+        int, typer.Option(help="Early stop after N epochs without a better val score (0 = off).")
+    ] = _TRAIN.patience,
     select_metric: Annotated[
         str, typer.Option(help="Validation metric for model selection: macro_f1 or accuracy.")
-    ] = "macro_f1",
-    epoch_samples: Annotated[int, typer.Option(help="Images per epoch (0 = all); shorter epochs for CPU budgets.")] = 0,
-    val_fraction: Annotated[float, typer.Option(help="Share of train held out when DATA has no val split.")] = 0.1,
+    ] = _TRAIN.select_metric,
+    epoch_samples: Annotated[
+        int, typer.Option(help="Images per epoch (0 = all); shorter epochs for CPU budgets.")
+    ] = _TRAIN.epoch_samples,
+    val_fraction: Annotated[
+        float, typer.Option(help="Share of train held out when DATA has no val split.")
+    ] = _TRAIN.val_fraction,
     classes: ClassesOpt = None,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    device: DeviceOpt = "auto",
-    amp: Annotated[bool, typer.Option("--amp/--no-amp", help="bf16 autocast on CUDA.")] = True,
-    workers: Annotated[int, typer.Option(help="DataLoader worker processes for augmentation.")] = 0,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = _TRAIN.seed,
+    device: DeviceOpt = _TRAIN.device,
+    amp: Annotated[bool, typer.Option("--amp/--no-amp", help="bf16 autocast on CUDA.")] = _TRAIN.amp,
+    workers: Annotated[int, typer.Option(help="DataLoader worker processes for augmentation.")] = _TRAIN.workers,
     max_minutes: Annotated[
         float, typer.Option(help="Stop (and checkpoint) after this many minutes; 0 = no limit.")
-    ] = 0.0,
+    ] = _TRAIN.max_minutes,
     fmt: FormatOpt = "auto",
     config: Annotated[
         Path | None,
@@ -541,27 +625,29 @@ def rebalance_cmd(
     data: DataArg,
     generator: Annotated[Path, typer.Option(help="A gan-train run folder.")],
     out_dir: Annotated[Path, typer.Option("--out", help="New (or empty) folder for the rebalanced dataset.")],
-    target: Annotated[str, typer.Option(help="max, median, N, or class=N,... per-class targets.")] = "max",
+    target: Annotated[str, typer.Option(help="max, median, N, or class=N,... per-class targets.")] = _PLAN.target,
     classes: Annotated[
         str | None, typer.Option(help="Only these classes get synthetic images, e.g. 'disgust,fear'.")
     ] = None,
-    fraction: Annotated[float, typer.Option(help="Fill only this share of each class's shortfall.")] = 1.0,
+    fraction: Annotated[float, typer.Option(help="Fill only this share of each class's shortfall.")] = _PLAN.fraction,
     min_prob: Annotated[
         float, typer.Option(help="Keep samples the judge gives ≥ this probability for their class (0 = off).")
-    ] = 0.3,
-    drop_near_copies: Annotated[bool, typer.Option("--drop-near-copies/--keep-near-copies")] = True,
+    ] = _QUALITY.min_prob,
+    drop_near_copies: Annotated[
+        bool, typer.Option("--drop-near-copies/--keep-near-copies")
+    ] = _QUALITY.drop_near_copies,
     judge: Annotated[
         Path | None,
         typer.Option(help="An 'augment train' run used as the judge (default: the generator's, or train one)."),
     ] = None,
     out_format: Annotated[
         str, typer.Option("--format", help="Output layout: folders (ImageFolder) or fer2013-csv.")
-    ] = "folders",
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic samples.")] = 0,
+    ] = _REBALANCE.fmt,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic samples.")] = _REBALANCE.seed,
     dry_run: Annotated[bool, typer.Option(help="Print the plan and stop.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Write into a non-empty --out.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Write into a non-empty --out.")] = _REBALANCE.overwrite,
     fmt: Annotated[str, typer.Option("--data-format", help="Force the input layout (see inspect --format).")] = "auto",
-    device: DeviceOpt = "auto",
+    device: DeviceOpt = _GAN.device,
 ) -> None:
     """Add synthetic faces to the minority classes and write a rebalanced dataset plus manifest."""
     from augment.core.labels import resolve_classes
@@ -617,21 +703,23 @@ def compare_cmd(
     ] = "resnet18,resemotenet",
     conditions: Annotated[
         str, typer.Option(help="baseline, gan, oversample, weighted, gan+weighted, gan25, gan50.")
-    ] = "baseline,gan,oversample,weighted",
+    ] = ",".join(DEFAULT_CONDITIONS),
     sweep: Annotated[bool, typer.Option(help="Also run gan25 and gan50 (25/50% of the shortfall).")] = False,
     seeds: Annotated[int, typer.Option(help="Seeds per model and condition (paired across conditions).")] = 3,
-    budget: Annotated[str, typer.Option(help=budget_help())] = "cpu-small",
-    target: Annotated[str, typer.Option(help="Rebalance target: max, median, N, or class=N,...")] = "max",
+    budget: Annotated[str, typer.Option(help=budget_help())] = _COMPARE.budget,
+    target: Annotated[str, typer.Option(help="Rebalance target: max, median, N, or class=N,...")] = _COMPARE.target,
     classes: Annotated[str | None, typer.Option(help="Only these classes get synthetic images / duplicates.")] = None,
-    min_prob: Annotated[float, typer.Option(help="Quality filter: judge probability for the class (0 = off).")] = 0.3,
+    min_prob: Annotated[
+        float, typer.Option(help="Quality filter: judge probability for the class (0 = off).")
+    ] = _QUALITY.min_prob,
     judge: Annotated[
         Path | None,
         typer.Option(help="Classifier run for the quality filter (default: the generator's, or train one)."),
     ] = None,
     gpus: Annotated[str | None, typer.Option(help="Spread independent runs over these GPUs, e.g. '0,1,2,3'.")] = None,
-    nproc: Annotated[int, typer.Option(help="Hand each run to torchrun with this many processes.")] = 1,
+    nproc: Annotated[int, typer.Option(help="Hand each run to torchrun with this many processes.")] = _COMPARE.nproc,
     fmt: FormatOpt = "auto",
-    device: DeviceOpt = "auto",
+    device: DeviceOpt = _COMPARE.device,
 ) -> None:
     """Train classifiers with and without synthetic data (and classical fixes); test on real images."""
     from augment.compare import CompareSpec, run_compare
@@ -667,9 +755,9 @@ def compare_cmd(
 @app.command("demo")
 def demo_cmd(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for everything the demo makes.")] = Path("demo-out"),
-    gan_steps: Annotated[int, typer.Option(help="GAN training steps.")] = 900,
-    seeds: Annotated[int, typer.Option(help="Seeds per condition in the comparison.")] = 2,
-    device: DeviceOpt = "auto",
+    gan_steps: Annotated[int, typer.Option(help="GAN training steps.")] = _DEMO.gan_steps,
+    seeds: Annotated[int, typer.Option(help="Seeds per condition in the comparison.")] = _DEMO.seeds,
+    device: DeviceOpt = _DEMO.device,
 ) -> None:
     """The whole loop on the embedded demo faces: data → GAN → rebalance → compare → report."""
     from augment.demo import run_demo

@@ -31,6 +31,7 @@ from augment.core.errors import UserError
 from augment.core.progress import console
 from augment.core.splits import ensure_val_split
 from augment.plan import ClassPlan, plan_rebalance, share
+from augment.rebalance import QualityFilter
 
 CONDITIONS = ("baseline", "gan", "oversample", "weighted", "gan+weighted", "gan25", "gan50")
 DEFAULT_CONDITIONS = ("baseline", "gan", "oversample", "weighted")
@@ -163,7 +164,7 @@ class CompareSpec:
     budget: str = "cpu-small"
     target: str = "max"
     classes: list[str] | None = None
-    min_prob: float = 0.3  # see QualityFilter
+    min_prob: float = QualityFilter().min_prob
     drop_near_copies: bool = True
     device: str = "auto"
     gpus: list[int] = field(default_factory=list)

@@ -8,35 +8,12 @@ from typing import Any
 from augment.core.progress import console
 
 
-def run_demo(
-    out: Path,
-    gan_steps: int = 900,
-    seeds: int = 2,
-    device: str = "auto",
-    gan_width: int = 16,
-    min_prob: float = 0.0,
-) -> dict[str, Any]:
-    """demo faces → gan-train → gan-eval → rebalance → compare → report; every step resumes.
-
-    The demo faces are simple, so the networks are half as wide as for FER2013 (4x cheaper). The judge
-    filter is off by default here: measured, two minutes of GAN training on the demo faces gives
-    samples that vary little with the noise and that the judge puts in their class for only some
-    classes (sad 0.00), so p >= 0.3 cannot fill every class; rebalance on real data keeps it on.
-    """
-    from augment.compare import CompareSpec, run_compare
+def _demo_data(out: Path):
+    """Step 1: write the demo faces once (kept on a rerun), load them and chart the class counts."""
     from augment.core.readers import load_dataset
-    from augment.core.runtime import pick_device
     from augment.demo_faces import write_demo_dataset
     from augment.inspect import inspect_dataset, plot_distribution
-    from augment.plan import plan_rebalance
-    from augment.rebalance import QualityFilter, run_rebalance
-    from classifier.judge import get_judge
-    from gan.config import recipe_config
-    from gan.evaluate import evaluate_gan
-    from gan.train import train_gan
 
-    out = Path(out)
-    dev = pick_device(device)
     data_dir = out / "data"
     if not data_dir.exists():
         console.rule("1/5 demo faces")
@@ -45,9 +22,15 @@ def run_demo(
     report = inspect_dataset(ds)
     plot_distribution(report, out / "class_distribution.png")
     console.print(f"demo faces: {report['totals']}, imbalance {report['imbalance_ratio']['train']:.1f}")
+    return ds
+
+
+def _demo_gan(ds, gan_dir: Path, gan_steps: int, gan_width: int, device: str) -> None:
+    """Step 2: the "full" GAN recipe at the demo's width, sized to the demo faces (resumes)."""
+    from gan.config import recipe_config
+    from gan.train import train_gan
 
     console.rule("2/5 gan-train")
-    gan_dir = out / "gan"
     cfg = recipe_config(
         "full",
         steps=gan_steps,
@@ -60,10 +43,22 @@ def run_demo(
     cfg.size, cfg.channels = ds.size, ds.channels
     train_gan(ds, gan_dir, cfg)
 
+
+def _demo_gan_eval(ds, gan_dir: Path, dev: str) -> None:
+    """Step 3: score the generator and print how often the judge puts samples in their class."""
+    from gan.evaluate import evaluate_gan
+
     console.rule("3/5 gan-eval")
     ev = evaluate_gan(gan_dir, ds, per_class=100, device=dev)
     assign = ev["judge"]["sample_assignment"]
     console.print("judge assigns samples to their class: " + ", ".join(f"{c} {v:.2f}" for c, v in assign.items()))
+
+
+def _demo_rebalance(ds, gan_dir: Path, out: Path, min_prob: float, dev: str) -> None:
+    """Step 4: fill every class up to the largest one with generator samples."""
+    from augment.plan import plan_rebalance
+    from augment.rebalance import QualityFilter, run_rebalance
+    from classifier.judge import get_judge
 
     console.rule("4/5 rebalance")
     if min_prob <= 0:
@@ -83,14 +78,46 @@ def run_demo(
     )
     console.print(f"rebalanced dataset: {rb['files']:,} files ({rb['synthetic_files']:,} synthetic)")
 
+
+def _demo_compare(ds, gan_dir: Path, out: Path, seeds: int, min_prob: float, device: str) -> dict[str, Any]:
+    """Step 5: ResNet18 with and without synthetic faces (and the classical fixes), on the demo budget."""
+    from augment.compare import DEFAULT_CONDITIONS, CompareSpec, run_compare
+
     console.rule("5/5 compare")
     spec = CompareSpec(
         models=["resnet18"],
-        conditions=["baseline", "gan", "oversample", "weighted"],
+        conditions=list(DEFAULT_CONDITIONS),
         seeds=seeds,
         budget="demo",
         min_prob=min_prob,
         device=device,
     )
-    summary = run_compare(ds, gan_dir, out / "report", spec)
+    return run_compare(ds, gan_dir, out / "report", spec)
+
+
+def run_demo(
+    out: Path,
+    gan_steps: int = 900,
+    seeds: int = 2,
+    device: str = "auto",
+    gan_width: int = 16,
+    min_prob: float = 0.0,
+) -> dict[str, Any]:
+    """demo faces → gan-train → gan-eval → rebalance → compare → report; every step resumes.
+
+    The demo faces are simple, so the networks are half as wide as for FER2013 (4x cheaper). The judge
+    filter is off by default here: measured, two minutes of GAN training on the demo faces gives
+    samples that vary little with the noise and that the judge puts in their class for only some
+    classes (sad 0.00), so p >= 0.3 cannot fill every class; rebalance on real data keeps it on.
+    """
+    from augment.core.runtime import pick_device
+
+    out = Path(out)
+    dev = pick_device(device)
+    ds = _demo_data(out)
+    gan_dir = out / "gan"
+    _demo_gan(ds, gan_dir, gan_steps, gan_width, device)
+    _demo_gan_eval(ds, gan_dir, dev)
+    _demo_rebalance(ds, gan_dir, out, min_prob, dev)
+    summary = _demo_compare(ds, gan_dir, out, seeds, min_prob, device)
     return {"out": str(out), "report": str(out / "report" / "REPORT.md"), "summary": summary}

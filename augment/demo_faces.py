@@ -267,49 +267,59 @@ class _Canvas:
 
 
 # ----------------------------------------------------------------------------------------------
-# the face
+# the face: one function per drawing step, painted in this order
 
 
-def _draw_chunk(p: dict, size: int, noise: np.ndarray) -> np.ndarray:
-    """Render one chunk of faces; returns float32 (n, size, size) in [0, 1] before quantisation."""
-    cv = _Canvas(p, size)
-    q = {k: v.astype(np.float32)[:, None] for k, v in p.items()}
-    skin, hair = q["skin"], q["hair"]
-    fa, fb, fy = q["fa"], q["fb"], q["fy"]
-
-    # --- head and surroundings, on the whole image
-    r = cv.full()
+def _draw_surroundings(r: _Region, q: dict) -> None:
+    """Background, long hair behind the head, shoulders and neck, on the whole image."""
     x, y = r.x, r.y
+    fa, fb, fy = q["fa"], q["fb"], q["fy"]
     r.vals[:] = q["bg"]
     ha = fa * 1.12 + q["hvol"]
     hb = fb * 1.08 + q["hvol"] * 0.5
-    r.paint(np.maximum(_ellipse(x, y, 0.0, fy - 0.05, ha, hb), y - (fy + q["hlen"])), hair)  # long hair
+    r.paint(np.maximum(_ellipse(x, y, 0.0, fy - 0.05, ha, hb), y - (fy + q["hlen"])), q["hair"])  # long hair
     r.paint(q["shoulder"] + 0.25 * x * x - y, q["cloth"])  # shoulders
-    r.paint(np.maximum(np.abs(x) - q["neck"] * fa, fy + 0.3 - y), skin * 0.78)  # neck
-    ear_y = fy + q["ey"] + 0.08
+    r.paint(np.maximum(np.abs(x) - q["neck"] * fa, fy + 0.3 - y), q["skin"] * 0.78)  # neck
+
+
+def _draw_ears(cv: _Canvas, q: dict) -> None:
+    """One small window per ear; committed to the canvas, so the face is painted over them."""
+    ear_y = q["fy"] + q["ey"] + 0.08
     for side in (-1.0, 1.0):
-        ear_x = side * fa * 0.97
+        ear_x = side * q["fa"] * 0.97
         e = cv.window(ear_x - 0.09, ear_x + 0.09, ear_y - 0.15, ear_y + 0.15)
-        e.paint(_ellipse(e.x, e.y, ear_x, ear_y, 0.09, 0.15), skin * 0.85)
-        e.commit()  # r.vals is the canvas itself, so the face below is painted over the ears
-    # egg-shaped face: narrower towards the chin
+        e.paint(_ellipse(e.x, e.y, ear_x, ear_y, 0.09, 0.15), q["skin"] * 0.85)
+        e.commit()
+
+
+def _draw_face_and_hair(r: _Region, q: dict) -> None:
+    """The egg-shaped face (narrower towards the chin, darker towards the rim), then the hair on top."""
+    x, y = r.x, r.y
+    fa, fb, fy = q["fa"], q["fb"], q["fy"]
     yy = y - fy
     narrow = 1.0 - q["taper"] * np.clip(yy / fb, 0.0, 1.0)
     px = x / (fa * narrow)
     py = yy / fb
     k0sq = px * px + py * py
     k1 = np.sqrt((px / (fa * narrow)) ** 2 + (py / fb) ** 2) + 1e-6
-    face_col = skin * (1.0 - q["shade"] * k0sq)  # darker towards the rim: reads as a rounded head
+    face_col = q["skin"] * (1.0 - q["shade"] * k0sq)  # darker towards the rim: reads as a rounded head
     r.paint((k0sq - 1.0) / (2.0 * k1), face_col)
     hairline = fy + q["h0"] + q["hc"] * x * x + q["hasym"] * x
     d_top = np.maximum(_ellipse(x, y, 0.0, fy - 0.04, fa * 1.07 + q["hvol"], fb * 1.04 + q["hvol"] * 0.5), y - hairline)
-    r.paint(d_top, hair)
-    del x, y, yy, narrow, px, py, k0sq, k1, face_col, hairline, d_top
+    r.paint(d_top, q["hair"])
 
-    # --- eyes and brows: one small window per side
-    ey = fy + q["ey"]
+
+def _eye_height(q: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Eye centre height and half-opening (shared by the eyes and the nose window)."""
+    ey = q["fy"] + q["ey"]
     eo = np.clip(1.0 + q["eye_open"], 0.2, 1.9)
-    eh = q["eh"] * eo
+    return ey, q["eh"] * eo
+
+
+def _draw_eyes_and_brows(cv: _Canvas, q: dict) -> None:
+    """Brow, lids, eye, iris and glasses rim: one small window per side."""
+    skin, hair = q["skin"], q["hair"]
+    ey, eh = _eye_height(q)
     lid = skin * 0.3
     brow_c = np.minimum(hair * q["bdark"] + skin * (1.0 - q["bdark"]), skin - 0.2)
     # lowered brows press down onto the lids but never cover the eye
@@ -338,8 +348,12 @@ def _draw_chunk(p: dict, size: int, noise: np.ndarray) -> np.ndarray:
         r.paint(ring, q["gdark"], alpha=q["glasses"])
         r.commit()
 
-    # --- nose (with disgust wrinkles and the glasses bridge)
-    ny = fy + q["ny"]
+
+def _draw_nose(cv: _Canvas, q: dict) -> None:
+    """Bridge shadow, tip, nostrils, the disgust wrinkles and the glasses bridge."""
+    skin = q["skin"]
+    ey, _ = _eye_height(q)
+    ny = q["fy"] + q["ny"]
     r = cv.window(-0.16, 0.16, ey - 0.03, ny + 0.02)
     x, y = r.x, r.y
     ns = q["nside"]
@@ -360,13 +374,12 @@ def _draw_chunk(p: dict, size: int, noise: np.ndarray) -> np.ndarray:
     r.paint(_stroke(x, y, 0.0, ey - 0.01, bridge_hw, 0.0, -0.01, 0.012), q["gdark"], alpha=q["glasses"])
     r.commit()
 
-    # --- mouth
-    my = fy + q["my"]
-    mw = q["mw"] * (1.0 + q["mouth_w"])
-    m_top = my - np.maximum(q["smile"], 0.0) - q["smirk"] - q["open_top"] - q["lip"]
-    m_bot = my + np.maximum(-q["smile"], 0.0) + q["open_bot"] + 0.05
-    r = cv.window(-mw - q["lip"], mw + q["lip"], m_top, m_bot)
-    x, y = r.x, r.y
+
+def _mouth_curves(x: np.ndarray, q: dict, my: np.ndarray, mw: np.ndarray) -> dict[str, np.ndarray]:
+    """The lip lines of the expression: `upper`/`lower` heights along x and their slopes in t = x / mw.
+
+    The mouth line bends with the smile (both corners) and the smirk (one corner); the opening
+    between the lines is lens-shaped, or rounder as `round` grows (an "O")."""
     t = x / mw
     tc = np.clip(t, -1.0, 1.0)
     ss = q["smirk_side"]
@@ -377,15 +390,32 @@ def _draw_chunk(p: dict, size: int, noise: np.ndarray) -> np.ndarray:
     pw = 1.0 - 0.5 * q["round"]
     prof = one**pw
     dprof = -2.0 * pw * tc * prof / one
-    upper = c - q["open_top"] * prof
-    lower = c + q["open_bot"] * prof
-    d_side = (np.abs(t) - 1.0) * mw
+    return {
+        "upper": c - q["open_top"] * prof,
+        "lower": c + q["open_bot"] * prof,
+        "upper_slope": dc - q["open_top"] * dprof,
+        "lower_slope": dc + q["open_bot"] * dprof,
+        "d_side": (np.abs(t) - 1.0) * mw,
+    }
+
+
+def _draw_mouth(cv: _Canvas, q: dict) -> None:
+    """Mouth opening, teeth, both lips and the shadow under the lower lip."""
+    skin = q["skin"]
+    my = q["fy"] + q["my"]
+    mw = q["mw"] * (1.0 + q["mouth_w"])
+    m_top = my - np.maximum(q["smile"], 0.0) - q["smirk"] - q["open_top"] - q["lip"]
+    m_bot = my + np.maximum(-q["smile"], 0.0) + q["open_bot"] + 0.05
+    r = cv.window(-mw - q["lip"], mw + q["lip"], m_top, m_bot)
+    y = r.y
+    m = _mouth_curves(r.x, q, my, mw)
+    upper, lower, d_side = m["upper"], m["lower"], m["d_side"]
     d_in = np.maximum(np.maximum(upper - y, y - lower), d_side)
     r.paint(d_in, q["mouth_c"])
     teeth_edge = upper + 0.5 * q["teeth"] * (lower - upper)
     r.paint(np.maximum(d_in, y - teeth_edge), 0.85, alpha=np.minimum(q["teeth"] * 2.0, 1.0))
     lip_c = skin * q["lipdark"]
-    for curve, slope_t in ((upper, dc - q["open_top"] * dprof), (lower, dc + q["open_bot"] * dprof)):
+    for curve, slope_t in ((upper, m["upper_slope"]), (lower, m["lower_slope"])):
         slope = np.clip(slope_t / mw, -4.0, 4.0)
         dy = (y - curve) / np.sqrt(1.0 + slope * slope)
         dx = np.maximum(d_side, 0.0)
@@ -395,14 +425,30 @@ def _draw_chunk(p: dict, size: int, noise: np.ndarray) -> np.ndarray:
     r.paint(np.maximum(np.abs(dy) - 0.012, d_side + 0.04), skin * 0.85, alpha=0.6)
     r.commit()
 
-    # --- camera: lighting ramp, gamma, sensor noise
+
+def _apply_camera(cv: _Canvas, q: dict, noise: np.ndarray) -> np.ndarray:
+    """Lighting ramp, gamma and sensor noise over the finished chunk; returns (n, size, size)."""
     img = cv.img
     ang = q["light_dir"]
     img *= 1.0 + q["light"] * (np.cos(ang) * cv.u + np.sin(ang) * cv.v)
     np.clip(img, 0.0, 1.0, out=img)
     img **= q["gamma"]
     img += noise.reshape(cv.n, -1) * q["noise"]
-    return img.reshape(cv.n, size, size)
+    return img.reshape(cv.n, cv.size, cv.size)
+
+
+def _draw_chunk(p: dict, size: int, noise: np.ndarray) -> np.ndarray:
+    """Render one chunk of faces; returns float32 (n, size, size) in [0, 1] before quantisation."""
+    cv = _Canvas(p, size)
+    q = {k: v.astype(np.float32)[:, None] for k, v in p.items()}
+    whole = cv.full()  # its pixels are the canvas itself, so windows committed to the canvas show in it
+    _draw_surroundings(whole, q)
+    _draw_ears(cv, q)
+    _draw_face_and_hair(whole, q)
+    _draw_eyes_and_brows(cv, q)
+    _draw_nose(cv, q)
+    _draw_mouth(cv, q)
+    return _apply_camera(cv, q, noise)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -99,6 +99,33 @@ def test_render_is_independent_of_chunking(monkeypatch):
     assert small.tobytes() == big.tobytes()
 
 
+def _rows_changed_by_skipping(monkeypatch, step: str) -> np.ndarray:
+    """Per image row, how many pixels change when one drawing step of the face is skipped."""
+    labels = np.arange(32) % N_CLASSES
+    full = render_faces(labels, seed=6, intensity=1.0).astype(int)
+    monkeypatch.setattr(demo_faces, step, lambda *args: None)
+    without = render_faces(labels, seed=6, intensity=1.0).astype(int)
+    return (np.abs(full - without) > 8).sum(axis=(0, 1, 3))
+
+
+def test_each_drawing_step_paints_its_own_part_of_the_face(monkeypatch):
+    """Ears sit at the sides; eyes, nose and mouth come top to bottom, and each step draws something."""
+    centre = {}
+    for step in ("_draw_eyes_and_brows", "_draw_nose", "_draw_mouth"):
+        with monkeypatch.context() as m:
+            rows = _rows_changed_by_skipping(m, step)
+        assert rows.sum() > 500, step
+        centre[step] = (rows * np.arange(len(rows))).sum() / rows.sum()
+    assert centre["_draw_eyes_and_brows"] + 3 < centre["_draw_nose"] < centre["_draw_mouth"] - 3, centre
+    assert 16 < centre["_draw_eyes_and_brows"] and centre["_draw_mouth"] < 44, centre
+    labels = np.arange(32) % N_CLASSES
+    full = render_faces(labels, seed=6, intensity=1.0).astype(int)
+    monkeypatch.setattr(demo_faces, "_draw_ears", lambda *args: None)
+    cols = (np.abs(full - render_faces(labels, seed=6, intensity=1.0).astype(int)) > 8).sum(axis=(0, 1, 2))
+    assert cols[:14].sum() > 100 and cols[34:].sum() > 100  # both ears, at the sides
+    assert cols[18:30].sum() == 0  # the face is painted over them
+
+
 def test_identity_varies_within_class_and_intensity():
     faces = render_faces(np.full(8, DEMO_CLASSES.index("happy")), seed=2, intensity=1.0)
     flat = faces.reshape(8, -1).astype(int)
