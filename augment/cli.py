@@ -562,8 +562,13 @@ def _train_and_report(data: Path, fmt: str, run_dir: Path, cfg) -> None:
 @app.command("evaluate")
 def evaluate_cmd(
     run_dir: Annotated[Path, typer.Argument(help="An 'augment train' run folder.")],
-    data: DataArg,
-    split: Annotated[str, typer.Option(help="train, val or test.")] = "test",
+    data: Annotated[
+        Path, typer.Argument(help="Dataset to test on: the training one, or another (scored on the shared classes).")
+    ],
+    split: Annotated[
+        str | None,
+        typer.Option(help="train, val, test or all (default: test, or all when DATA has one split only)."),
+    ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Where to write metrics.json and confusion.png.")
     ] = None,
@@ -571,7 +576,11 @@ def evaluate_cmd(
     device: DeviceOpt = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
-    """Accuracy, macro-F1 and per-class precision/recall/F1, with a confusion-matrix PNG."""
+    """Accuracy, macro-F1 and per-class precision/recall/F1, with a confusion-matrix PNG.
+
+    DATA may be another dataset than the model's (e.g. a CK+ tree for a FER2013 model): classes the
+    model does not know are dropped and counted, classes DATA lacks are left out of macro-F1.
+    """
     from augment.core.runtime import pick_device
     from classifier.evaluate import evaluate_run
 
@@ -580,34 +589,77 @@ def evaluate_cmd(
     if as_json:
         print(json.dumps(m, indent=2))
         return
+    for note in m["notes"]:
+        out.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False)
     table = Table(
-        title=f"{run_dir} on {split} ({m['n']} images): accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
+        title=f"{run_dir} on {m['split']} ({m['n']} images): accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
     )
     for col in ("class", "precision", "recall", "F1", "support"):
         table.add_column(col, justify="left" if col == "class" else "right")
     for c, v in m["per_class"].items():
+        if c in m["absent_classes"]:
+            table.add_row(c, "", "", "[dim]not in data[/dim]", "0")
+            continue
         table.add_row(c, f"{v['precision']:.3f}", f"{v['recall']:.3f}", f"{v['f1']:.3f}", str(v["support"]))
     out.print(table)
-    where = out_dir or Path(run_dir) / f"eval_{split}"
+    where = out_dir or Path(run_dir) / f"eval_{m['split']}"
     out.print(f"confusion matrix: {where}/confusion.png, metrics: {where}/metrics.json")
 
 
 @app.command("predict")
 def predict_cmd(
     run_dir: Annotated[Path, typer.Argument(help="An 'augment train' run folder.")],
-    images: Annotated[list[Path], typer.Argument(help="Image files of CROPPED faces (no face detection is done).")],
+    images: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Image files, folders or globs: cropped faces, or photos with --detect.", show_default=False
+        ),
+    ],
+    detect: Annotated[
+        bool, typer.Option(help="Find the faces in photos first (OpenCV; pip install 'augment[detect]').")
+    ] = False,
+    annotate: Annotated[
+        Path | None, typer.Option(help="With --detect: write each photo with its boxes and labels into this folder.")
+    ] = None,
     device: DeviceOpt = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
 ) -> None:
-    """Top class and class probabilities per image. Expects cropped, roughly centred faces."""
-    from augment.core.runtime import pick_device
-    from classifier.evaluate import predict_files
+    """Top class and class probabilities per image (a cropped face), or per face found in photos with --detect.
 
-    results = predict_files(run_dir, images, device=pick_device(device))
+    Files that cannot be read are listed and skipped; the exit status is then 1.
+    """
+    from augment.core.runtime import pick_device
+    from classifier.inference import PROGRESS_FROM, list_images
+
+    if annotate is not None and not detect:
+        raise UserError("--annotate draws the faces --detect finds; add --detect")
+    if annotate is not None and annotate.exists() and not annotate.is_dir():
+        raise UserError(f"--annotate {annotate}: a file is there; give a folder")
+    files = list_images(images)
+    long_list = len(files) >= PROGRESS_FROM
+    if detect:
+        from classifier.detect import FaceDetector, predict_photos
+
+        detector = FaceDetector()
+        results, failed = predict_photos(run_dir, files, detector, pick_device(device), annotate, long_list)
+    else:
+        from classifier.evaluate import predict_files
+
+        results, failed = predict_files(run_dir, files, device=pick_device(device), progress=long_list)
+    for path, why in failed:
+        err.print(f"{escape(path)}: cannot read image ({escape(why)}); skipped", highlight=False, soft_wrap=True)
     if as_json:
         for r in results:
             print(json.dumps(r))
-        return
+    elif detect:
+        _print_faces(results, annotate)
+    else:
+        _print_predictions(results)
+    if failed:
+        raise UserError(f"{len(failed)} of {len(files)} image(s) could not be read (listed above)", exit_code=1)
+
+
+def _print_predictions(results: list[dict]) -> None:
     classes = list(results[0]["probabilities"]) if results else []
     table = Table()
     table.add_column("image")
@@ -617,6 +669,30 @@ def predict_cmd(
     for r in results:
         table.add_row(r["path"], r["top"], *(f"{r['probabilities'][c]:.2f}" for c in classes))
     out.print(table)
+
+
+def _print_faces(results: list[dict], annotate: Path | None) -> None:
+    """One line per face: photo, box, top class, then the other classes by probability."""
+    for r in results:
+        if not r["faces"]:
+            out.print(f"{escape(r['path'])}  [yellow]no face found[/yellow]", highlight=False, soft_wrap=True)
+        for f in r["faces"]:
+            others = sorted(((p, c) for c, p in f["probabilities"].items() if c != f["top"]), reverse=True)
+            box = ",".join(map(str, f["box"]))
+            out.print(
+                f"{escape(r['path'])}  box {box}  [bold]{f['top']} {f['probability']:.2f}[/bold]"
+                f"  ({', '.join(f'{c} {p:.2f}' for p, c in others)})",
+                highlight=False,
+                soft_wrap=True,
+            )
+    faces = sum(len(r["faces"]) for r in results)
+    empty = sum(not r["faces"] for r in results)
+    out.print(
+        f"{faces} face(s) in {len(results)} photo(s)"
+        + (f"; no face found in {empty}" if empty else "")
+        + (f"; annotated photos in {escape(str(annotate))}" if annotate is not None and faces else ""),
+        highlight=False,
+    )
 
 
 # --------------------------------------------------------------------------- rebalance / compare

@@ -1,4 +1,4 @@
-"""Evaluate a trained classifier on a split of a dataset, and predict single images."""
+"""Evaluate a trained classifier on a split of a dataset (its own or another one), and predict image files."""
 
 from __future__ import annotations
 
@@ -8,38 +8,77 @@ from typing import Any
 import numpy as np
 
 from augment.core.atomic import write_json
-from augment.core.dataset import FaceDataset
+from augment.core.dataset import SPLITS, FaceDataset
 from augment.core.errors import UserError
-from augment.core.readers.decode import decode_one
-from classifier.inference import load_classifier, predict_proba, prepare_images
+from augment.core.progress import track
+from augment.core.readers.decode import DECODE_ERRORS, decode_one, decode_reason
+from classifier.inference import Predictor, load_classifier, predict_proba, prepare_images
 from classifier.metrics import classification_metrics
 from classifier.plots import plot_confusion
+
+ALL = "all"  # --split all: every image of the data, whatever its split
+
+
+def choose_split(data: FaceDataset, split: str | None) -> tuple[str, list[str]]:
+    """The split to evaluate, and a note when it was chosen for the user.
+
+    Without ``split``: ``test``, or ``all`` when the data has one split only (a class-folder tree
+    without split folders is read as train).
+    """
+    if split is not None and split not in (*SPLITS, ALL):
+        raise UserError(f"--split {split}: use {', '.join(SPLITS)} or {ALL}")
+    present = sorted(set(data.splits.tolist()))
+    if split is None and len(present) == 1:
+        return ALL, [f"{data.name} has only a {present[0]} split: evaluating all of its images (--split all)"]
+    split = split or "test"
+    if split != ALL and not data.has_split(split):
+        raise UserError(f"{data.name}: no '{split}' split to evaluate; it has {', '.join(present)}; try --split {ALL}")
+    return split, []
+
+
+def shared_classes(part: FaceDataset, classes: list[str]) -> tuple[FaceDataset, dict[str, Any]]:
+    """``part`` on the model's classes: images of classes the model never saw are dropped and counted,
+    classes the data lacks are named (macro-F1 leaves them out)."""
+    counts = part.counts()
+    dropped = {c: n for c, n in counts.items() if c not in classes and n > 0}
+    if not any(counts.get(c, 0) for c in classes):
+        raise UserError(f"{part.name}: no images of the model's classes ({', '.join(classes)}) to evaluate")
+    absent = [c for c in classes if counts.get(c, 0) == 0]
+    notes = []
+    if dropped:
+        listed = ", ".join(f"{c} ({n})" for c, n in dropped.items())
+        notes.append(f"dropped {sum(dropped.values())} images of classes the model was not trained on: {listed}")
+    if absent:
+        notes.append(f"not in the data, so left out of macro-F1: {', '.join(absent)}")
+    part = part.with_classes([c for c in part.classes if c in classes]).remap_to(classes)
+    return part, {"dropped_classes": dropped, "absent_classes": absent, "notes": notes}
 
 
 def evaluate_run(
     run_dir: str | Path,
     data: FaceDataset,
-    split: str = "test",
+    split: str | None = None,
     out_dir: str | Path | None = None,
     device: str = "cpu",
     exclude_synthetic: bool = True,
 ) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-class precision/recall/F1, confusion-matrix PNG and JSON."""
+    """Accuracy, macro-F1, per-class precision/recall/F1, confusion-matrix PNG and JSON.
+
+    ``data`` may be another dataset than the model's: it is scored on the classes both have
+    (see :func:`shared_classes`); ``split`` defaults as :func:`choose_split` says.
+    """
     model, meta = load_classifier(run_dir, device=device)
-    if not data.has_split(split):
-        raise UserError(f"{data.name}: no '{split}' split to evaluate; it has {', '.join(sorted(set(data.splits)))}")
-    part = data.split(split)
+    split, split_notes = choose_split(data, split)
+    part = data if split == ALL else data.split(split)
     if exclude_synthetic:
         part = part.subset(~part.synthetic)
     classes = list(meta["classes"])
-    unknown = [c for c in part.classes if c not in classes and part.counts()[c] > 0]
-    if unknown:
-        raise UserError(f"{data.name}: classes {', '.join(unknown)} were not in training ({', '.join(classes)})")
-    part = part.with_classes([c for c in part.classes if c in classes]).remap_to(classes)
+    part, shared = shared_classes(part, classes)
     probs = predict_proba(model, prepare_images(part.images, meta), device=device)
-    pred = probs.argmax(1)
-    metrics = classification_metrics(part.labels, pred, classes)
+    metrics = classification_metrics(part.labels, probs.argmax(1), classes)
     metrics.update({"split": split, "data": data.name, "run_dir": str(run_dir), "model_epoch": meta.get("epoch")})
+    metrics.update(shared)
+    metrics["notes"] = split_notes + shared["notes"]
     out = Path(out_dir) if out_dir else Path(run_dir) / f"eval_{split}"
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "metrics.json", metrics)
@@ -53,28 +92,20 @@ def evaluate_run(
     return metrics
 
 
-def predict_files(run_dir: str | Path, paths: list[Path], device: str = "cpu") -> list[dict[str, Any]]:
-    """Top class and class probabilities for each (cropped face) image file."""
-    model, meta = load_classifier(run_dir, device=device)
-    channels = int(meta["channels"])
-    # decode as the training data was loaded, then resize as training did (no train/predict skew)
-    load_size = int(meta.get("data_size") or meta["size"])
-    images = []
-    for p in paths:
-        if not Path(p).is_file():
-            raise UserError(f"{p}: no such image file")
+def predict_files(
+    run_dir: str | Path, paths: list[Path], device: str = "cpu", progress: bool = False
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """Top class and class probabilities for each (cropped face) image file.
+
+    Returns (one result per readable file, in order; [(path, reason)] for files that could not be read).
+    """
+    predictor = Predictor(run_dir, device=device)
+    images, read, failed = [], [], []
+    for p in track(paths, "reading images") if progress else paths:
         try:
-            images.append(decode_one(Path(p), load_size, channels))
-        except Exception as err:  # noqa: BLE001 - PIL raises many kinds for bad files
-            raise UserError(f"{p}: cannot read image ({type(err).__name__}); give a JPG/PNG face crop") from err
-    probs = predict_proba(model, prepare_images(np.stack(images), meta), device=device) if images else np.zeros((0, 0))
-    classes = list(meta["classes"])
-    return [
-        {
-            "path": str(p),
-            "top": classes[int(pr.argmax())],
-            "probability": float(pr.max()),
-            "probabilities": {c: float(v) for c, v in zip(classes, pr, strict=True)},
-        }
-        for p, pr in zip(paths, probs, strict=True)
-    ]
+            images.append(decode_one(Path(p), predictor.load_size, predictor.channels))
+            read.append(p)
+        except DECODE_ERRORS as err:
+            failed.append((str(p), decode_reason(err)))
+    scores = predictor.scores(np.stack(images)) if images else []
+    return [{"path": str(p), **s} for p, s in zip(read, scores, strict=True)], failed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 from typing import Any
 
@@ -9,11 +10,13 @@ import numpy as np
 import torch
 
 from augment.core.errors import UserError
+from augment.core.readers.decode import IMAGE_EXTENSIONS, is_image_file
 from augment.core.rundir import load_checkpoint
 from classifier.data import to_input
 from classifier.models import build_model
 
 BEST = "model.pt"
+PROGRESS_FROM = 20  # predict shows a progress bar from this many images on
 
 
 def load_classifier(run_dir: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -55,3 +58,55 @@ def prepare_images(images: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
     from augment.core.resize import resize_images
 
     return resize_images(images, int(meta["size"]), int(meta["channels"]))
+
+
+class Predictor:
+    """A trained classifier with what it needs to score faces: classes, channels, the size faces load at."""
+
+    def __init__(self, run_dir: str | Path, device: str = "cpu") -> None:
+        self.model, self.meta = load_classifier(run_dir, device=device)
+        self.device = device
+        self.classes = list(self.meta["classes"])
+        self.channels = int(self.meta["channels"])
+        # decode as the training data was loaded, then resize as training did (no train/predict skew)
+        self.load_size = int(self.meta.get("data_size") or self.meta["size"])
+
+    def scores(self, faces: np.ndarray) -> list[dict[str, Any]]:
+        """Top class, its probability and all class probabilities for each face (N, C, H, W) uint8."""
+        if len(faces) == 0:
+            return []
+        probs = predict_proba(self.model, prepare_images(faces, self.meta), device=self.device)
+        return [
+            {
+                "top": self.classes[int(pr.argmax())],
+                "probability": float(pr.max()),
+                "probabilities": {c: float(v) for c, v in zip(self.classes, pr, strict=True)},
+            }
+            for pr in probs
+        ]
+
+
+def list_images(args: list[Path]) -> list[Path]:
+    """Image files named by ``args``: files as given, folders searched recursively, globs expanded.
+
+    A name that is none of these, or a folder or glob without images, is a ``UserError``.
+    """
+    files: list[Path] = []
+    for arg in args:
+        if arg.is_file():
+            files.append(arg)
+            continue
+        if arg.is_dir():
+            found = sorted(f for f in arg.rglob("*") if f.is_file() and is_image_file(f))
+            what = "folder"
+        elif any(ch in str(arg) for ch in "*?["):
+            found = sorted(
+                p for p in map(Path, glob.glob(str(arg), recursive=True)) if p.is_file() and is_image_file(p)
+            )
+            what = "glob"
+        else:
+            raise UserError(f"{arg}: no such image file, folder or glob")
+        if not found:
+            raise UserError(f"{arg}: this {what} matches no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+        files += found
+    return files

@@ -10,10 +10,21 @@ import pytest
 
 import classifier.train as train_mod
 from augment.core.errors import UserError
+from augment.core.readers import load_dataset
 from classifier.evaluate import evaluate_run, predict_files
 from classifier.inference import load_classifier, predict_proba, prepare_images
 from classifier.train import train_classifier
-from tests.conftest import assert_one_line_error, run_cli, tiny_classifier_config, write_corrupt
+from tests.conftest import (
+    assert_one_line_error,
+    make_ckplus,
+    make_folder_tree,
+    quiet_env,
+    run_cli,
+    tiny_classifier_config,
+    write_corrupt,
+)
+
+FER2013_CLASSES = ["neutral", "happy", "sad", "surprise", "fear", "disgust", "angry"]  # no contempt
 
 
 def _train(demo_ds, run: Path, size: int) -> Path:
@@ -65,7 +76,8 @@ def test_evaluate_matches_checkpoint_predictions_and_files(which, request, demo_
 
     # predict_files decodes the PNG files itself: same probabilities, same accuracy
     paths = demo_ds.split("test").sources.tolist()
-    results = predict_files(run, [Path(p) for p in paths])
+    results, failed = predict_files(run, [Path(p) for p in paths])
+    assert failed == []
     got = np.array([[r["probabilities"][c] for c in demo_ds.classes] for r in results])
     np.testing.assert_allclose(got, probs, atol=1e-6)
     assert file_accuracy(results, paths) == pytest.approx(m["accuracy"])
@@ -104,8 +116,90 @@ def test_cli_train_evaluate_predict(capsys, demo_dir, tmp_path, monkeypatch):
 
     code, _, err = run_cli(capsys, "predict", run, tmp_path / "nope.png", "--device", "cpu")
     assert_one_line_error(code, err, "nope.png", "no such image file")
+    # a bad file in a batch is reported on one line and skipped; the others are still predicted; exit 1
     bad = write_corrupt(tmp_path / "bad.png")
-    code, _, err = run_cli(capsys, "predict", run, test_files[0], bad, "--device", "cpu")
-    assert_one_line_error(code, err, "bad.png", "cannot read image")
+    code, out, err = run_cli(capsys, "predict", run, test_files[0], bad, test_files[1], "--json", "--device", "cpu")
+    assert code == 1, err
+    assert [json.loads(line)["path"] for line in out.strip().splitlines()] == [str(test_files[0]), str(test_files[1])]
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and "Traceback" not in err, err
+    assert lines[0].startswith(f"{bad}: cannot read image (UnidentifiedImageError") and lines[0].endswith("skipped")
+    assert lines[1] == "error: 1 of 3 image(s) could not be read (listed above)"
     code, _, err = run_cli(capsys, "predict", tmp_path / "empty", test_files[0], "--device", "cpu")
     assert_one_line_error(code, err, "no trained model")
+
+
+# --------------------------------------------------------------------------- cross-dataset evaluation
+@pytest.fixture(scope="module")
+def fer_run(demo_ds, tmp_path_factory) -> Path:
+    """A tiny model trained on FER2013's seven classes (the demo faces without contempt)."""
+    return _train(demo_ds.with_classes(FER2013_CLASSES), tmp_path_factory.mktemp("eval") / "fer7", size=24)
+
+
+def expected_scores(run: Path, part) -> tuple[float, np.ndarray, np.ndarray]:
+    """Accuracy computed by hand from the checkpoint on ``part`` (already on the model's classes)."""
+    model, meta = load_classifier(run)
+    pred = predict_proba(model, prepare_images(part.images, meta)).argmax(1)
+    return float((pred == part.labels).mean()), pred, part.labels
+
+
+def test_evaluate_ckplus_tree_without_split_folders(fer_run, tmp_path):
+    with quiet_env():
+        ck = load_dataset(make_ckplus(tmp_path / "ck48"))  # anger, contempt, ... surprise; no neutral; no splits
+    assert set(ck.splits.tolist()) == {"train"} and "contempt" in ck.classes and "neutral" not in ck.classes
+    n_contempt = ck.counts()["contempt"]
+    m = evaluate_run(fer_run, ck, out_dir=tmp_path / "ev")
+
+    assert m["split"] == "all" and m["classes"] == FER2013_CLASSES
+    assert m["dropped_classes"] == {"contempt": n_contempt} and m["absent_classes"] == ["neutral"]
+    assert m["n"] == len(ck) - n_contempt
+    assert m["per_class"]["neutral"]["support"] == 0
+    assert m["per_class"]["angry"]["support"] == ck.counts()["angry"]
+    shared = [c for c in FER2013_CLASSES if c != "neutral"]
+    assert m["macro_f1"] == pytest.approx(np.mean([m["per_class"][c]["f1"] for c in shared]))
+    acc, _, _ = expected_scores(fer_run, ck.with_classes(shared).remap_to(FER2013_CLASSES))
+    assert m["accuracy"] == pytest.approx(acc)
+    assert any("only a train split" in note for note in m["notes"])
+    assert any(f"contempt ({n_contempt})" in note for note in m["notes"])
+    assert any("macro-F1: neutral" in note for note in m["notes"])
+    saved = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert saved["dropped_classes"] == m["dropped_classes"] and saved["split"] == "all"
+
+
+def test_evaluate_other_tree_with_splits(fer_run, tmp_path):
+    layout = {"train/happy": 3, "test/happy": 4, "test/sad": 3, "test/contempt": 2}
+    with quiet_env():
+        ds = load_dataset(make_folder_tree(tmp_path / "other", layout, size=20))
+    m = evaluate_run(fer_run, ds, out_dir=tmp_path / "ev")  # two splits: the test split by default
+    assert m["split"] == "test" and m["n"] == 7 and m["dropped_classes"] == {"contempt": 2}
+    assert m["absent_classes"] == ["neutral", "surprise", "fear", "disgust", "angry"]
+    assert not any("split" in note for note in m["notes"])
+    assert m["macro_f1"] == pytest.approx((m["per_class"]["happy"]["f1"] + m["per_class"]["sad"]["f1"]) / 2)
+    m_all = evaluate_run(fer_run, ds, split="all", out_dir=tmp_path / "ev_all")
+    assert m_all["split"] == "all" and m_all["n"] == 10
+
+    with pytest.raises(UserError, match="--split holdout: use train, val, test or all"):
+        evaluate_run(fer_run, ds, split="holdout")
+    with quiet_env():
+        only_contempt = load_dataset(make_folder_tree(tmp_path / "contempt", {"contempt": 3}, size=20))
+    with pytest.raises(UserError, match="no images of the model's classes"):
+        evaluate_run(fer_run, only_contempt, out_dir=tmp_path / "e3")
+
+
+def test_cli_evaluate_other_dataset(capsys, fer_run, tmp_path):
+    ck = make_ckplus(tmp_path / "ck48")
+    n = len(list((ck / "contempt").glob("*.png")))
+    code, out, err = run_cli(capsys, "evaluate", fer_run, ck, "--device", "cpu", "--out", tmp_path / "ev")
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert "only a train split" in text and "evaluating all of its images" in text
+    assert f"dropped {n} images of classes the model was not trained on: contempt ({n})" in text
+    assert "not in the data, so left out of macro-F1: neutral" in text
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert f"accuracy {m['accuracy']:.4f}" in text and f"macro-F1 {m['macro_f1']:.4f}" in text
+
+    code, out, err = run_cli(capsys, "evaluate", fer_run, ck, "--json", "--device", "cpu", "--out", tmp_path / "ev")
+    assert code == 0, err
+    assert json.loads(out)["dropped_classes"] == {"contempt": n}
+    code, _, err = run_cli(capsys, "evaluate", fer_run, ck, "--split", "test", "--device", "cpu")
+    assert_one_line_error(code, err, "no 'test' split", "--split all")

@@ -7,20 +7,53 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from augment.core.progress import make_progress
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm", ".ppm"}
+# What PIL raises for a file that is not a readable image (truncated, corrupt, not an image, too large).
+DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
+def decode_reason(err: Exception) -> str:
+    """One short line saying why a file could not be decoded."""
+    return f"{type(err).__name__}: {err}".splitlines()[0][:200]
+
+
+def to_8bit(img: Image.Image) -> Image.Image:
+    """An image PIL's ``convert`` turns into L or RGB faithfully.
+
+    16-bit (and 32-bit) grey is scaled to 0-255 (``convert`` would clip it to white); images with
+    transparency are laid on white (``convert`` would keep whatever colour hides under the alpha).
+    L, RGB, CMYK, YCbCr and opaque palette images come back as they are.
+    """
+    mode = img.mode
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        wide = mode.startswith("I;16") or (arr.size > 0 and arr.max() > 255)
+        return Image.fromarray(np.clip(np.round(arr / 257.0 if wide else arr), 0, 255).astype(np.uint8), "L")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img
+
+
+def read_photo(path: Path) -> Image.Image:
+    """A whole photo as upright 8-bit RGB: EXIF orientation applied, any image mode."""
+    with Image.open(path) as img:
+        upright = ImageOps.exif_transpose(img) or img
+        return to_8bit(upright).convert("RGB")
+
+
 def to_array(img: Image.Image, size: int, channels: int, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """Centre-crop to a square (faces are expected cropped), resize, convert; (C, H, W) uint8."""
-    img = img.convert("L" if channels == 1 else "RGB")
+    img = to_8bit(img).convert("L" if channels == 1 else "RGB")
     if box is not None:
         img = img.crop(box)
     w, h = img.size
@@ -80,8 +113,8 @@ def decode_files(
         try:
             out[i] = decode_one(paths[i], size, channels, boxes[i] if boxes else None)
             return i, None
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-            return i, f"{type(err).__name__}: {err}".splitlines()[0][:200]
+        except DECODE_ERRORS as err:
+            return i, decode_reason(err)
 
     with make_progress() as prog, ThreadPoolExecutor(workers) as pool:
         task = prog.add_task(description, total=n)
