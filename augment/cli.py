@@ -179,18 +179,22 @@ def print_inspect(report: dict) -> None:
     table = Table(
         title=f"{report['dataset']}  ({report['images']} images, {'×'.join(map(str, report['image_shape']))})"
     )
+    # a split holding synthetic images gets a real and a synthetic column after its total
+    cols = [(split, split, "counts") for split in splits]
+    for split in (s for s in splits if sum(report["synthetic_counts"][s].values())):
+        at = cols.index((split, split, "counts")) + 1
+        cols[at:at] = [(f"{split} real", split, "real_counts"), (f"{split} synthetic", split, "synthetic_counts")]
     table.add_column("class")
-    for s in splits:
-        table.add_column(s, justify="right")
+    for header, _, _ in cols:
+        table.add_column(header, justify="right")
     for c in report["classes"]:
-        table.add_row(c, *(f"{report['counts'][s][c]:,}" for s in splits))
+        table.add_row(c, *(f"{report[key][split][c]:,}" for _, split, key in cols))
     table.add_section()
-    table.add_row("[bold]total", *(f"[bold]{report['totals'][s]:,}" for s in splits))
-    table.add_row(
-        "imbalance (max/min)",
-        *(f"{r:.1f}" if (r := report["imbalance_ratio"][s]) is not None else "∞ (empty class)" for s in splits),
-    )
+    table.add_row("[bold]total", *(f"[bold]{sum(report[key][split].values()):,}" for _, split, key in cols))
+    ratios = {s: f"{r:.1f}" if (r := report["imbalance_ratio"][s]) is not None else "∞ (empty class)" for s in splits}
+    table.add_row("imbalance (max/min)", *(ratios[split] if key == "counts" else "" for _, split, key in cols))
     out.print(table)
+    out.print(f"synthetic images: {report['synthetic']:,}" + ("" if report["synthetic"] else " (all real)"))
     dup = report["duplicates"]
     lines = []
     for s, d in dup["within_split"].items():

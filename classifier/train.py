@@ -55,15 +55,25 @@ def model_kwargs(cfg: TrainConfig, num_classes: int, channels: int, size: int) -
     }
 
 
+def refuse_synthetic_eval(data: FaceDataset) -> None:
+    """Validation and test must be real faces: one line naming the split, the count and a file."""
+    for split in ("val", "test"):
+        bad = np.flatnonzero((data.splits == split) & data.synthetic)
+        if len(bad):
+            raise UserError(
+                f"{data.name}: {len(bad)} synthetic image(s) in the {split} split (e.g. {data.sources[bad[0]]}); "
+                f"validation and test must be real faces: move synthetic files to train/ or leave them out"
+            )
+
+
 def prepare_splits(data: FaceDataset, cfg: TrainConfig) -> tuple[FaceDataset, FaceDataset]:
     """Train and validation sets; the test split is dropped here and never seen."""
+    refuse_synthetic_eval(data)
     data = data.subset(data.splits != "test")
     if cfg.classes:
         data = data.with_classes(cfg.classes)
-    data = ensure_val_split(data, cfg.val_fraction, seed=0)
+    data = ensure_val_split(data, cfg.val_fraction, seed=0)  # keeps synthetic faces in train
     val = data.split("val")
-    if val.synthetic.any():
-        raise UserError(f"{data.name}: the validation split holds synthetic images; validation must be real")
     size = cfg.size or default_image_size(cfg.model)
     train = resize_dataset(data.split("train"), size, data.channels)
     val = resize_dataset(val, size, data.channels)
