@@ -31,12 +31,13 @@ MANIFEST_FIELDS = (
     "seed",
     "index",
 )
-_SOURCE = re.compile(r"synthetic:seed=(-?\d+):(?P<label>[^/]+)/syn_(?P=label)_(\d+)\.png")
+SYNTHETIC_PREFIX = "syn_"  # every synthetic file's name starts with it (readers fall back on it without a manifest)
+_SOURCE = re.compile(rf"synthetic:seed=(-?\d+):(?P<label>[^/]+)/{SYNTHETIC_PREFIX}(?P=label)_(\d+)\.png")
 
 
 def synthetic_name(label: str, index: int) -> str:
     """The file name of the generated face of class ``label`` at noise index ``index``."""
-    return f"syn_{label}_{index:06d}.png"
+    return f"{SYNTHETIC_PREFIX}{label}_{index:06d}.png"
 
 
 def synthetic_source(label: str, seed: int, index: int) -> str:

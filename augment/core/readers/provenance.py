@@ -18,10 +18,8 @@ import numpy as np
 
 from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
-from augment.core.manifest import MANIFEST
+from augment.core.manifest import MANIFEST, SYNTHETIC_PREFIX
 from augment.core.progress import console
-
-SYNTHETIC_PREFIX = "syn_"
 
 
 def manifest_key(source: str, folder: Path) -> str:
