@@ -733,7 +733,7 @@ def rebalance_cmd(
     from augment.core.labels import resolve_classes
     from augment.core.runtime import pick_device
     from augment.plan import plan_rebalance
-    from augment.rebalance import QualityFilter, run_rebalance
+    from augment.rebalance import QualityFilter, check_rebalance_out, run_rebalance
     from gan.sample import load_generator
 
     ds = _load(data, fmt, None, None, None)
@@ -756,6 +756,8 @@ def rebalance_cmd(
         return
     dev = pick_device(device)
     quality = QualityFilter(min_prob=min_prob, drop_near_copies=drop_near_copies)
+    # --format and --out are refused here, before a judge is trained (run_rebalance checks them again)
+    check_rebalance_out(ds, generator, meta["step"], out_dir, plan, quality, seed, out_format, overwrite)
     judge_model = None
     if min_prob > 0:
         from classifier.judge import get_judge
