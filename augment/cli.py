@@ -220,6 +220,10 @@ def print_inspect(report: dict) -> None:
 
 
 # --------------------------------------------------------------------------- GAN
+_OVERWRITE_HELP = (
+    "Replace another run's output: remove the files its manifest lists. "
+    "A folder holding files no manifest lists is refused."
+)
 DeviceOpt = Annotated[str, typer.Option(help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")]
 
 
@@ -356,7 +360,7 @@ def generate_cmd(
     classes: Annotated[str | None, typer.Option(help="Only these classes, e.g. 'disgust,fear'.")] = None,
     seed: Annotated[int, typer.Option(help="Seed; the same seed writes the same images.")] = 0,
     device: DeviceOpt = _GAN.device,
-    overwrite: Annotated[bool, typer.Option(help="Write into a non-empty folder.")] = False,
+    overwrite: Annotated[bool, typer.Option(help=_OVERWRITE_HELP)] = False,
 ) -> None:
     """Write synthetic faces as PNGs in class folders, with a manifest of run, step and seed."""
     from augment.core.runtime import pick_device
@@ -725,7 +729,7 @@ def rebalance_cmd(
     ] = _REBALANCE.fmt,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic samples.")] = _REBALANCE.seed,
     dry_run: Annotated[bool, typer.Option(help="Print the plan and stop.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Write into a non-empty --out.")] = _REBALANCE.overwrite,
+    overwrite: Annotated[bool, typer.Option(help=_OVERWRITE_HELP)] = _REBALANCE.overwrite,
     fmt: Annotated[str, typer.Option("--data-format", help="Force the input layout (see inspect --format).")] = "auto",
     device: DeviceOpt = _GAN.device,
 ) -> None:
