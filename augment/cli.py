@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from augment.compare import DEFAULT_CONDITIONS, CompareSpec, budget_help
 from augment.core.errors import UserError
@@ -23,7 +24,21 @@ from augment.rebalance import QualityFilter, run_rebalance
 from classifier.config import TrainConfig
 from gan.config import RECIPES, GanConfig, recipe_config
 
+
+class _Interrupted(Exception):
+    """Ctrl-C, carried past typer (which turns KeyboardInterrupt into a silent exit 130) to ``main``."""
+
+
+class _Commands(TyperGroup):
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as e:  # a run's RunInterrupted says where it stopped
+            raise _Interrupted(str(e) or "interrupted; rerun the same command to resume where it stopped") from e
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="augment",
     help="GAN data augmentation and rebalancing for facial expression recognition.",
     no_args_is_help=True,
@@ -865,6 +880,6 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as e:
         err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        err.print("interrupted; rerun the same command to resume where it stopped")
+    except _Interrupted as e:
+        err.print(escape(str(e)), highlight=False, soft_wrap=True)
         sys.exit(130)

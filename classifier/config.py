@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
+
+from augment.core.errors import UserError
+from augment.core.rundir import above, at_least, below_one, check_settings, one_of
 
 
 @dataclass
@@ -40,23 +44,18 @@ class TrainConfig:
     checkpoint_every: int = 200  # batches
     max_minutes: float = 0.0
 
-    IDENTITY = (
-        "model",
-        "size",
-        "width",
-        "small_stem",
-        "gray_stem",
-        "classes",
-        "data_fingerprint",
-        "batch_size",
-        "optimizer",
-        "schedule",
-        "seed",
-        "class_weighted",
-        "balanced_sampler",
-        "focal_gamma",
-        "epoch_samples",
-    )
+    # What a resume may change: how many epochs, how often to checkpoint, where and how fast to run, and
+    # the data's path (its fingerprint must stay). Every other setting is the run's: the learning rate too,
+    # since the optimizer and schedule state bring back the old one.
+    RESUMABLE = ("epochs", "checkpoint_every", "max_minutes", "device", "amp", "workers", "data")
+
+    def validate(self) -> None:
+        """Refuse impossible settings with one line naming the option, before anything is written."""
+        from classifier.models import GRAY_STEMS, MODEL_NAMES  # imports torch: not at the CLI's start
+
+        check_settings(self, {"model": one_of(*MODEL_NAMES), "gray_stem": one_of(*GRAY_STEMS), **_CHECKS})
+        if self.pretrained and not Path(self.pretrained).is_file():
+            raise UserError(f"--pretrained {self.pretrained}: no such file; give a local weights file")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,3 +64,26 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+# What ``TrainConfig.validate`` checks besides the model's names (the option is named after the setting).
+_CHECKS = {
+    "epochs": at_least(1),
+    "batch_size": at_least(1),
+    "optimizer": one_of("adamw", "sgd"),
+    "lr": above(0),
+    "weight_decay": at_least(0),
+    "momentum": below_one(),
+    "schedule": one_of("cosine", "plateau", "none"),
+    "size": (lambda v: v == 0 or 16 <= v <= 512, "0 (the model's default) or 16 to 512"),
+    "width": above(0),
+    "focal_gamma": at_least(0),
+    "label_smoothing": below_one(),
+    "patience": at_least(0),
+    "select_metric": one_of("macro_f1", "accuracy"),
+    "val_fraction": below_one(),  # 0: DATA brings its own val split
+    "epoch_samples": at_least(0),
+    "workers": at_least(0),
+    "checkpoint_every": at_least(1),
+    "max_minutes": at_least(0),
+}

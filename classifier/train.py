@@ -12,15 +12,24 @@ from typing import Any
 
 import numpy as np
 import torch
+from rich.markup import escape
 from rich.progress import TextColumn
 from torch.utils.data import DataLoader
 
-from augment.core.atomic import append_jsonl, read_jsonl, save_torch, write_json, write_text
+from augment.core.atomic import append_jsonl, read_jsonl, remove_stale_temps, save_torch, write_json, write_text
 from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
 from augment.core.progress import console, make_progress
 from augment.core.resize import resize_dataset
-from augment.core.rundir import CHECKPOINT, load_checkpoint, save_checkpoint, start_or_resume
+from augment.core.rundir import (
+    CHECKPOINT,
+    RunFolder,
+    RunInterrupted,
+    load_checkpoint,
+    open_run,
+    record_run,
+    save_checkpoint,
+)
 from augment.core.runtime import (
     Dist,
     any_rank,
@@ -36,7 +45,7 @@ from augment.core.runtime import (
 from augment.core.splits import ensure_val_split
 from classifier.config import TrainConfig
 from classifier.data import AugmentedBatches, PlannedBatchSampler, train_transform
-from classifier.inference import BEST, predict_proba
+from classifier.inference import BEST, load_classifier, predict_proba
 from classifier.losses import make_loss
 from classifier.metrics import classification_metrics
 from classifier.models import build_model, default_image_size
@@ -87,9 +96,7 @@ def prepare_splits(data: FaceDataset, cfg: TrainConfig) -> tuple[FaceDataset, Fa
 def _optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise UserError(f"--optimizer {cfg.optimizer}: use adamw or sgd")
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epoch: int):
@@ -97,9 +104,7 @@ def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epoch: in
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs * steps_per_epoch))
     if cfg.schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=2)
-    if cfg.schedule == "none":
-        return None
-    raise UserError(f"--schedule {cfg.schedule}: use cosine, plateau or none")
+    return None  # "none"
 
 
 def _stretch_cosine(sched, t_max: int) -> None:
@@ -148,7 +153,7 @@ class TrainSetup:
     dist: Dist
     train: FaceDataset
     val: FaceDataset
-    config: dict[str, Any]  # the run's config.json; every checkpoint holds it
+    folder: RunFolder  # the run folder, checked; ``record_run`` writes its config.json
     kwargs: dict[str, Any]  # build_model's arguments; model.pt holds them
     data_size: int  # faces were loaded at this size, then resized
     model: torch.nn.Module
@@ -160,6 +165,11 @@ class TrainSetup:
     net: torch.nn.Module | None = None  # the model, in DDP when distributed
     autocast: Any = None
     batches: AugmentedBatches | None = None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The run's config.json; every checkpoint holds it."""
+        return self.folder.config
 
     @property
     def classes(self) -> list[str]:
@@ -188,6 +198,15 @@ class RunState:
     out_of_time: bool = False
     epoch_started: float = 0.0
     task: Any = None  # the epoch's progress bar
+    saved: tuple[int, int] | None = None  # (epoch, batch) of the last checkpoint: where a rerun resumes
+
+    @property
+    def where(self) -> str:
+        """Where a rerun resumes, in words."""
+        if self.saved is None:
+            return "before the first checkpoint"
+        epoch, batch = self.saved
+        return f"after epoch {epoch}" if batch == 0 else f"in epoch {epoch + 1} after batch {batch}"
 
 
 @dataclass
@@ -197,11 +216,9 @@ class StepStats:
     n: int
 
 
-def _check_options(cfg: TrainConfig, dist_info: Dist) -> None:
+def _check_world(cfg: TrainConfig, dist_info: Dist) -> None:
     if cfg.batch_size % dist_info.world:
         raise UserError(f"--batch-size {cfg.batch_size} must divide evenly over {dist_info.world} processes")
-    if cfg.select_metric not in ("macro_f1", "accuracy"):
-        raise UserError(f"--select-metric {cfg.select_metric}: use macro_f1 or accuracy")
 
 
 def _run_config(data: FaceDataset, cfg: TrainConfig, train: FaceDataset, val: FaceDataset) -> dict[str, Any]:
@@ -232,18 +249,15 @@ def _build_model(cfg: TrainConfig, kwargs: dict[str, Any], device: str, verbose:
 
 
 def setup(data: FaceDataset, run_dir: Path, cfg: TrainConfig, progress: bool) -> TrainSetup:
-    """Check the options, split the data, start (or check) the run folder, build model and optimiser."""
+    """Check the options, split the data, check the run folder (writing nothing), build model and optimiser."""
+    cfg.validate()
     device = pick_device(cfg.device)
     dist_info = init_distributed(device)
-    _check_options(cfg, dist_info)
+    _check_world(cfg, dist_info)
     train, val = prepare_splits(data, cfg)
     classes = list(train.classes)
     val = val.remap_to(classes) if val.classes != classes else val
-    config = _run_config(data, cfg, train, val)
-    if dist_info.main:
-        start_or_resume(run_dir, config, list(TrainConfig.IDENTITY), kind="classifier")
-    barrier(dist_info)
-
+    folder = open_run(run_dir, _run_config(data, cfg, train, val), "classifier", TrainConfig.RESUMABLE)
     seed_everything(cfg.seed)
     kwargs = model_kwargs(cfg, len(classes), train.channels, train.size)
     verbose = dist_info.main and progress
@@ -265,7 +279,7 @@ def setup(data: FaceDataset, run_dir: Path, cfg: TrainConfig, progress: bool) ->
         dist=dist_info,
         train=train,
         val=val,
-        config=config,
+        folder=folder,
         kwargs=kwargs,
         data_size=data.size,
         model=model,
@@ -278,11 +292,10 @@ def setup(data: FaceDataset, run_dir: Path, cfg: TrainConfig, progress: bool) ->
 
 
 def resume(s: TrainSetup) -> RunState:
-    """The run state from the checkpoint (a fresh one without); history lines past it are dropped."""
+    """The run state from the checkpoint (a fresh one without), with a model.pt that loads."""
     state = RunState()
-    ckpt_path = s.run_dir / CHECKPOINT
-    if ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path)
+    if s.folder.resuming:
+        ckpt = load_checkpoint(s.run_dir / CHECKPOINT)
         s.model.load_state_dict(ckpt["model"])
         s.opt.load_state_dict(ckpt["opt"])
         if s.sched is not None and ckpt.get("sched") is not None:
@@ -292,15 +305,69 @@ def resume(s: TrainSetup) -> RunState:
         state.epoch, state.start_batch = int(ckpt["epoch"]), int(ckpt["batch"])
         state.best, state.bad_epochs = float(ckpt["best"]), int(ckpt["bad_epochs"])
         state.stopped = bool(ckpt.get("stopped"))
+        state.saved = (state.epoch, state.start_batch)
         if ckpt.get("epoch_stats") is not None and state.start_batch > 0:
             loss_sum0, correct0, seen0 = ckpt["epoch_stats"]
             state.loss_sum, state.correct, state.seen = float(loss_sum0), int(correct0), int(seen0)
-        if s.verbose:
-            console.print(f"resuming {s.run_dir} at epoch {state.epoch + 1}, batch {state.start_batch}")
-    if s.dist.main:
-        _truncate_history(s.run_dir / "history.jsonl", state.epoch)
+        repair_best(s, state)
     state.done_batches = state.start_batch
     return state
+
+
+def _best_model_meta(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """model.pt's metadata when a model loads from it, else (None, why not)."""
+    try:
+        return load_classifier(path.parent)[1], None
+    except (UserError, RuntimeError, KeyError) as e:
+        return None, str(e).splitlines()[0]
+
+
+def repair_best(s: TrainSetup, state: RunState) -> None:
+    """A resumed run whose model.pt does not load (truncated, deleted): rebuild it from the checkpoint
+    when the checkpoint holds the best epoch's weights, else select the best again from the next epoch
+    on; a run with no epoch left to train is refused, with what to do."""
+    path = s.run_dir / BEST
+    if state.best == -math.inf:  # no epoch validated yet: no model.pt to expect
+        return
+    problem = _best_model_meta(path)[1]
+    if problem is None:
+        return
+    last = [r for r in read_jsonl(s.run_dir / "history.jsonl") if r.get("epoch") == state.epoch]
+    if state.start_batch == 0 and last and last[-1].get("improved"):
+        r = last[-1]
+        save_best(s, state.epoch, {"accuracy": r["val_acc"], "macro_f1": r["val_macro_f1"], "loss": r["val_loss"]})
+        _warn(s, f"{problem}; rebuilt {path} from the checkpoint (epoch {state.epoch}, the best)")
+        return
+    if state.stopped or state.epoch >= s.cfg.epochs:
+        raise UserError(
+            f"{problem}; the checkpoint is not the best epoch's, so it cannot be rebuilt: rerun with --epochs "
+            f"above {state.epoch} to select a new best model, or train into a new --out"
+        )
+    _warn(s, f"{problem}; the best model is selected again from epoch {state.epoch + 1} on")
+    if s.dist.main:
+        path.unlink(missing_ok=True)
+    state.best, state.bad_epochs = -math.inf, 0
+
+
+def _warn(s: TrainSetup, message: str) -> None:
+    if s.dist.main:
+        console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def begin(s: TrainSetup, state: RunState) -> None:
+    """Rank 0, once the run is set up: remove temp files a kill left; if there is an epoch to train,
+    record the run (config.json, run.json) and drop history lines the checkpoint does not cover."""
+    barrier(s.dist)  # every rank has read the run folder before rank 0 writes to it
+    if s.dist.main:
+        remove_stale_temps(s.run_dir)
+        if state.epoch < s.cfg.epochs and not state.stopped:
+            record_run(s.folder)
+            _truncate_history(s.run_dir / "history.jsonl", state.epoch)
+            if s.verbose and s.folder.resuming:
+                console.print(
+                    f"resuming {s.run_dir} at epoch {state.epoch + 1}, batch {state.start_batch}", soft_wrap=True
+                )
+    barrier(s.dist)
 
 
 def prepare_training(s: TrainSetup) -> None:
@@ -380,8 +447,9 @@ def _show_batch(prog: Any, state: RunState, world: int) -> None:
 
 def save_state(s: TrainSetup, state: RunState, stopped: bool = False) -> None:
     """The checkpoint (rank 0): resumable at ``state.done_batches`` of epoch ``state.epoch``."""
+    batch = state.done_batches
+    state.saved = (state.epoch, batch)
     if s.dist.main:
-        batch = state.done_batches
         save_checkpoint(
             s.run_dir,
             {
@@ -538,25 +606,34 @@ def train_loop(s: TrainSetup, state: RunState, prog: Any, deadline: float) -> No
                 if s.verbose:
                     console.print(f"time budget of {cfg.max_minutes} min reached after epoch {state.epoch}")
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if not state.finishing:  # mid-epoch; otherwise the last checkpoint replays this epoch exactly
             save_state(s, state)
-        raise
+        raise RunInterrupted(f"interrupted {state.where}; rerun the same command to resume") from e
+
+
+def best_record(s: TrainSetup) -> dict[str, Any]:
+    """The history record of the epoch model.pt holds, checked by loading model.pt into a model: the
+    summary reports the model that is on disk, not the one that should be."""
+    meta, problem = _best_model_meta(s.run_dir / BEST)
+    if meta is None:
+        raise UserError(f"{problem}; rerun the same command to repair it", exit_code=1)
+    epoch = int(meta["epoch"])
+    found = [r for r in read_jsonl(s.run_dir / "history.jsonl") if r.get("epoch") == epoch]
+    if found:
+        return found[-1]
+    val = meta["val"]
+    return {"epoch": epoch, "val_loss": val["loss"], "val_acc": val["accuracy"], "val_macro_f1": val["macro_f1"]}
 
 
 def finish(s: TrainSetup, state: RunState, t0: float) -> dict[str, Any]:
-    """summary.json (rank 0) after every rank is done; the best epoch is read from the history."""
+    """summary.json (rank 0) after every rank is done; the best epoch is the one model.pt holds."""
     barrier(s.dist)
-    history = read_jsonl(s.run_dir / "history.jsonl")
-    best_rec = max(
-        history,
-        key=lambda r: r["val_macro_f1" if s.cfg.select_metric == "macro_f1" else "val_acc"],
-        default=None,
-    )
+    best_rec = best_record(s)
     summary = {
         "run_dir": str(s.run_dir),
         "epochs_done": state.epoch,
-        "best_epoch": best_rec["epoch"] if best_rec else None,
+        "best_epoch": best_rec["epoch"],
         "best_val": best_rec,
         "seconds": time.time() - t0,
         "images_per_s": state.images_seen / max(time.time() - t0, 1e-9),
@@ -574,6 +651,7 @@ def train_classifier(data: FaceDataset, run_dir: str | Path, cfg: TrainConfig, p
     """Train (or resume) a classifier into ``run_dir``; model.pt is the best on validation."""
     s = setup(data, Path(run_dir), cfg, progress)
     state = resume(s)
+    begin(s, state)
     prepare_training(s)
     t0 = time.time()
     deadline = t0 + cfg.max_minutes * 60 if cfg.max_minutes > 0 else math.inf

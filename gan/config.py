@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from augment.core.errors import UserError
+from augment.core.rundir import above, at_least, below_one, check_settings, one_of
+
 
 @dataclass
 class GanConfig:
@@ -46,24 +49,30 @@ class GanConfig:
     log_every: int = 25
     max_minutes: float = 0.0  # 0: no time limit
 
-    # Settings that define the model and data; a resumed run must keep them.
-    IDENTITY = (
-        "size",
-        "channels",
-        "z_dim",
-        "g_width",
-        "d_width",
-        "cond_bn",
-        "conditioning",
-        "spectral_norm",
-        "d_head",
-        "minibatch_std",
-        "d_batchnorm",
-        "aux_weight",
-        "classes",
-        "data_fingerprint",
-        "batch_size",
+    # What a resume may change: how far to train, how often to log, sample and checkpoint, where and how
+    # fast to run, and the data's path (its fingerprint must stay). Every other setting is the run's:
+    # a learning rate too, since the optimizer state brings back the old one.
+    RESUMABLE = (
+        "steps",
+        "sample_every",
+        "checkpoint_every",
+        "log_every",
+        "max_minutes",
+        "device",
+        "amp",
+        "channels_last",
+        "data",
     )
+
+    def validate(self) -> None:
+        """Refuse impossible settings with one line naming the option, before anything is written."""
+        from gan.diffaugment import parse_policy  # imports torch: not at the CLI's start
+
+        check_settings(self, _CHECKS)
+        try:
+            parse_policy(self.diffaugment)
+        except ValueError as e:
+            raise UserError(f"--diffaugment {self.diffaugment}: {e}") from e
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -95,6 +104,32 @@ RECIPES: dict[str, dict[str, Any]] = {
         "g_width": 64,
         "d_width": 64,
     },
+}
+
+# What ``GanConfig.validate`` checks (the option is named after the setting).
+_CHECKS = {
+    "recipe": one_of(*RECIPES),
+    "steps": at_least(1),
+    "batch_size": at_least(2),
+    "lr_g": above(0),
+    "lr_d": above(0),
+    "beta1": below_one(),
+    "beta2": below_one(),
+    "size": one_of(32, 48, 64, 96, 128),
+    "channels": one_of(1, 3),
+    "z_dim": at_least(1),
+    "g_width": at_least(1),
+    "d_width": at_least(1),
+    "conditioning": one_of("projection", "concat"),
+    "d_head": one_of("flatten", "sum"),
+    "loss": one_of("hinge", "bce"),
+    "aux_weight": at_least(0),
+    "ema": below_one(),
+    "d_steps": at_least(1),
+    "sample_every": at_least(1),
+    "checkpoint_every": at_least(1),
+    "log_every": at_least(1),
+    "max_minutes": at_least(0),
 }
 
 
