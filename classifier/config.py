@@ -15,7 +15,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     momentum: float = 0.9
-    schedule: str = "cosine"  # "cosine", "plateau" or "none"
+    schedule: str = "cosine"  # "cosine", "onecycle" (peak --lr; both stepped per batch), "plateau" or "none"
     size: int = 0  # 0: the model's default input size
     width: float = 1.0
     small_stem: bool = False
@@ -25,6 +25,8 @@ class TrainConfig:
     balanced_sampler: bool = False
     focal_gamma: float = 0.0  # > 0: focal loss
     label_smoothing: float = 0.0
+    synthetic_weight: float = 1.0  # each synthetic sample's loss is multiplied by this
+    refit_head_epochs: int = 0  # > 0: then re-fit the final layer on class-balanced real faces, body frozen
     flip: bool = True
     affine: bool = True
     erasing: bool = False
@@ -56,6 +58,7 @@ class TrainConfig:
         "balanced_sampler",
         "focal_gamma",
         "epoch_samples",
+        "synthetic_weight",
     )
 
     def to_dict(self) -> dict[str, Any]:
