@@ -441,13 +441,15 @@ def train_cmd(
     ctx: typer.Context,
     data: DataArg,
     run_dir: Annotated[Path, typer.Option("--out", help="Run folder; rerun with the same folder to resume.")],
-    model: Annotated[str, typer.Option(help="resemotenet, resnet18, simple-deep-cnn or simple-cnn.")] = _TRAIN.model,
+    model: Annotated[
+        str, typer.Option(help="resemotenet, resnet18, simple-deep-cnn, simple-cnn or fer-cnn (the CPU budget's).")
+    ] = _TRAIN.model,
     epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = _TRAIN.epochs,
     batch_size: Annotated[int, typer.Option(help="Global batch size.")] = _TRAIN.batch_size,
     optimizer: Annotated[str, typer.Option(help="adamw or sgd.")] = _TRAIN.optimizer,
     lr: Annotated[float, typer.Option(help="Learning rate.")] = _TRAIN.lr,
     weight_decay: Annotated[float, typer.Option(help="Weight decay.")] = _TRAIN.weight_decay,
-    schedule: Annotated[str, typer.Option(help="cosine, plateau or none.")] = _TRAIN.schedule,
+    schedule: Annotated[str, typer.Option(help="cosine, onecycle (peaks at --lr), plateau or none.")] = _TRAIN.schedule,
     size: Annotated[
         int, typer.Option(help="Input size; 0 = the model's default (64 ResEmoteNet, else 48).")
     ] = _TRAIN.size,
@@ -465,6 +467,16 @@ def train_cmd(
     focal_gamma: Annotated[
         float, typer.Option(help="Focal loss with this gamma (0 = cross-entropy).")
     ] = _TRAIN.focal_gamma,
+    synthetic_weight: Annotated[
+        float, typer.Option(help="Multiply each synthetic face's loss by this (1 = like a real face, 0 = ignore).")
+    ] = _TRAIN.synthetic_weight,
+    refit_head_epochs: Annotated[
+        int,
+        typer.Option(
+            "--refit-head",
+            help="Then re-fit the final layer for N epochs on class-balanced real faces, the body frozen (0 = off).",
+        ),
+    ] = _TRAIN.refit_head_epochs,
     erasing: Annotated[bool, typer.Option(help="Random erasing augmentation.")] = _TRAIN.erasing,
     patience: Annotated[
         int, typer.Option(help="Early stop after N epochs without a better val score (0 = off).")
@@ -524,6 +536,8 @@ def train_cmd(
         class_weighted=class_weighted,
         balanced_sampler=balanced_sampler,
         focal_gamma=focal_gamma,
+        synthetic_weight=synthetic_weight,
+        refit_head_epochs=refit_head_epochs,
         erasing=erasing,
         patience=patience,
         select_metric=select_metric,

@@ -19,7 +19,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     momentum: float = 0.9
-    schedule: str = "cosine"  # "cosine", "plateau" or "none"
+    schedule: str = "cosine"  # "cosine", "onecycle" (peak --lr; both stepped per batch), "plateau" or "none"
     size: int = 0  # 0: the model's default input size
     width: float = 1.0
     small_stem: bool = False
@@ -29,6 +29,8 @@ class TrainConfig:
     balanced_sampler: bool = False
     focal_gamma: float = 0.0  # > 0: focal loss
     label_smoothing: float = 0.0
+    synthetic_weight: float = 1.0  # each synthetic sample's loss is multiplied by this
+    refit_head_epochs: int = 0  # > 0: then re-fit the final layer on class-balanced real faces, body frozen
     flip: bool = True
     affine: bool = True
     erasing: bool = False
@@ -47,13 +49,16 @@ class TrainConfig:
     # What a resume may change: how many epochs, how often to checkpoint, where and how fast to run, and
     # the data's path (its fingerprint must stay). Every other setting is the run's: the learning rate too,
     # since the optimizer and schedule state bring back the old one.
-    RESUMABLE = ("epochs", "checkpoint_every", "max_minutes", "device", "amp", "workers", "data")
+    # A finished run may also be given a head refit later (--refit-head).
+    RESUMABLE = ("epochs", "checkpoint_every", "max_minutes", "device", "amp", "workers", "data", "refit_head_epochs")
 
     def validate(self) -> None:
         """Refuse impossible settings with one line naming the option, before anything is written."""
         from classifier.models import GRAY_STEMS, MODEL_NAMES  # imports torch: not at the CLI's start
 
         check_settings(self, {"model": one_of(*MODEL_NAMES), "gray_stem": one_of(*GRAY_STEMS), **_CHECKS})
+        if self.refit_head_epochs < 0:  # the option is --refit-head, not the field's name
+            raise UserError(f"--refit-head {self.refit_head_epochs}: use 0 (no refit) or more epochs")
         if self.pretrained and not Path(self.pretrained).is_file():
             raise UserError(f"--pretrained {self.pretrained}: no such file; give a local weights file")
 
@@ -74,11 +79,12 @@ _CHECKS = {
     "lr": above(0),
     "weight_decay": at_least(0),
     "momentum": below_one(),
-    "schedule": one_of("cosine", "plateau", "none"),
+    "schedule": one_of("cosine", "onecycle", "plateau", "none"),
     "size": (lambda v: v == 0 or 16 <= v <= 512, "0 (the model's default) or 16 to 512"),
     "width": above(0),
     "focal_gamma": at_least(0),
     "label_smoothing": below_one(),
+    "synthetic_weight": at_least(0),
     "patience": at_least(0),
     "select_metric": one_of("macro_f1", "accuracy"),
     "val_fraction": below_one(),  # 0: DATA brings its own val split

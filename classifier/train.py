@@ -1,8 +1,10 @@
-"""The classifier training loop: validation-only model selection, resume, DDP."""
+"""The classifier training loop: validation-only model selection, resume, DDP; then, with
+``refit_head_epochs``, a second stage that re-fits the final layer on real faces (classifier/refit.py)."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import time
@@ -46,10 +48,13 @@ from augment.core.splits import ensure_val_split
 from classifier.config import TrainConfig
 from classifier.data import AugmentedBatches, PlannedBatchSampler, train_transform
 from classifier.inference import BEST, load_classifier, predict_proba
-from classifier.losses import make_loss
+from classifier.losses import make_loss, sample_weights
 from classifier.metrics import classification_metrics
-from classifier.models import build_model, default_image_size
+from classifier.models import build_model, classifier_head, default_image_size
 from classifier.plots import plot_curves
+from classifier.refit import FrozenBody, real_part, refit_config
+
+PER_BATCH_SCHEDULES = ("cosine", "onecycle")
 
 
 def model_kwargs(cfg: TrainConfig, num_classes: int, channels: int, size: int) -> dict[str, Any]:
@@ -99,9 +104,12 @@ def _optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epoch: int):
+def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, total_steps: int):
+    """The learning-rate schedule; cosine and onecycle (peak ``--lr``) step per batch over ``total_steps``."""
     if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs * steps_per_epoch))
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps)
     if cfg.schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=2)
     return None  # "none"
@@ -162,6 +170,8 @@ class TrainSetup:
     criterion: torch.nn.Module
     steps_per_epoch: int
     verbose: bool  # console messages: rank 0, progress on
+    stage: str = "main"  # or "refit": the head re-fitted on real faces, epochs numbered on from refit_from
+    refit_from: int = 0  # main-stage epochs done before the refit
     net: torch.nn.Module | None = None  # the model, in DDP when distributed
     autocast: Any = None
     batches: AugmentedBatches | None = None
@@ -178,6 +188,11 @@ class TrainSetup:
     @property
     def use_cuda(self) -> bool:
         return self.device.startswith("cuda")
+
+    @property
+    def total_steps(self) -> int:
+        """Batches in this stage: what a per-batch schedule runs over."""
+        return max(1, (self.cfg.epochs - self.refit_from) * self.steps_per_epoch)
 
 
 @dataclass
@@ -207,6 +222,7 @@ class RunState:
             return "before the first checkpoint"
         epoch, batch = self.saved
         return f"after epoch {epoch}" if batch == 0 else f"in epoch {epoch + 1} after batch {batch}"
+    refit_checkpoint: dict[str, Any] | None = None  # the main stage is over: the refit resumes from this
 
 
 @dataclass
@@ -271,7 +287,7 @@ def setup(data: FaceDataset, run_dir: Path, cfg: TrainConfig, progress: bool) ->
     ).num_batches()
     if steps_per_epoch == 0:
         raise UserError(f"{data.name}: fewer training images than one batch ({cfg.batch_size}); lower --batch-size")
-    sched = _scheduler(cfg, opt, steps_per_epoch)
+    sched = _scheduler(cfg, opt, max(1, cfg.epochs * steps_per_epoch))
     return TrainSetup(
         cfg=cfg,
         run_dir=run_dir,
@@ -291,17 +307,33 @@ def setup(data: FaceDataset, run_dir: Path, cfg: TrainConfig, progress: bool) ->
     )
 
 
-def resume(s: TrainSetup) -> RunState:
-    """The run state from the checkpoint (a fresh one without), with a model.pt that loads."""
-    state = RunState()
-    if s.folder.resuming:
-        ckpt = load_checkpoint(s.run_dir / CHECKPOINT)
+def _restore_schedule(s: TrainSetup, ckpt: dict[str, Any]) -> None:
+    if s.sched is None or ckpt.get("sched") is None:
+        return
+    s.sched.load_state_dict(ckpt["sched"])
+    if s.cfg.schedule == "cosine":
+        _stretch_cosine(s.sched, s.total_steps)
+    elif s.cfg.schedule == "onecycle" and s.sched.total_steps != s.total_steps:
+        raise UserError(
+            f"{s.run_dir}: a one-cycle schedule is fixed by its length ({s.sched.total_steps} batches); "
+            "rerun with its old --epochs and --epoch-samples, or use a new --out folder"
+        )
+
+
+def resume(s: TrainSetup, ckpt: dict[str, Any] | None = None) -> RunState:
+    """The run state from the checkpoint (a fresh one without); history lines past it are dropped.
+    A refit checkpoint met by the main stage ends the main stage: the refit resumes from it."""
+    state = RunState(epoch=s.refit_from)
+    ckpt_path = s.run_dir / CHECKPOINT
+    if ckpt is None and ckpt_path.exists():
+        ckpt = load_checkpoint(ckpt_path)
+    if ckpt is not None and ckpt.get("stage", "main") != s.stage:
+        state.epoch, state.stopped, state.refit_checkpoint = int(ckpt["refit_from"]), True, ckpt
+        return state
+    if ckpt is not None:
         s.model.load_state_dict(ckpt["model"])
         s.opt.load_state_dict(ckpt["opt"])
-        if s.sched is not None and ckpt.get("sched") is not None:
-            s.sched.load_state_dict(ckpt["sched"])
-            if s.cfg.schedule == "cosine":
-                _stretch_cosine(s.sched, max(1, s.cfg.epochs * s.steps_per_epoch))
+        _restore_schedule(s, ckpt)
         state.epoch, state.start_batch = int(ckpt["epoch"]), int(ckpt["batch"])
         state.best, state.bad_epochs = float(ckpt["best"]), int(ckpt["bad_epochs"])
         state.stopped = bool(ckpt.get("stopped"))
@@ -372,14 +404,14 @@ def begin(s: TrainSetup, state: RunState) -> None:
 
 def prepare_training(s: TrainSetup) -> None:
     """After the resume: DDP around the model, autocast, the augmented batch source."""
-    s.net = s.model
+    s.net = FrozenBody(s.model) if s.stage == "refit" else s.model
     if s.dist.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        s.net = DDP(s.model, device_ids=[torch.device(s.device).index] if s.use_cuda else None)
+        s.net = DDP(s.net, device_ids=[torch.device(s.device).index] if s.use_cuda else None)
     s.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=s.use_cuda and s.cfg.amp)
     transform = train_transform(s.cfg.flip, s.cfg.affine, s.cfg.erasing)
-    s.batches = AugmentedBatches(s.train.images, s.train.labels, transform)
+    s.batches = AugmentedBatches(s.train.images, s.train.labels, transform, s.train.synthetic)
 
 
 def epoch_batches(s: TrainSetup, state: RunState) -> DataLoader:
@@ -407,11 +439,13 @@ def train_step(
     y: torch.Tensor,
     sched: Any = None,
     autocast: Any = None,
+    weight: torch.Tensor | None = None,
 ) -> StepStats:
-    """One optimiser step on one batch already on the device; ``sched`` (cosine) steps per batch."""
+    """One optimiser step on one batch already on the device; ``sched`` (cosine, onecycle) steps per batch;
+    ``weight``: each sample's loss weight (None: all 1)."""
     with autocast if autocast is not None else contextlib.nullcontext():
         logits = net(x)
-    loss = criterion(logits.float(), y)
+    loss = criterion(logits.float(), y) if weight is None else criterion(logits.float(), y, weight)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -463,6 +497,8 @@ def save_state(s: TrainSetup, state: RunState, stopped: bool = False) -> None:
                 "stopped": stopped,
                 "epoch_stats": [state.loss_sum, state.correct, state.seen] if batch > 0 else None,
                 "config": s.config,
+                "stage": s.stage,
+                "refit_from": s.refit_from,
             },
         )
 
@@ -471,10 +507,12 @@ def run_batches(s: TrainSetup, state: RunState, prog: Any, deadline: float) -> N
     """Train on the rest of the epoch's batches, checkpointing every ``checkpoint_every``; stop early
     (``state.out_of_time``) when the time budget runs out."""
     s.net.train()
-    batch_sched = s.sched if s.cfg.schedule == "cosine" else None
-    for b, (x, y) in enumerate(epoch_batches(s, state), start=state.start_batch):
+    batch_sched = s.sched if s.cfg.schedule in PER_BATCH_SCHEDULES else None
+    for b, (x, y, synthetic) in enumerate(epoch_batches(s, state), start=state.start_batch):
         x, y = _to_device(s, x, y)
-        _count(s, state, b, train_step(s.net, s.criterion, s.opt, x, y, batch_sched, s.autocast))
+        weight = sample_weights(synthetic, s.cfg.synthetic_weight)
+        weight = weight.to(s.device) if weight is not None else None
+        _count(s, state, b, train_step(s.net, s.criterion, s.opt, x, y, batch_sched, s.autocast, weight))
         _show_batch(prog, state, s.dist.world)
         if (b + 1) % s.cfg.checkpoint_every == 0:
             save_state(s, state)
@@ -535,6 +573,7 @@ def save_best(s: TrainSetup, epoch: int, val_metrics: dict[str, Any]) -> None:
                 "epoch": epoch,
                 "val": {k: val_metrics[k] for k in ("accuracy", "macro_f1", "loss")},
                 "select_metric": s.cfg.select_metric,
+                "stage": s.stage,
             },
         )
 
@@ -550,6 +589,7 @@ def _epoch_record(s: TrainSetup, state: RunState, val_metrics: dict[str, Any], i
         "lr": s.opt.param_groups[0]["lr"],
         "improved": improved,
         "seconds": time.time() - state.epoch_started,
+        "stage": s.stage,
     }
 
 
@@ -595,7 +635,7 @@ def train_loop(s: TrainSetup, state: RunState, prog: Any, deadline: float) -> No
     try:
         while state.epoch < cfg.epochs and not state.stopped:
             if prog:
-                label = f"epoch {state.epoch + 1}/{cfg.epochs}"
+                label = f"{'refit ' if s.stage == 'refit' else ''}epoch {state.epoch + 1}/{cfg.epochs}"
                 state.task = prog.add_task(label, total=s.steps_per_epoch, completed=state.start_batch, info="")
             state.epoch_started = time.time()
             run_batches(s, state, prog, deadline)
@@ -626,10 +666,71 @@ def best_record(s: TrainSetup) -> dict[str, Any]:
     return {"epoch": epoch, "val_loss": val["loss"], "val_acc": val["accuracy"], "val_macro_f1": val["macro_f1"]}
 
 
+def _refit_setup(s: TrainSetup, refit_from: int) -> TrainSetup:
+    """The refit stage: real training faces in class-balanced batches, plain cross-entropy, an optimiser
+    and a cosine schedule of the head's own; the same model, run folder and config.json."""
+    cfg = refit_config(s.cfg, refit_from)
+    train = real_part(s.train)
+    steps = PlannedBatchSampler(train.labels, cfg.batch_size, cfg.seed, 0, True, cfg.epoch_samples).num_batches()
+    if steps == 0:
+        raise UserError(
+            f"--refit-head: fewer real training faces than one batch ({cfg.batch_size}); lower --batch-size"
+        )
+    criterion = make_loss(train.labels, len(s.classes), False, 0.0, cfg.label_smoothing).to(s.device)
+    opt = _optimizer(cfg, classifier_head(s.model).parameters())
+    refit = dataclasses.replace(s, cfg=cfg, train=train, opt=opt, criterion=criterion, steps_per_epoch=steps)
+    refit.stage, refit.refit_from, refit.net, refit.batches = "refit", refit_from, None, None
+    refit.sched = _scheduler(cfg, opt, refit.total_steps)
+    return refit
+
+
+def refit_due(s: TrainSetup, state: RunState, deadline: float) -> bool:
+    """The refit runs once the main stage is over (its last epoch or an early stop) with time left, or
+    resumes when it had begun."""
+    if state.refit_checkpoint is not None:
+        return True
+    if s.cfg.refit_head_epochs == 0 or state.out_of_time or not (state.stopped or state.epoch >= s.cfg.epochs):
+        return False
+    return not any_rank(s.dist, time.time() > deadline)
+
+
+def start_refit(s: TrainSetup, main: RunState) -> tuple[TrainSetup, RunState]:
+    """The refit stage, resumed from its checkpoint, or begun from model.pt (the main stage's best epoch on
+    validation) and checkpointed at once, so that a kill from then on resumes in the refit."""
+    ckpt = main.refit_checkpoint
+    r = _refit_setup(s, main.epoch if ckpt is None else int(ckpt["refit_from"]))
+    if ckpt is not None:
+        state = resume(r, ckpt)
+    else:
+        barrier(s.dist)  # rank 0 wrote model.pt
+        s.model.load_state_dict(load_checkpoint(s.run_dir / BEST)["model"])
+        state = RunState(epoch=r.refit_from)
+        save_state(r, state)
+        if r.verbose:
+            console.print(
+                f"re-fitting the head for {s.cfg.refit_head_epochs} epochs on {len(r.train):,} real faces "
+                f"(class-balanced), the body of epoch {r.refit_from}'s best model frozen"
+            )
+    if r.dist.main:  # a refit this invocation trains is recorded, and history past its checkpoint dropped
+        record_run(r.folder)
+        _truncate_history(r.run_dir / "history.jsonl", state.epoch)
+    barrier(r.dist)
+    state.images_seen = main.images_seen
+    prepare_training(r)
+    return r, state
+
+
+def _best_record(s: TrainSetup, history: list[dict[str, Any]], stage: str) -> dict[str, Any] | None:
+    key = "val_macro_f1" if s.cfg.select_metric == "macro_f1" else "val_acc"
+    return max((r for r in history if r.get("stage", "main") == stage), key=lambda r: r[key], default=None)
+
+
 def finish(s: TrainSetup, state: RunState, t0: float) -> dict[str, Any]:
-    """summary.json (rank 0) after every rank is done; the best epoch is the one model.pt holds."""
+    """summary.json (rank 0) after every rank is done; the best epoch is the one model.pt holds (the last
+    stage's)."""
     barrier(s.dist)
     best_rec = best_record(s)
+    history = read_jsonl(s.run_dir / "history.jsonl")
     summary = {
         "run_dir": str(s.run_dir),
         "epochs_done": state.epoch,
@@ -641,7 +742,15 @@ def finish(s: TrainSetup, state: RunState, t0: float) -> dict[str, Any]:
         "rank": s.dist.rank,
         "world": s.dist.world,
         "parameter_digest": parameter_digest(s.model),
+        "stage": s.stage,
     }
+    if s.stage == "refit":
+        summary["refit"] = {
+            "epochs": state.epoch - s.refit_from,
+            "from_epoch": s.refit_from,
+            "real_images": len(s.train),
+            "main_best_val": _best_record(s, history, "main"),
+        }
     if s.dist.main:
         write_json(s.run_dir / "summary.json", summary)
     return summary
@@ -660,6 +769,9 @@ def train_classifier(data: FaceDataset, run_dir: str | Path, cfg: TrainConfig, p
         prog.start()
     try:
         train_loop(s, state, prog, deadline)
+        if refit_due(s, state, deadline):
+            s, state = start_refit(s, state)
+            train_loop(s, state, prog, deadline)
     finally:
         if prog:
             prog.stop()

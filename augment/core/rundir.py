@@ -66,6 +66,7 @@ class RunFolder:
     config: dict[str, Any]  # this invocation's settings, as config.json will hold them
     old: dict[str, Any] | None  # config.json before this invocation
     resuming: bool  # a checkpoint is there to resume from
+    recorded: bool = False  # record_run has written this invocation
 
     def changes(self) -> dict[str, dict[str, Any]]:
         """What this invocation changes in config.json: {key: {"was": old, "now": new}}."""
@@ -123,7 +124,11 @@ def _describe(key: str, change: dict[str, Any]) -> str:
 
 def record_run(folder: RunFolder) -> None:
     """Write config.json (the settings the run trains with from now on) and add this invocation, with
-    what it changed, to run.json. Call it once the run is set up to train, on one process only."""
+    what it changed, to run.json. Call it once the run is set up to train, on one process only; a second
+    call in the same invocation writes nothing."""
+    if folder.recorded:
+        return
+    folder.recorded = True
     folder.path.mkdir(parents=True, exist_ok=True)
     write_json(folder.path / CONFIG_FILE, {"kind": folder.kind, **folder.config})
     record = run_record(folder.config)
