@@ -108,7 +108,7 @@ _RULES: tuple[Rule, ...] = (
     ("label_smoothing", below_one, "use a share from 0 up to (not including) 1"),
     ("patience", at_least(0), "use a number of epochs, or 0 to never stop early"),
     ("select_metric", one_of("macro_f1", "accuracy"), "use macro_f1 or accuracy"),
-    ("val_fraction", lambda v: below_one(v) and v > 0, "use a share above 0 and below 1, e.g. 0.1"),
+    ("val_fraction", below_one, "use a share from 0 (DATA has a val split) up to (not including) 1, e.g. 0.1"),
     ("epoch_samples", at_least(0), "use a number of images, or 0 for all"),
     ("workers", at_least(0), "use 0 (load in the main process) or more worker processes"),
     ("checkpoint_every", at_least(1), "use a number of batches, at least 1"),

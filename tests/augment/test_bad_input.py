@@ -76,7 +76,7 @@ def test_bad_option_is_one_line_and_writes_nothing(capsys, tmp_path, demo_dir, t
         (TrainConfig, "epochs", 0, "--epochs 0"),
         (TrainConfig, "batch_size", 0, "--batch-size 0"),
         (TrainConfig, "size", 8, "--size 8"),
-        (TrainConfig, "val_fraction", 0.0, "--val-fraction 0"),
+        (TrainConfig, "val_fraction", 1.0, "--val-fraction 1"),
         (TrainConfig, "model", "vgg", "--model vgg"),
         (TrainConfig, "lr", "fast", "--lr fast"),
     ],
