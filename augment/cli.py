@@ -99,10 +99,32 @@ def _recipe_help(text: str, name: str) -> str:
     return f"{text} (default: {'; '.join(shown)})."
 
 
-def _load(data: Path, fmt: str, size: int | None, channels: int | None, classes: str | None):
-    from augment.core.readers import load_dataset
+def _load(
+    data: Path, fmt: str, size: int | None, channels: int | None, classes: str | None, warn_unreadable: bool = True
+):
+    """The dataset at DATA; files that could not be read are skipped with one warning line (exit 0)."""
+    from augment.core.readers import load_dataset, unreadable_warning
 
-    return load_dataset(data, format=fmt, size=size, channels=channels, classes=classes)
+    ds = load_dataset(data, format=fmt, size=size, channels=channels, classes=classes)
+    if warn_unreadable and (note := unreadable_warning(ds)):
+        warn(note)
+    return ds
+
+
+def warn(text: str) -> None:
+    """One ``warning:`` line on stderr; the command goes on (and exits 0 unless something else fails)."""
+    err.print(f"[yellow]warning:[/yellow] {escape(text)}", highlight=False, soft_wrap=True)
+
+
+def _class_names(classes: str | None) -> list[str]:
+    """``--classes happy,sad`` of train and gan-train as canonical names ([] = every class)."""
+    from augment.core.labels import parse_class_spec
+
+    try:
+        spec = parse_class_spec(classes)
+    except ValueError as e:
+        raise UserError(str(e)) from e
+    return sorted(spec.keep) if spec else []
 
 
 # --------------------------------------------------------------------------- data
@@ -162,8 +184,6 @@ def prepare_cmd(
     out.print(
         f"cached {len(ds)} images {tuple(ds.images.shape[1:])} of {len(ds.classes)} classes to {out_file} ({mb:.1f} MB)"
     )
-    if ds.skipped:
-        out.print(f"[yellow]skipped {len(ds.skipped)} unreadable file(s); 'augment inspect' lists them[/yellow]")
 
 
 @app.command("inspect")
@@ -177,7 +197,7 @@ def inspect_cmd(
     """Counts per class and split, imbalance ratio, exact duplicates and unreadable files."""
     from augment.inspect import inspect_dataset, plot_distribution
 
-    ds = _load(data, fmt, None, None, classes)
+    ds = _load(data, fmt, None, None, classes, warn_unreadable=False)  # the report lists the unreadable files
     report = inspect_dataset(ds)
     if plot is not None:
         plot_distribution(report, plot)
@@ -302,42 +322,42 @@ def gan_train_cmd(
     fmt: FormatOpt = "auto",
 ) -> None:
     """Train the conditional GAN on every class at once (resumes from RUN_DIR's checkpoint)."""
-    from gan.config import recipe_config
+    from gan.config import recipe_config, steps_for_epochs
     from gan.train import train_gan
 
+    cfg = recipe_config(
+        recipe,
+        steps=steps,
+        batch_size=batch_size,
+        lr_g=lr_g,
+        lr_d=lr_d,
+        g_width=g_width,
+        d_width=d_width,
+        loss=loss,
+        conditioning=conditioning,
+        spectral_norm=spectral_norm,
+        cond_bn=cond_bn,
+        diffaugment=diffaugment,
+        balanced=balanced,
+        aux_weight=aux_weight,
+        ema=ema,
+        size=size or _GAN.size,
+        channels=channels or _GAN.channels,
+        classes=_class_names(classes),
+        seed=seed,
+        device=device,
+        amp=amp,
+        sample_every=sample_every,
+        checkpoint_every=checkpoint_every,
+        log_every=log_every,
+        max_minutes=max_minutes,
+    )
+    cfg.validate()  # before the data is read: a bad option costs no loading time
     ds = _load(data, fmt, size, channels, None)
-    try:
-        cfg = recipe_config(
-            recipe,
-            steps=steps,
-            batch_size=batch_size,
-            lr_g=lr_g,
-            lr_d=lr_d,
-            g_width=g_width,
-            d_width=d_width,
-            loss=loss,
-            conditioning=conditioning,
-            spectral_norm=spectral_norm,
-            cond_bn=cond_bn,
-            diffaugment=diffaugment,
-            balanced=balanced,
-            aux_weight=aux_weight,
-            ema=ema,
-        )
-    except (ValueError, TypeError) as e:
-        raise UserError(str(e)) from e
     cfg.size, cfg.channels = ds.size, ds.channels
-    cfg.seed, cfg.device, cfg.amp = seed, device, amp
-    cfg.sample_every, cfg.checkpoint_every, cfg.max_minutes = sample_every, checkpoint_every, max_minutes
-    cfg.log_every = log_every
-    if classes:
-        from augment.core.labels import parse_class_spec
-
-        cfg.classes = sorted((parse_class_spec(classes) or None).keep)  # type: ignore[union-attr]
     if epochs is not None:
         n_train = int((ds.splits == "train").sum()) or len(ds)
-        cfg.steps = max(1, round(epochs * n_train / cfg.batch_size))
-    _check_gan_options(cfg)
+        cfg.steps = steps_for_epochs(epochs, n_train, cfg.batch_size)
     summary = train_gan(ds, run_dir, cfg)
     if summary.get("rank", 0) == 0:
         rate = summary.get("images_per_s")
@@ -346,25 +366,6 @@ def gan_train_cmd(
             + (f" at {rate:,.0f} images/s" if rate else "")
             + f"; samples in {run_dir}/samples, checkpoint {run_dir}/checkpoint.pt"
         )
-
-
-def _check_gan_options(cfg) -> None:
-    if cfg.size not in (32, 48, 64, 96, 128):
-        raise UserError(f"--size {cfg.size}: the GAN supports 32, 48, 64, 96 and 128")
-    if cfg.loss not in ("hinge", "bce"):
-        raise UserError(f"--loss {cfg.loss}: use hinge or bce")
-    if cfg.conditioning not in ("projection", "concat"):
-        raise UserError(f"--conditioning {cfg.conditioning}: use projection or concat")
-    if cfg.steps < 1 or cfg.batch_size < 2:
-        raise UserError("--steps must be ≥ 1 and --batch-size ≥ 2")
-    from gan.diffaugment import diff_augment
-
-    try:
-        import torch
-
-        diff_augment(torch.zeros(1, 1, 8, 8), cfg.diffaugment)
-    except ValueError as e:
-        raise UserError(f"--diffaugment: {e}") from e
 
 
 @app.command("generate")
@@ -404,8 +405,9 @@ def gan_eval_cmd(
 ) -> None:
     """Per-class Fréchet distance, judge-classifier assignment and memorisation of samples."""
     from augment.core.runtime import pick_device
-    from gan.evaluate import evaluate_gan
+    from gan.evaluate import check_per_class, evaluate_gan
 
+    check_per_class(per_class)
     ds = _load(data, fmt, None, None, None)
     r = evaluate_gan(
         run_dir,
@@ -515,12 +517,6 @@ def train_cmd(
     if config is not None:
         _train_and_report(data, fmt, run_dir, _train_config_file(ctx, config))
         return
-    _check_model(model, pretrained)
-    keep: list[str] = []
-    if classes:
-        from augment.core.labels import parse_class_spec
-
-        keep = sorted(parse_class_spec(classes).keep)  # type: ignore[union-attr]
     cfg = TrainConfig(
         model=model,
         epochs=epochs,
@@ -543,23 +539,15 @@ def train_cmd(
         select_metric=select_metric,
         epoch_samples=epoch_samples,
         val_fraction=val_fraction,
-        classes=keep,
+        classes=_class_names(classes),
         seed=seed,
         device=device,
         amp=amp,
         workers=workers,
         max_minutes=max_minutes,
     )
+    cfg.validate()  # before the data is read: a bad option costs no loading time
     _train_and_report(data, fmt, run_dir, cfg)
-
-
-def _check_model(model: str, pretrained: Path | None) -> None:
-    from classifier.models import MODEL_NAMES
-
-    if model not in MODEL_NAMES:
-        raise UserError(f"--model {model}: use one of {', '.join(MODEL_NAMES)}")
-    if pretrained is not None and not pretrained.is_file():
-        raise UserError(f"--pretrained {pretrained}: no such file")
 
 
 def _train_config_file(ctx: typer.Context, path: Path):
@@ -578,7 +566,7 @@ def _train_config_file(ctx: typer.Context, path: Path):
         raise UserError(f"--config {path} gives every training setting; drop {', '.join(given)}")
     cfg = read_train_config(path)
     try:
-        _check_model(cfg.model, Path(cfg.pretrained) if cfg.pretrained else None)
+        cfg.validate()
     except UserError as e:
         raise UserError(f"--config {path}: {e}") from e
     return cfg
@@ -685,6 +673,9 @@ def predict_cmd(
         results, failed = predict_files(run_dir, files, device=pick_device(device), progress=long_list)
     for path, why in failed:
         err.print(f"{escape(path)}: cannot read image ({escape(why)}); skipped", highlight=False, soft_wrap=True)
+    for r in results:
+        if r.get("warning"):
+            warn(f"{r['path']}: {r['warning']}")
     if as_json:
         for r in results:
             print(json.dumps(r))
@@ -697,9 +688,15 @@ def predict_cmd(
 
 
 def _print_predictions(results: list[dict]) -> None:
+    """A table on a terminal; tab-separated lines with whole paths when piped or redirected."""
     classes = list(results[0]["probabilities"]) if results else []
+    if not out.is_terminal:
+        print("\t".join(["image", "top", *classes]))
+        for r in results:
+            print("\t".join([r["path"], r["top"], *(f"{r['probabilities'][c]:.2f}" for c in classes)]))
+        return
     table = Table()
-    table.add_column("image")
+    table.add_column("image", overflow="fold")
     table.add_column("top")
     for c in classes:
         table.add_column(c, justify="right")
@@ -766,9 +763,11 @@ def rebalance_cmd(
     from augment.core.labels import resolve_classes
     from augment.core.runtime import pick_device
     from augment.plan import plan_rebalance
-    from augment.rebalance import QualityFilter, check_rebalance_out, run_rebalance
+    from augment.rebalance import QualityFilter, check_options, check_rebalance_out, run_rebalance
     from gan.sample import load_generator
 
+    check_options(out_format, judge)  # --dry-run checks the options too
+    quality = QualityFilter(min_prob=min_prob, drop_near_copies=drop_near_copies)
     ds = _load(data, fmt, None, None, None)
     if not ds.has_split("train"):
         raise UserError(f"{data}: no train split to rebalance")
@@ -788,8 +787,7 @@ def rebalance_cmd(
     if dry_run:
         return
     dev = pick_device(device)
-    quality = QualityFilter(min_prob=min_prob, drop_near_copies=drop_near_copies)
-    # --format and --out are refused here, before a judge is trained (run_rebalance checks them again)
+    # OUT is refused here, before a judge is trained (run_rebalance checks it again)
     check_rebalance_out(ds, generator, meta["step"], out_dir, plan, quality, seed, out_format, overwrite)
     judge_model = None
     if min_prob > 0:

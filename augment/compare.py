@@ -254,6 +254,7 @@ def validate_spec(spec: CompareSpec) -> None:
         raise UserError(f"--budget {spec.budget}: use {' or '.join(BUDGETS)}")
     if spec.seeds < 1:
         raise UserError("--seeds must be at least 1")
+    QualityFilter(min_prob=spec.min_prob, drop_near_copies=spec.drop_near_copies)  # refuses a bad --min-prob
     if spec.gpus and spec.nproc > 1:
         raise UserError("use either --gpus (independent runs side by side) or --nproc (each run on N processes)")
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from augment.core.checks import Rule, at_least, below_one, check_rules
 from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
 from augment.core.manifest import (
@@ -36,6 +37,30 @@ class QualityFilter:
     near_copy_quantile: float = 0.01
     near_copy_reference: int = 1000  # training faces drawn for the train-to-train near-copy threshold
     max_tries: int = 30  # candidates per wanted image before giving up
+
+    def __post_init__(self) -> None:
+        """A filter that exists is one synthesis can run with (checked before anything is generated)."""
+        check_rules(self, _QUALITY_RULES)
+
+
+_QUALITY_RULES: tuple[Rule, ...] = (
+    ("min_prob", below_one, "use a judge probability from 0 (filter off) up to (not including) 1, e.g. 0.3"),
+    ("near_copy_quantile", below_one, "use a quantile from 0 up to (not including) 1, e.g. 0.01"),
+    ("near_copy_reference", at_least(2), "use at least 2 training faces"),
+    ("max_tries", at_least(1), "use at least 1 candidate per wanted image"),
+)
+OUT_FORMATS = ("folders", "fer2013-csv")
+
+
+def check_options(fmt: str, judge: str | Path | None = None) -> None:
+    """The output layout and ``--judge`` run of a rebalance, checked before anything is read or written
+    (``--dry-run`` too); the quality filter checks itself."""
+    from classifier.inference import BEST
+
+    if fmt not in OUT_FORMATS:
+        raise UserError(f"--format {fmt}: use {' or '.join(OUT_FORMATS)}")
+    if judge is not None and not (Path(judge) / BEST).is_file():
+        raise UserError(f"--judge {judge}: no trained model ({BEST}) there; give an 'augment train' run folder")
 
 
 @dataclass
@@ -299,6 +324,7 @@ def run_rebalance(
     from gan.sample import load_generator
 
     out = Path(out)
+    check_options(fmt)
     generator = load_generator(Path(generator_run), device=device)
     claim = check_rebalance_out(data, generator_run, generator[1]["step"], out, plan, quality, seed, fmt, overwrite)
     train = data.split("train").subset(~data.split("train").synthetic)

@@ -758,6 +758,7 @@ def finish(s: TrainSetup, state: RunState, t0: float) -> dict[str, Any]:
 
 def train_classifier(data: FaceDataset, run_dir: str | Path, cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) a classifier into ``run_dir``; model.pt is the best on validation."""
+    cfg.validate()
     s = setup(data, Path(run_dir), cfg, progress)
     state = resume(s)
     begin(s, state)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from augment.core.checks import Rule, at_least, below_one, check_class_names, check_rules, one_of, positive
 from augment.core.errors import UserError
-from augment.core.rundir import above, at_least, below_one, check_settings, one_of
+
+SIZES = (32, 48, 64, 96, 128)  # image sizes the generator and discriminator are built for
 
 
 @dataclass
@@ -65,10 +67,12 @@ class GanConfig:
     )
 
     def validate(self) -> None:
-        """Refuse impossible settings with one line naming the option, before anything is written."""
-        from gan.diffaugment import parse_policy  # imports torch: not at the CLI's start
+        """Refuse, in one line naming the option, a setting training cannot run with; ``gan-train`` and
+        ``train_gan`` call it before anything is read or written."""
+        check_rules(self, _RULES)
+        check_class_names(self.classes)
+        from gan.diffaugment import parse_policy
 
-        check_settings(self, _CHECKS)
         try:
             parse_policy(self.diffaugment)
         except ValueError as e:
@@ -82,6 +86,32 @@ class GanConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
+
+_EVERY = "use a number of steps, at least 1"
+_RULES: tuple[Rule, ...] = (
+    ("recipe", lambda v: v in RECIPES, "use full or classic"),
+    ("steps", at_least(1), "train at least 1 step"),
+    ("batch_size", at_least(2), "use at least 2 images per batch"),
+    ("lr_g", positive, "use a learning rate above 0, e.g. 2e-4"),
+    ("lr_d", positive, "use a learning rate above 0, e.g. 2e-4"),
+    ("beta1", below_one, "use an Adam beta from 0 up to (not including) 1"),
+    ("beta2", below_one, "use an Adam beta from 0 up to (not including) 1"),
+    ("size", one_of(*SIZES), f"the GAN supports {', '.join(map(str, SIZES))}"),
+    ("channels", one_of(1, 3), "use 1 (grayscale) or 3 (RGB)"),
+    ("z_dim", at_least(1), "use a noise size of at least 1"),
+    ("g_width", at_least(1), "use a base width of at least 1"),
+    ("d_width", at_least(1), "use a base width of at least 1"),
+    ("conditioning", one_of("projection", "concat"), "use projection or concat"),
+    ("d_head", one_of("flatten", "sum"), "use flatten or sum"),
+    ("loss", one_of("hinge", "bce"), "use hinge or bce"),
+    ("aux_weight", at_least(0), "use a weight of 0 (off) or more"),
+    ("ema", below_one, "use a decay from 0 (off) up to (not including) 1, e.g. 0.999"),
+    ("d_steps", at_least(1), "use at least 1 discriminator step per generator step"),
+    ("sample_every", at_least(1), _EVERY),
+    ("checkpoint_every", at_least(1), _EVERY),
+    ("log_every", at_least(1), _EVERY),
+    ("max_minutes", at_least(0), "use a number of minutes, or 0 for no limit"),
+)
 
 RECIPES: dict[str, dict[str, Any]] = {
     # Our defaults: cheap SN/projection networks, hinge loss, DiffAugment, class-balanced batches, EMA.
@@ -106,36 +136,16 @@ RECIPES: dict[str, dict[str, Any]] = {
     },
 }
 
-# What ``GanConfig.validate`` checks (the option is named after the setting).
-_CHECKS = {
-    "recipe": one_of(*RECIPES),
-    "steps": at_least(1),
-    "batch_size": at_least(2),
-    "lr_g": above(0),
-    "lr_d": above(0),
-    "beta1": below_one(),
-    "beta2": below_one(),
-    "size": one_of(32, 48, 64, 96, 128),
-    "channels": one_of(1, 3),
-    "z_dim": at_least(1),
-    "g_width": at_least(1),
-    "d_width": at_least(1),
-    "conditioning": one_of("projection", "concat"),
-    "d_head": one_of("flatten", "sum"),
-    "loss": one_of("hinge", "bce"),
-    "aux_weight": at_least(0),
-    "ema": below_one(),
-    "d_steps": at_least(1),
-    "sample_every": at_least(1),
-    "checkpoint_every": at_least(1),
-    "log_every": at_least(1),
-    "max_minutes": at_least(0),
-}
-
-
 def recipe_config(recipe: str, **overrides: Any) -> GanConfig:
     if recipe not in RECIPES:
-        raise ValueError(f"unknown recipe '{recipe}'; use one of {', '.join(RECIPES)}")
+        raise UserError(f"--recipe {recipe}: use one of {', '.join(RECIPES)}")
     base = {**RECIPES[recipe], "recipe": recipe}
     base.update({k: v for k, v in overrides.items() if v is not None})
     return GanConfig(**base)
+
+
+def steps_for_epochs(epochs: float, n_train: int, batch_size: int) -> int:
+    """``gan-train --epochs``: the generator steps that make ``epochs`` passes over ``n_train`` images."""
+    if not positive(epochs):
+        raise UserError(f"--epochs {epochs:g}: give a number of passes above 0, e.g. 50")
+    return max(1, round(epochs * n_train / batch_size))

@@ -9,6 +9,7 @@ import numpy as np
 
 from augment.core.atomic import write_json
 from augment.core.dataset import FaceDataset
+from augment.core.errors import UserError
 from augment.core.progress import console
 from augment.core.resize import resize_dataset
 from classifier.inference import prepare_images
@@ -27,6 +28,12 @@ from gan.sample import generate_images, load_generator
 FRECHET_REAL_PER_CLASS = 2000  # real training faces per class in the Fréchet reference
 
 
+def check_per_class(per_class: int) -> None:
+    """``gan-eval --per-class``: a Fréchet distance needs at least two samples of a class."""
+    if per_class < 2:
+        raise UserError(f"--per-class {per_class}: score at least 2 samples per class, e.g. 200")
+
+
 def evaluate_gan(
     run_dir: str | Path,
     data: FaceDataset,
@@ -38,6 +45,7 @@ def evaluate_gan(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Per-class Fréchet distance, judge assignment vs judge recall on real test, memorisation."""
+    check_per_class(per_class)
     run_dir = Path(run_dir)
     g, meta = load_generator(run_dir, device=device)
     classes = meta["classes"]

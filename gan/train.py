@@ -536,6 +536,7 @@ def train_gan(data: FaceDataset, run_dir: str | Path, cfg: GanConfig, progress: 
 
     Returns a summary with the final step and throughput. Only rank 0 writes files.
     """
+    cfg.validate()
     st = setup(data, Path(run_dir), cfg, progress)
     if st.step >= cfg.steps:
         if st.dist.main and progress:

@@ -1,6 +1,7 @@
-"""Run folders: config and versions beside the outputs, checkpoints, resume checks, settings checks.
+"""Run folders: config and versions beside the outputs, checkpoints, resume checks.
 
-A run goes: check its settings (``check_settings``) and its folder (``open_run``), both without
+A run goes: check its settings (the config's ``validate``, ``augment.core.checks``) and its folder
+(``open_run``), both without
 writing anything; build and resume; then, when it will train, ``record_run`` writes config.json
 and adds the invocation to run.json.
 """
@@ -8,7 +9,7 @@ and adds the invocation to run.json.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,36 +25,6 @@ RUNS_FILE = "run.json"
 
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run, raised once its checkpoint is saved; ``str()`` says where it stopped."""
-
-
-# --------------------------------------------------------------------------- settings checks
-# A check is (test, what to use instead); ``check_settings`` names the option when the test fails.
-Check = tuple[Callable[[Any], bool], str]
-
-
-def at_least(lo: float) -> Check:
-    return (lambda v: v >= lo, f"a number ≥ {lo}")
-
-
-def above(lo: float) -> Check:
-    return (lambda v: v > lo, f"a number > {lo}")
-
-
-def below_one() -> Check:
-    """In [0, 1): a share, a decay, a momentum."""
-    return (lambda v: 0 <= v < 1, "a number ≥ 0 and < 1")
-
-
-def one_of(*choices: Any) -> Check:
-    return (lambda v: v in choices, "one of " + ", ".join(map(str, choices)))
-
-
-def check_settings(cfg: Any, checks: dict[str, Check]) -> None:
-    """One ``UserError`` naming the first setting of ``cfg`` that fails its check, as its option."""
-    for name, (ok, what) in checks.items():
-        value = getattr(cfg, name)
-        if not ok(value):
-            raise UserError(f"--{name.replace('_', '-')} {value}: use {what}")
 
 
 # --------------------------------------------------------------------------- the run folder

@@ -292,7 +292,7 @@ def test_cli_passes_the_new_options(capsys, demo_dir, tmp_path):
     )
     assert [r["stage"] for r in history(run)] == ["main", "refit"]
     code, _, err = run_cli(capsys, "train", demo_dir, "--out", tmp_path / "bad", "--schedule", "linear")
-    assert code == 2 and "--schedule linear: use one of cosine, onecycle, plateau, none" in err
+    assert code == 2 and "--schedule linear: use cosine, onecycle, plateau or none" in err
 
 
 # --------------------------------------------------------------------------- both under torchrun

@@ -366,9 +366,9 @@ def test_class_subset_and_cli_error(demo_ds, tmp_path, capsys):
         ("log_every", 0, "--log-every 0"),
         ("checkpoint_every", 0, "--checkpoint-every 0"),
         ("sample_every", 0, "--sample-every 0"),
-        ("lr_g", -1.0, "--lr-g -1.0"),
-        ("ema", 2.0, "--ema 2.0"),
-        ("aux_weight", -1.0, "--aux-weight -1.0"),
+        ("lr_g", -1.0, "--lr-g -1"),
+        ("ema", 2.0, "--ema 2"),
+        ("aux_weight", -1.0, "--aux-weight -1"),
         ("diffaugment", "colour", "--diffaugment colour"),
     ],
 )

@@ -94,6 +94,16 @@ def _folders_with_images(root: Path, limit: int = 10) -> list[str]:
     return names[:limit] + ([f"... {len(names) - limit} more"] if len(names) > limit else [])
 
 
+def unreadable_warning(ds: FaceDataset) -> str | None:
+    """The one line every command that reads a dataset prints when files of it could not be read
+    (they are left out; the command goes on), or None when every file was read."""
+    if not ds.skipped:
+        return None
+    path, why = ds.skipped[0]
+    more = f"; 'augment inspect {ds.name}' lists all {len(ds.skipped)}" if len(ds.skipped) > 1 else ""
+    return f"skipped {len(ds.skipped)} unreadable image file(s) of {ds.name}: first {path} ({why}){more}"
+
+
 def _csvs(root: Path) -> list[Path]:
     return sorted(p for p in root.glob("*.csv") if p.is_file())
 
