@@ -15,6 +15,7 @@ from augment.core.manifest import synthetic_source
 from augment.core.progress import make_progress
 from augment.core.resize import resize_images
 from augment.plan import ClassPlan
+from gan.config import DEFAULT_CHECKPOINT
 
 
 @dataclass
@@ -28,6 +29,10 @@ class QualityFilter:
     near_copy_quantile: float = 0.01
     near_copy_reference: int = 1000  # training faces drawn for the train-to-train near-copy threshold
     max_tries: int = 30  # candidates per wanted image before giving up
+    # Usefulness gate: a class whose CAS ratio (gan-eval: recall of a classifier trained on its samples over
+    # one trained on as many real faces, on real validation faces) is below this gets no synthetic faces.
+    # Provisional: 0 (off) until the FER2013 measurement picks a value.
+    min_cas: float = 0.0
 
 
 @dataclass
@@ -145,6 +150,7 @@ def synthesize(
     seed: int = 0,
     device: str = "cpu",
     progress: bool = True,
+    checkpoint: str = DEFAULT_CHECKPOINT,
 ) -> tuple[FaceDataset, dict[str, Any]]:
     """Synthetic train images per ``plan``, in ``train``'s class space and image shape; each
     image's source names its sampling seed and noise index (``augment.core.manifest``).
@@ -155,11 +161,12 @@ def synthesize(
     from gan.generate import sampling_seed
     from gan.sample import load_generator
 
-    g, meta = load_generator(Path(generator_run), device=device)
+    g, meta = load_generator(Path(generator_run), device=device, checkpoint=checkpoint)
     gclasses = meta["classes"]
     wanted = [p for p in plan if p.add > 0]
     report: dict[str, Any] = {
         "generator_run": str(generator_run),
+        "checkpoint": meta["checkpoint"],
         "checkpoint_step": meta["step"],
         "seed": seed,
         "min_prob": quality.min_prob if judge else None,
@@ -202,6 +209,60 @@ def _synthetic_dataset(
         synthetic=np.ones(n, dtype=bool),
         name=name,
     )
+
+
+def _gate_reason(name: str, v: dict[str, Any], min_cas: float) -> str:
+    """Why ``name`` gets no synthetic faces under ``--min-cas``, or '' when its samples pass."""
+    syn, real, ratio = v["synthetic_recall"], v["real_recall"], v["ratio"]
+    if ratio is None and syn > 0:  # the real-trained classifier recalls none of the class: samples do better
+        return ""
+    if ratio is not None and ratio >= min_cas:
+        return ""
+    shown = f"{ratio:.2f}" if ratio is not None else "not measurable"
+    return (
+        f"{name}: no synthetic faces: its CAS ratio ({shown}) is below --min-cas {min_cas:g}; a classifier "
+        f"trained on its samples recalls {syn:.2f} of its real validation faces, one trained on as many real "
+        f"faces {real:.2f}"
+    )
+
+
+def cas_gate(plan: list[ClassPlan], cas: dict[str, Any], min_cas: float) -> tuple[list[ClassPlan], dict[str, str]]:
+    """The plan with no synthetic faces for each class whose CAS ratio is below ``min_cas``, and why."""
+    gated, why = [], {}
+    for p in plan:
+        v = cas["per_class"].get(p.name)
+        reason = _gate_reason(p.name, v, min_cas) if p.add > 0 and v is not None else ""
+        if reason:
+            why[p.name] = reason
+        gated.append(ClassPlan(p.name, p.real, p.target, 0) if reason else p)
+    return gated, why
+
+
+def gate_by_usefulness(
+    plan: list[ClassPlan],
+    data: FaceDataset,
+    generator_run: str | Path,
+    quality: QualityFilter,
+    checkpoint: str,
+    device: str,
+) -> tuple[list[ClassPlan], dict[str, Any] | None]:
+    """``--min-cas``: the CAS of the generator (gan-eval's, or measured now on ``data``'s validation split,
+    never its test split) and the plan with the classes below the bar taken out."""
+    if quality.min_cas <= 0 or not any(p.add > 0 for p in plan):
+        return plan, None
+    from gan.evaluate import run_cas
+
+    cas = run_cas(generator_run, data, checkpoint=checkpoint, device=device)
+    if cas is None:
+        raise UserError(f"--min-cas needs validation faces of the generator's classes, and {data.name} has none")
+    gated, why = cas_gate(plan, cas, quality.min_cas)
+    gate = {
+        "min_cas": quality.min_cas,
+        "source": cas["source"],
+        "ratios": {c: v["ratio"] for c, v in cas["per_class"].items()},
+        "skipped": why,
+    }
+    return gated, gate
 
 
 STATE_FILE = ".rebalance.json"
@@ -270,8 +331,10 @@ def run_rebalance(
     overwrite: bool = False,
     device: str = "cpu",
     progress: bool = True,
+    checkpoint: str = DEFAULT_CHECKPOINT,
 ) -> dict[str, Any]:
-    """Synthesize per ``plan`` and write real + synthetic train, with val/test carried over unchanged."""
+    """Synthesize per ``plan`` (less the classes ``quality.min_cas`` gates out) and write real + synthetic
+    train, with val/test carried over unchanged."""
     from augment.core.atomic import write_json
     from augment.core.dataset import concat
     from augment.core.manifest import write_manifest
@@ -288,6 +351,8 @@ def run_rebalance(
         "plan": [[p.name, p.real, p.add] for p in plan],
         "min_prob": quality.min_prob,
         "drop_near_copies": quality.drop_near_copies,
+        "min_cas": quality.min_cas,
+        "checkpoint": checkpoint,
     }
     resuming = check_out_dir(out, options, overwrite)
     if overwrite and not resuming:
@@ -295,7 +360,12 @@ def run_rebalance(
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / STATE_FILE, options)
     train = data.split("train").subset(~data.split("train").synthetic)
-    synthetic, report = synthesize(plan, generator_run, train, judge, quality, seed, device, progress)
+    plan, gate = gate_by_usefulness(plan, data, generator_run, quality, checkpoint, device)
+    synthetic, report = synthesize(plan, generator_run, train, judge, quality, seed, device, progress, checkpoint)
+    if gate:
+        report["cas_gate"] = gate
+        zero = {"added": 0, "generated": 0, "dropped_by_judge": 0, "dropped_near_copies": 0}
+        report["per_class"].update({c: {**zero, "skipped": why} for c, why in gate["skipped"].items()})
     full = concat([data.subset(~data.synthetic), synthetic], name=data.name)
     meta = {"generator_run": report["generator_run"], "checkpoint_step": report["checkpoint_step"]}
     if fmt == "folders":

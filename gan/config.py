@@ -5,6 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+# Which generator of a run generate, rebalance, gan-eval and compare load: "best" (best.pt, the best on the
+# validation split; the last checkpoint when selection never ran) or "last" (checkpoint.pt).
+CHECKPOINT_CHOICES = ("best", "last")
+DEFAULT_CHECKPOINT = "best"
+EVAL_PER_CLASS = 200  # samples per class gan-eval scores (and rebalance's CAS when it measures one)
+EVAL_SEED = 12345  # gan-eval's sample seed; GanConfig.select_seed is selection's, and they must differ
+
 
 @dataclass
 class GanConfig:
@@ -45,6 +52,15 @@ class GanConfig:
     checkpoint_every: int = 250
     log_every: int = 25
     max_minutes: float = 0.0  # 0: no time limit
+    # The validation split the generator never trains on (carved from train, subject- and duplicate-aware,
+    # when the data has none); CAS, best-checkpoint selection and rebalance gating test on it.
+    val_fraction: float = 0.1
+    # Best checkpoint: every N steps the EMA generator is scored on the validation split (per-class judge
+    # assignment and recall) and best.pt keeps the best so far; 0 switches selection off.
+    select_every: int = 500
+    select_per_class: int = 100  # samples per class drawn at each selection
+    select_seed: int = 424242  # their sample seed; gan-eval reports with another, so selection never grades itself
+    judge: str = ""  # a classifier run that scores selection; '' trains the grading judge into RUN/judge-grading
 
     # Settings that define the model and data; a resumed run must keep them.
     IDENTITY = (
@@ -96,6 +112,22 @@ RECIPES: dict[str, dict[str, Any]] = {
         "d_width": 64,
     },
 }
+
+
+@dataclass
+class CasConfig:
+    """The small classifier of the classification accuracy score (Ravuri & Vinyals 2019): trained once on
+    generated faces only and once on as many real training faces, each tested on the real validation faces."""
+
+    model: str = "simple-cnn"
+    width: float = 0.5
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def recipe_config(recipe: str, **overrides: Any) -> GanConfig:

@@ -13,6 +13,7 @@ from augment.core.errors import UserError
 from augment.core.labels import resolve_classes
 from augment.core.manifest import MANIFEST, synthetic_name, synthetic_row, write_manifest, write_png
 from augment.core.progress import make_progress
+from gan.config import DEFAULT_CHECKPOINT
 from gan.sample import generate_images, load_generator
 
 
@@ -30,8 +31,10 @@ def generate_to_folder(
     seed: int = 0,
     device: str = "cpu",
     overwrite: bool = False,
+    checkpoint: str = DEFAULT_CHECKPOINT,
 ) -> dict[str, Any]:
-    """``out_dir/<class>/syn_<class>_<i>.png`` plus ``manifest.csv``; deterministic per seed.
+    """``out_dir/<class>/syn_<class>_<i>.png`` plus ``manifest.csv``; deterministic per seed and checkpoint
+    (``best``: the run's best on validation, falling back to the last; or ``last``).
 
     Image i of a class depends only on (seed, class, i), so a rerun after an interruption
     rewrites the same files and a larger ``per_class`` extends the set.
@@ -42,7 +45,7 @@ def generate_to_folder(
     manifest = out_dir / MANIFEST
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite and not manifest.exists():
         raise UserError(f"{out_dir} is not empty; choose a new --out folder or pass --overwrite")
-    g, meta = load_generator(run_dir, device=device)
+    g, meta = load_generator(run_dir, device=device, checkpoint=checkpoint)
     chosen = resolve_classes(classes, meta["classes"], owner="the generator")
     rows: list[dict[str, Any]] = []
     with make_progress() as prog:
@@ -58,7 +61,9 @@ def generate_to_folder(
         "classes": chosen,
         "images": len(rows),
         "generator_run": str(run_dir),
+        "checkpoint": meta["checkpoint"],
         "checkpoint_step": meta["step"],
+        "checkpoint_note": meta["note"],
         "seed": seed,
     }
     write_json(out_dir / "generate.json", summary)
