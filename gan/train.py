@@ -371,7 +371,11 @@ def prepare_selection(st: GanState, data: FaceDataset, val: FaceDataset, progres
     """When the run will reach a selection step: the validation split, the judge (every rank loads or
     trains it: a judge trained here trains on all ranks of a torchrun job) and the best score so far."""
     cfg = st.cfg
-    if cfg.select_every <= 0 or cfg.select_every > cfg.steps:
+    if cfg.select_every <= 0 or cfg.select_every > cfg.steps or st.step >= cfg.steps:
+        return
+    if len(val) == 0:
+        if st.dist.main and progress:
+            console.print(f"{data.name}: no validation faces of the GAN's classes; best-checkpoint selection is off")
         return
     from classifier.inference import load_classifier
     from classifier.judge import get_judge, judge_columns
@@ -404,7 +408,9 @@ def save_best(st: GanState, scores: dict[str, Any]) -> None:
 def select_step(st: GanState) -> None:
     """Score the sampling generator on the validation split (rank 0), log it to metrics.jsonl and
     selection.png, and keep it as best.pt when it beats the best so far."""
-    if st.dist.main and st.judge is not None and st.val is not None and len(st.val):
+    if st.dist.main and st.judge is not None and st.val is not None:
+        from classifier.judge import judge_dir_of
+
         sampler = st.g_ema if st.g_ema is not None else st.g
         was_training = sampler.training
         cfg = st.cfg
@@ -416,7 +422,9 @@ def select_step(st: GanState) -> None:
         if best:
             st.best_score = scores["score"]
             save_best(st, scores)
-        append_jsonl(st.run_dir / "metrics.jsonl", {"step": st.step, "selection": scores, "best": best})
+        judge = judge_dir_of(st.run_dir, Path(cfg.judge) if cfg.judge else None, "grading")
+        record = {"step": st.step, "selection": scores, "best": best, "judge": str(judge)}
+        append_jsonl(st.run_dir / "metrics.jsonl", record)
         plot_selection(read_jsonl(st.run_dir / "metrics.jsonl"), st.run_dir / "selection.png")
     barrier(st.dist)
 

@@ -589,3 +589,15 @@ def test_min_cas_off_measures_nothing(data, plan, tiny_gan_run, tmp_path, monkey
     summary = run_rebalance(data, tiny_gan_run, tmp_path / "out", only(plan, "disgust"), None, OFF, progress=False)
     assert "cas_gate" not in summary["synthesis"] and summary["synthetic_files"] == 19
     assert summary["synthesis"]["checkpoint"] == "last"  # the tiny run has no best.pt
+
+
+def test_cli_checkpoint_choice_is_checked(demo_dir, tiny_gan_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    base = ["rebalance", demo_dir, "--generator", tiny_gan_run, "--out", out, "--dry-run"]
+    code, _, err = run_cli(capsys, *base, "--checkpoint", "latest")
+    assert_one_line_error(code, err, "--checkpoint latest", "best or last")
+    code, stdout, err = run_cli(capsys, *base)  # best by default: this run has none, so the last, with a note
+    assert code == 0, err
+    assert "no best.pt" in " ".join(stdout.split()) and not out.exists()
+    code, _, err = run_cli(capsys, "compare", demo_dir, "--generator", tiny_gan_run, "--out", out, "--checkpoint", "x")
+    assert_one_line_error(code, err, "--checkpoint x")

@@ -163,11 +163,12 @@ def selected_run(demo_ds, tiny_judge_run, tmp_path_factory):
     return run
 
 
-def test_selection_keeps_the_best_checkpoint_and_logs_it(selected_run, demo_ds):
+def test_selection_keeps_the_best_checkpoint_and_logs_it(selected_run, demo_ds, tiny_judge_run):
     from gan.sample import BEST, load_generator
 
     records = [r for r in read_jsonl(selected_run / "metrics.jsonl") if "selection" in r]
     assert [r["step"] for r in records] == [3, 6]
+    assert {r["judge"] for r in records} == {str(tiny_judge_run)}  # which judge scored it
     for r in records:
         sel = r["selection"]
         assert sel["seed"] == GanConfig.select_seed != EVAL_SEED and sel["samples_per_class"] == 8
@@ -219,6 +220,36 @@ def test_selection_and_training_never_read_test(selected_run, demo_ds, tiny_judg
     a = torch.load(run / "best.pt", map_location="cpu", weights_only=True)
     b = torch.load(selected_run / "best.pt", map_location="cpu", weights_only=True)
     assert a["step"] == b["step"] and all(torch.equal(a["g_ema"][k], b["g_ema"][k]) for k in a["g_ema"])
+
+
+def test_selection_trains_the_grading_judge_when_given_none(demo_ds, tmp_path, monkeypatch):
+    import classifier.judge
+    from classifier.judge import GRADING_JUDGE_DIR
+    from gan.train import train_gan
+    from tests.conftest import tiny_classifier_config
+
+    # the judge recipe made tiny, class-weighted like the filter judge: the grading one must drop the weights
+    monkeypatch.setattr(
+        classifier.judge, "default_judge_config", lambda n: tiny_classifier_config(epochs=1, class_weighted=True)
+    )
+    run = tmp_path / "run"
+    train_gan(demo_ds, run, tiny_gan_config(demo_ds, 2, select_every=2, select_per_class=4), progress=False)
+    config = json.loads((run / GRADING_JUDGE_DIR / "config.json").read_text())
+    assert (config["class_weighted"], config["balanced_sampler"]) == (False, False)
+    assert not (run / "judge").exists()  # the filter judge is rebalance's, not trained here
+    records = [r for r in read_jsonl(run / "metrics.jsonl") if "selection" in r]
+    assert [(r["step"], r["judge"], r["best"]) for r in records] == [(2, str(run / GRADING_JUDGE_DIR), True)]
+    assert (run / "best.pt").is_file()
+
+
+def test_no_validation_split_no_selection(demo_ds, tiny_judge_run, tmp_path):
+    from gan.train import train_gan
+
+    run = tmp_path / "run"
+    cfg = tiny_gan_config(demo_ds, 2, select_every=1, judge=str(tiny_judge_run), val_fraction=0.0)
+    train_gan(demo_ds, run, cfg, progress=False)
+    assert json.loads((run / "config.json").read_text())["train_counts"] == demo_ds.counts("train")  # all of train
+    assert not (run / "best.pt").exists() and not [r for r in read_jsonl(run / "metrics.jsonl") if "selection" in r]
 
 
 def test_no_best_checkpoint_falls_back_to_last_with_a_note(tiny_gan_run, tmp_path, capsys):
