@@ -43,17 +43,20 @@ FRECHET_REAL_PER_CLASS = 2000  # real training faces per class in the Fréchet a
 
 
 def eval_splits(data: FaceDataset, meta: dict[str, Any], g: Any) -> tuple[FaceDataset, FaceDataset, list[str]]:
-    """The generator's real train (minus validation) and validation faces at its size, and notes."""
-    cfg = meta["config"]
+    """The generator's real train (minus validation) and validation faces at its size, carved as gan-train
+    carved them (all classes first, then the generator's), and notes when they cannot be the ones it held out."""
+    cfg, classes = meta["config"], meta["classes"]
     notes = []
     if "val_fraction" not in cfg:
         notes.append("this generator was trained before gan-train held out a validation split: it has seen those faces")
-    fraction = float(cfg.get("val_fraction", GanConfig.val_fraction))
-    real = data.subset(~data.synthetic).with_classes(meta["classes"]).remap_to(meta["classes"])
-    train, val = real_splits(real, fraction)
+    train, val = real_splits(data, float(cfg.get("val_fraction", GanConfig.val_fraction)), classes)
+    train = resize_dataset(train.remap_to(classes), g.size, g.channels)
+    val = resize_dataset(val.remap_to(classes), g.size, g.channels)
     if len(val) == 0:
         notes.append(f"{data.name}: no validation faces of the generator's classes; CAS and recall are not measured")
-    return resize_dataset(train, g.size, g.channels), resize_dataset(val, g.size, g.channels), notes
+    elif cfg.get("val_fingerprint") not in (None, val_fingerprint(val)):
+        notes.append(f"{data.name}: these validation faces are not the ones gan-train held out; it may have seen them")
+    return train, val, notes
 
 
 def check_seed(seed: int, meta: dict[str, Any]) -> None:

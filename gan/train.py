@@ -36,7 +36,7 @@ from gan.diffaugment import diff_augment
 from gan.models import Discriminator, Generator
 from gan.plots import plot_losses, plot_selection
 from gan.sample import BEST, save_sample_grid
-from gan.validation import real_splits, score_generator
+from gan.validation import real_splits, score_generator, val_fingerprint
 
 
 def generator_kwargs(cfg: GanConfig, num_classes: int) -> dict[str, Any]:
@@ -527,6 +527,7 @@ def setup(data: FaceDataset, run_dir: Path, cfg: GanConfig, progress: bool) -> G
         "data_fingerprint": data_fingerprint(train.images, train.labels),
         "train_counts": train.counts(),
         "val_counts": val.counts(),
+        "val_fingerprint": val_fingerprint(val),
     }
     if dist.main:
         start_or_resume(run_dir, config, list(GanConfig.IDENTITY), kind="gan")

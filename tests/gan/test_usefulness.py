@@ -148,6 +148,26 @@ def test_an_existing_val_split_is_used_as_is(demo_ds):
     assert len(train) == int((ds.splits == "train").sum())
 
 
+def test_gan_eval_holds_out_the_faces_gan_train_held_out_for_a_class_subset(demo_ds, tmp_path):
+    from gan.evaluate import eval_splits
+    from gan.sample import load_generator
+    from gan.train import train_gan
+    from gan.validation import real_splits, val_fingerprint
+
+    run = tmp_path / "run"
+    train_gan(demo_ds, run, tiny_gan_config(demo_ds, 1, classes=["fear", "disgust"]), progress=False)
+    g, meta = load_generator(run)
+    train, val, notes = eval_splits(demo_ds, meta, g)
+    config = json.loads((run / "config.json").read_text())
+    assert val_fingerprint(val) == config["val_fingerprint"] and val.counts() == config["val_counts"]
+    assert not [n for n in notes if "held out" in n or "validation" in n]  # nothing to say about the split
+    # carved on all classes, then the two picked: the faces the judge and an all-class GAN hold out too
+    assert hashes(val.images) == hashes(real_splits(demo_ds, 0.1)[1].with_classes(["fear", "disgust"]).images)
+    # Other data (a few training faces fewer): not the faces gan-train held out, and gan-eval says so.
+    fewer = demo_ds.subset(np.arange(len(demo_ds)) != np.flatnonzero(demo_ds.splits == "train")[30])
+    assert any("not the ones gan-train held out" in n for n in eval_splits(fewer, meta, g)[2])
+
+
 # --------------------------------------------------------------------------- best checkpoint
 def selection_cfg(ds, judge: Path, steps: int = 6) -> GanConfig:
     """Six tiny steps scored at steps 3 and 6 by the shared tiny judge."""
