@@ -281,7 +281,7 @@ def run_cas(
     stored_file = run_dir / "eval" / "metrics.json"
     stored = json.loads(stored_file.read_text()) if stored_file.is_file() else {}
     same = (stored.get("checkpoint"), stored.get("checkpoint_step")) == (meta["checkpoint"], meta["step"])
-    if same and stored.get("cas") and stored["splits"]["val_fingerprint"] == val_fingerprint(val):
+    if same and stored.get("cas") and (stored.get("splits") or {}).get("val_fingerprint") == val_fingerprint(val):
         return {**stored["cas"], "checkpoint": meta["checkpoint"], "source": str(stored_file)}
     check_seed(seed, meta)
     labels = np.repeat(np.arange(len(meta["classes"])), per_class)
