@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from augment.compare import DEFAULT_CONDITIONS, CompareSpec, budget_help
 from augment.core.errors import UserError
@@ -23,7 +24,21 @@ from augment.rebalance import QualityFilter, run_rebalance
 from classifier.config import TrainConfig
 from gan.config import CHECKPOINT_CHOICES, DEFAULT_CHECKPOINT, EVAL_PER_CLASS, RECIPES, GanConfig, recipe_config
 
+
+class _Interrupted(Exception):
+    """Ctrl-C, carried past typer (which turns KeyboardInterrupt into a silent exit 130) to ``main``."""
+
+
+class _Commands(TyperGroup):
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as e:  # a run's RunInterrupted says where it stopped
+            raise _Interrupted(str(e) or "interrupted; rerun the same command to resume where it stopped") from e
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="augment",
     help="GAN data augmentation and rebalancing for facial expression recognition.",
     no_args_is_help=True,
@@ -84,10 +99,32 @@ def _recipe_help(text: str, name: str) -> str:
     return f"{text} (default: {'; '.join(shown)})."
 
 
-def _load(data: Path, fmt: str, size: int | None, channels: int | None, classes: str | None):
-    from augment.core.readers import load_dataset
+def _load(
+    data: Path, fmt: str, size: int | None, channels: int | None, classes: str | None, warn_unreadable: bool = True
+):
+    """The dataset at DATA; files that could not be read are skipped with one warning line (exit 0)."""
+    from augment.core.readers import load_dataset, unreadable_warning
 
-    return load_dataset(data, format=fmt, size=size, channels=channels, classes=classes)
+    ds = load_dataset(data, format=fmt, size=size, channels=channels, classes=classes)
+    if warn_unreadable and (note := unreadable_warning(ds)):
+        warn(note)
+    return ds
+
+
+def warn(text: str) -> None:
+    """One ``warning:`` line on stderr; the command goes on (and exits 0 unless something else fails)."""
+    err.print(f"[yellow]warning:[/yellow] {escape(text)}", highlight=False, soft_wrap=True)
+
+
+def _class_names(classes: str | None) -> list[str]:
+    """``--classes happy,sad`` of train and gan-train as canonical names ([] = every class)."""
+    from augment.core.labels import parse_class_spec
+
+    try:
+        spec = parse_class_spec(classes)
+    except ValueError as e:
+        raise UserError(str(e)) from e
+    return sorted(spec.keep) if spec else []
 
 
 # --------------------------------------------------------------------------- data
@@ -147,8 +184,6 @@ def prepare_cmd(
     out.print(
         f"cached {len(ds)} images {tuple(ds.images.shape[1:])} of {len(ds.classes)} classes to {out_file} ({mb:.1f} MB)"
     )
-    if ds.skipped:
-        out.print(f"[yellow]skipped {len(ds.skipped)} unreadable file(s); 'augment inspect' lists them[/yellow]")
 
 
 @app.command("inspect")
@@ -162,7 +197,7 @@ def inspect_cmd(
     """Counts per class and split, imbalance ratio, exact duplicates and unreadable files."""
     from augment.inspect import inspect_dataset, plot_distribution
 
-    ds = _load(data, fmt, None, None, classes)
+    ds = _load(data, fmt, None, None, classes, warn_unreadable=False)  # the report lists the unreadable files
     report = inspect_dataset(ds)
     if plot is not None:
         plot_distribution(report, plot)
@@ -179,18 +214,22 @@ def print_inspect(report: dict) -> None:
     table = Table(
         title=f"{report['dataset']}  ({report['images']} images, {'×'.join(map(str, report['image_shape']))})"
     )
+    # a split holding synthetic images gets a real and a synthetic column after its total
+    cols = [(split, split, "counts") for split in splits]
+    for split in (s for s in splits if sum(report["synthetic_counts"][s].values())):
+        at = cols.index((split, split, "counts")) + 1
+        cols[at:at] = [(f"{split} real", split, "real_counts"), (f"{split} synthetic", split, "synthetic_counts")]
     table.add_column("class")
-    for s in splits:
-        table.add_column(s, justify="right")
+    for header, _, _ in cols:
+        table.add_column(header, justify="right")
     for c in report["classes"]:
-        table.add_row(c, *(f"{report['counts'][s][c]:,}" for s in splits))
+        table.add_row(c, *(f"{report[key][split][c]:,}" for _, split, key in cols))
     table.add_section()
-    table.add_row("[bold]total", *(f"[bold]{report['totals'][s]:,}" for s in splits))
-    table.add_row(
-        "imbalance (max/min)",
-        *(f"{r:.1f}" if (r := report["imbalance_ratio"][s]) is not None else "∞ (empty class)" for s in splits),
-    )
+    table.add_row("[bold]total", *(f"[bold]{sum(report[key][split].values()):,}" for _, split, key in cols))
+    ratios = {s: f"{r:.1f}" if (r := report["imbalance_ratio"][s]) is not None else "∞ (empty class)" for s in splits}
+    table.add_row("imbalance (max/min)", *(ratios[split] if key == "counts" else "" for _, split, key in cols))
     out.print(table)
+    out.print(f"synthetic images: {report['synthetic']:,}" + ("" if report["synthetic"] else " (all real)"))
     dup = report["duplicates"]
     lines = []
     for s, d in dup["within_split"].items():
@@ -216,6 +255,10 @@ def print_inspect(report: dict) -> None:
 
 
 # --------------------------------------------------------------------------- GAN
+_OVERWRITE_HELP = (
+    "Replace another run's output: remove the files its manifest lists. "
+    "A folder holding files no manifest lists is refused."
+)
 DeviceOpt = Annotated[str, typer.Option(help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")]
 CheckpointOpt = Annotated[
     str,
@@ -314,44 +357,46 @@ def gan_train_cmd(
 
     It trains on train minus a validation split; every --select-every steps it scores the EMA generator
     there and keeps the best one as best.pt beside checkpoint.pt (scores in metrics.jsonl and selection.png)."""
-    from gan.config import recipe_config
+    from gan.config import recipe_config, steps_for_epochs
     from gan.train import train_gan
 
+    cfg = recipe_config(
+        recipe,
+        steps=steps,
+        batch_size=batch_size,
+        lr_g=lr_g,
+        lr_d=lr_d,
+        g_width=g_width,
+        d_width=d_width,
+        loss=loss,
+        conditioning=conditioning,
+        spectral_norm=spectral_norm,
+        cond_bn=cond_bn,
+        diffaugment=diffaugment,
+        balanced=balanced,
+        aux_weight=aux_weight,
+        ema=ema,
+        size=size or _GAN.size,
+        channels=channels or _GAN.channels,
+        classes=_class_names(classes),
+        seed=seed,
+        device=device,
+        amp=amp,
+        sample_every=sample_every,
+        checkpoint_every=checkpoint_every,
+        log_every=log_every,
+        max_minutes=max_minutes,
+        val_fraction=val_fraction,
+        select_every=select_every,
+        select_per_class=select_per_class,
+        judge=str(judge or ""),
+    )
+    cfg.validate()  # before the data is read: a bad option costs no loading time
     ds = _load(data, fmt, size, channels, None)
-    try:
-        cfg = recipe_config(
-            recipe,
-            steps=steps,
-            batch_size=batch_size,
-            lr_g=lr_g,
-            lr_d=lr_d,
-            g_width=g_width,
-            d_width=d_width,
-            loss=loss,
-            conditioning=conditioning,
-            spectral_norm=spectral_norm,
-            cond_bn=cond_bn,
-            diffaugment=diffaugment,
-            balanced=balanced,
-            aux_weight=aux_weight,
-            ema=ema,
-        )
-    except (ValueError, TypeError) as e:
-        raise UserError(str(e)) from e
     cfg.size, cfg.channels = ds.size, ds.channels
-    cfg.seed, cfg.device, cfg.amp = seed, device, amp
-    cfg.sample_every, cfg.checkpoint_every, cfg.max_minutes = sample_every, checkpoint_every, max_minutes
-    cfg.log_every = log_every
-    cfg.val_fraction, cfg.select_every, cfg.select_per_class = val_fraction, select_every, select_per_class
-    cfg.judge = str(judge or "")
-    if classes:
-        from augment.core.labels import parse_class_spec
-
-        cfg.classes = sorted((parse_class_spec(classes) or None).keep)  # type: ignore[union-attr]
     if epochs is not None:
         n_train = int((ds.splits == "train").sum()) or len(ds)
-        cfg.steps = max(1, round(epochs * n_train / cfg.batch_size))
-    _check_gan_options(cfg)
+        cfg.steps = steps_for_epochs(epochs, n_train, cfg.batch_size)
     summary = train_gan(ds, run_dir, cfg)
     if summary.get("rank", 0) == 0:
         rate = summary.get("images_per_s")
@@ -362,29 +407,6 @@ def gan_train_cmd(
         )
 
 
-def _check_gan_options(cfg) -> None:
-    if cfg.size not in (32, 48, 64, 96, 128):
-        raise UserError(f"--size {cfg.size}: the GAN supports 32, 48, 64, 96 and 128")
-    if cfg.loss not in ("hinge", "bce"):
-        raise UserError(f"--loss {cfg.loss}: use hinge or bce")
-    if cfg.conditioning not in ("projection", "concat"):
-        raise UserError(f"--conditioning {cfg.conditioning}: use projection or concat")
-    if cfg.steps < 1 or cfg.batch_size < 2:
-        raise UserError("--steps must be ≥ 1 and --batch-size ≥ 2")
-    if not 0 <= cfg.val_fraction < 1:
-        raise UserError(f"--val-fraction {cfg.val_fraction}: must be at least 0 and below 1")
-    if cfg.select_every < 0 or cfg.select_per_class < 1:
-        raise UserError("--select-every must be ≥ 0 and --select-per-class ≥ 1")
-    from gan.diffaugment import diff_augment
-
-    try:
-        import torch
-
-        diff_augment(torch.zeros(1, 1, 8, 8), cfg.diffaugment)
-    except ValueError as e:
-        raise UserError(f"--diffaugment: {e}") from e
-
-
 @app.command("generate")
 def generate_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A gan-train run folder.")],
@@ -393,7 +415,7 @@ def generate_cmd(
     classes: Annotated[str | None, typer.Option(help="Only these classes, e.g. 'disgust,fear'.")] = None,
     seed: Annotated[int, typer.Option(help="Seed; the same seed writes the same images.")] = 0,
     device: DeviceOpt = _GAN.device,
-    overwrite: Annotated[bool, typer.Option(help="Write into a non-empty folder.")] = False,
+    overwrite: Annotated[bool, typer.Option(help=_OVERWRITE_HELP)] = False,
     checkpoint: CheckpointOpt = DEFAULT_CHECKPOINT,
 ) -> None:
     """Write synthetic faces as PNGs in class folders, with a manifest of run, step and seed."""
@@ -431,9 +453,10 @@ def gan_eval_cmd(
     """Per class: CAS (classifier trained on samples vs on real faces, tested on real validation faces),
     judge assignment and sample confusion matrix, precision/recall, KID, Fréchet distance, memorisation."""
     from augment.core.runtime import pick_device
-    from gan.evaluate import evaluate_gan
+    from gan.evaluate import check_per_class, evaluate_gan
 
     _check_checkpoint(checkpoint)
+    check_per_class(per_class)
     ds = _load(data, fmt, None, None, None)
     r = evaluate_gan(
         run_dir,
@@ -496,13 +519,15 @@ def train_cmd(
     ctx: typer.Context,
     data: DataArg,
     run_dir: Annotated[Path, typer.Option("--out", help="Run folder; rerun with the same folder to resume.")],
-    model: Annotated[str, typer.Option(help="resemotenet, resnet18, simple-deep-cnn or simple-cnn.")] = _TRAIN.model,
+    model: Annotated[
+        str, typer.Option(help="resemotenet, resnet18, simple-deep-cnn, simple-cnn or fer-cnn (the CPU budget's).")
+    ] = _TRAIN.model,
     epochs: Annotated[int, typer.Option(help="Maximum epochs.")] = _TRAIN.epochs,
     batch_size: Annotated[int, typer.Option(help="Global batch size.")] = _TRAIN.batch_size,
     optimizer: Annotated[str, typer.Option(help="adamw or sgd.")] = _TRAIN.optimizer,
     lr: Annotated[float, typer.Option(help="Learning rate.")] = _TRAIN.lr,
     weight_decay: Annotated[float, typer.Option(help="Weight decay.")] = _TRAIN.weight_decay,
-    schedule: Annotated[str, typer.Option(help="cosine, plateau or none.")] = _TRAIN.schedule,
+    schedule: Annotated[str, typer.Option(help="cosine, onecycle (peaks at --lr), plateau or none.")] = _TRAIN.schedule,
     size: Annotated[
         int, typer.Option(help="Input size; 0 = the model's default (64 ResEmoteNet, else 48).")
     ] = _TRAIN.size,
@@ -520,6 +545,16 @@ def train_cmd(
     focal_gamma: Annotated[
         float, typer.Option(help="Focal loss with this gamma (0 = cross-entropy).")
     ] = _TRAIN.focal_gamma,
+    synthetic_weight: Annotated[
+        float, typer.Option(help="Multiply each synthetic face's loss by this (1 = like a real face, 0 = ignore).")
+    ] = _TRAIN.synthetic_weight,
+    refit_head_epochs: Annotated[
+        int,
+        typer.Option(
+            "--refit-head",
+            help="Then re-fit the final layer for N epochs on class-balanced real faces, the body frozen (0 = off).",
+        ),
+    ] = _TRAIN.refit_head_epochs,
     erasing: Annotated[bool, typer.Option(help="Random erasing augmentation.")] = _TRAIN.erasing,
     patience: Annotated[
         int, typer.Option(help="Early stop after N epochs without a better val score (0 = off).")
@@ -558,12 +593,6 @@ def train_cmd(
     if config is not None:
         _train_and_report(data, fmt, run_dir, _train_config_file(ctx, config))
         return
-    _check_model(model, pretrained)
-    keep: list[str] = []
-    if classes:
-        from augment.core.labels import parse_class_spec
-
-        keep = sorted(parse_class_spec(classes).keep)  # type: ignore[union-attr]
     cfg = TrainConfig(
         model=model,
         epochs=epochs,
@@ -579,28 +608,22 @@ def train_cmd(
         class_weighted=class_weighted,
         balanced_sampler=balanced_sampler,
         focal_gamma=focal_gamma,
+        synthetic_weight=synthetic_weight,
+        refit_head_epochs=refit_head_epochs,
         erasing=erasing,
         patience=patience,
         select_metric=select_metric,
         epoch_samples=epoch_samples,
         val_fraction=val_fraction,
-        classes=keep,
+        classes=_class_names(classes),
         seed=seed,
         device=device,
         amp=amp,
         workers=workers,
         max_minutes=max_minutes,
     )
+    cfg.validate()  # before the data is read: a bad option costs no loading time
     _train_and_report(data, fmt, run_dir, cfg)
-
-
-def _check_model(model: str, pretrained: Path | None) -> None:
-    from classifier.models import MODEL_NAMES
-
-    if model not in MODEL_NAMES:
-        raise UserError(f"--model {model}: use one of {', '.join(MODEL_NAMES)}")
-    if pretrained is not None and not pretrained.is_file():
-        raise UserError(f"--pretrained {pretrained}: no such file")
 
 
 def _train_config_file(ctx: typer.Context, path: Path):
@@ -619,7 +642,7 @@ def _train_config_file(ctx: typer.Context, path: Path):
         raise UserError(f"--config {path} gives every training setting; drop {', '.join(given)}")
     cfg = read_train_config(path)
     try:
-        _check_model(cfg.model, Path(cfg.pretrained) if cfg.pretrained else None)
+        cfg.validate()
     except UserError as e:
         raise UserError(f"--config {path}: {e}") from e
     return cfg
@@ -726,6 +749,9 @@ def predict_cmd(
         results, failed = predict_files(run_dir, files, device=pick_device(device), progress=long_list)
     for path, why in failed:
         err.print(f"{escape(path)}: cannot read image ({escape(why)}); skipped", highlight=False, soft_wrap=True)
+    for r in results:
+        if r.get("warning"):
+            warn(f"{r['path']}: {r['warning']}")
     if as_json:
         for r in results:
             print(json.dumps(r))
@@ -738,9 +764,15 @@ def predict_cmd(
 
 
 def _print_predictions(results: list[dict]) -> None:
+    """A table on a terminal; tab-separated lines with whole paths when piped or redirected."""
     classes = list(results[0]["probabilities"]) if results else []
+    if not out.is_terminal:
+        print("\t".join(["image", "top", *classes]))
+        for r in results:
+            print("\t".join([r["path"], r["top"], *(f"{r['probabilities'][c]:.2f}" for c in classes)]))
+        return
     table = Table()
-    table.add_column("image")
+    table.add_column("image", overflow="fold")
     table.add_column("top")
     for c in classes:
         table.add_column(c, justify="right")
@@ -799,7 +831,7 @@ def rebalance_cmd(
     ] = _REBALANCE.fmt,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic samples.")] = _REBALANCE.seed,
     dry_run: Annotated[bool, typer.Option(help="Print the plan and stop.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Write into a non-empty --out.")] = _REBALANCE.overwrite,
+    overwrite: Annotated[bool, typer.Option(help=_OVERWRITE_HELP)] = _REBALANCE.overwrite,
     fmt: Annotated[str, typer.Option("--data-format", help="Force the input layout (see inspect --format).")] = "auto",
     device: DeviceOpt = _GAN.device,
     min_cas: Annotated[
@@ -817,10 +849,12 @@ def rebalance_cmd(
     from augment.core.labels import resolve_classes
     from augment.core.runtime import pick_device
     from augment.plan import plan_rebalance
-    from augment.rebalance import QualityFilter, run_rebalance
+    from augment.rebalance import QualityFilter, check_options, check_rebalance_out, run_rebalance
     from gan.sample import load_generator
 
     _check_checkpoint(checkpoint)
+    check_options(out_format, judge)  # --dry-run checks the options too
+    quality = QualityFilter(min_prob=min_prob, drop_near_copies=drop_near_copies, min_cas=min_cas)
     ds = _load(data, fmt, None, None, None)
     if not ds.has_split("train"):
         raise UserError(f"{data}: no train split to rebalance")
@@ -842,7 +876,10 @@ def rebalance_cmd(
     if dry_run:
         return
     dev = pick_device(device)
-    quality = QualityFilter(min_prob=min_prob, drop_near_copies=drop_near_copies, min_cas=min_cas)
+    # OUT is refused here, before a judge is trained (run_rebalance checks it again)
+    check_rebalance_out(
+        ds, generator, meta["step"], out_dir, plan, quality, seed, out_format, overwrite, meta["checkpoint"]
+    )
     judge_model = None
     if min_prob > 0:
         from classifier.judge import get_judge
@@ -954,6 +991,6 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as e:
         err.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        err.print("interrupted; rerun the same command to resume where it stopped")
+    except _Interrupted as e:
+        err.print(escape(str(e)), highlight=False, soft_wrap=True)
         sys.exit(130)

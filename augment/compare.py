@@ -17,6 +17,7 @@ import os
 import queue
 import subprocess
 import sys
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from augment.core.atomic import write_json
+from augment.core.atomic import atomic_path, write_json
 from augment.core.dataset import FaceDataset, concat
 from augment.core.errors import UserError
 from augment.core.progress import console
@@ -37,6 +38,7 @@ from gan.config import DEFAULT_CHECKPOINT
 CONDITIONS = ("baseline", "gan", "oversample", "weighted", "gan+weighted", "gan25", "gan50")
 DEFAULT_CONDITIONS = ("baseline", "gan", "oversample", "weighted")
 GAN_FRACTIONS = {"gan": 1.0, "gan+weighted": 1.0, "gan25": 0.25, "gan50": 0.5}
+PREDICTIONS = "predictions.npz"  # each run's predicted class of every test image, beside its result.json
 
 
 @dataclass
@@ -186,6 +188,7 @@ class CompareData:
     test_duplicates: int
     plan: list[ClassPlan]
     trainval: FaceDataset  # train and val together (the default judge trains on it)
+    test_duplicates_by_class: dict[str, int] = field(default_factory=dict)
 
     @property
     def wanted(self) -> dict[str, int]:
@@ -253,6 +256,7 @@ def validate_spec(spec: CompareSpec) -> None:
         raise UserError(f"--budget {spec.budget}: use {' or '.join(BUDGETS)}")
     if spec.seeds < 1:
         raise UserError("--seeds must be at least 1")
+    QualityFilter(min_prob=spec.min_prob, drop_near_copies=spec.drop_near_copies)  # refuses a bad --min-prob
     if spec.gpus and spec.nproc > 1:
         raise UserError("use either --gpus (independent runs side by side) or --nproc (each run on N processes)")
 
@@ -264,7 +268,8 @@ def prepare_data(data: FaceDataset, spec: CompareSpec) -> CompareData:
     trainval = ensure_val_split(real.subset(real.splits != "test"), 0.1, seed=0)
     train, val = trainval.split("train"), trainval.split("val")
     plan = plan_rebalance(train.counts(), spec.target, spec.classes, 1.0)
-    return CompareData(data.name, train, val, test, n_dup, plan, trainval)
+    dups = {c: n - test.counts()[c] for c, n in real.counts("test").items()}
+    return CompareData(data.name, train, val, test, n_dup, plan, trainval, dups)
 
 
 def synthetic_pool(
@@ -387,13 +392,101 @@ def gather_results(
         "budget": cmp.budget.__dict__,
         "test_images": len(data.test),
         "test_duplicates_removed": data.test_duplicates,
+        "test_duplicates_by_class": data.test_duplicates_by_class,
         "train_counts": data.train.counts(),
         "val_counts": data.val.counts(),
         "test_counts": data.test.counts(),
         "synthetic_plan": data.wanted,
         "synthesis": synth_report,
+        "stats": run_statistics(cmp, results),
         "runs": results,
     }
+
+
+def run_statistics(cmp: Comparison, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Every model's figures with 95% intervals and its conditions' paired differences: a bootstrap over
+    seeds and test images together (augment.stats), from each run's predictions of the test images."""
+    from augment.stats import BootstrapConfig, compare_conditions
+
+    cfg = BootstrapConfig()
+    test = cmp.data.test
+    preds: dict[str, dict[str, dict[int, np.ndarray]]] = {}
+    rebuilt = []
+    for r in results:
+        pred, from_confusion = run_predictions(cmp, r)
+        preds.setdefault(r["model"], {}).setdefault(r["condition"], {})[r["seed"]] = pred
+        if from_confusion:
+            rebuilt.append(f"{r['model']}/{r['condition']}/seed{r['seed']}")
+    models = {}
+    for model, conds in preds.items():
+        seeds = sorted(set.intersection(*(set(by_seed) for by_seed in conds.values())))
+        if seeds:
+            stacked = {c: np.stack([by_seed[s] for s in seeds]) for c, by_seed in conds.items()}
+            models[model] = compare_conditions(test.labels, stacked, test.classes, cfg)
+    notes = []
+    if rebuilt:
+        notes.append(
+            f"{len(rebuilt)} run(s) kept no predictions and no model ({', '.join(rebuilt)}): their predictions were "
+            "rebuilt from their confusion matrices, which loses the pairing of images, so their differences' "
+            "intervals are wider than they need be"
+        )
+    return {"method": "paired bootstrap over seeds and test images", **cfg.__dict__, "notes": notes, "models": models}
+
+
+def predict_test(run_dir: Path, test: FaceDataset, device: str) -> np.ndarray:
+    """A trained run's predicted class of every test image (indices into the test's classes)."""
+    from classifier.inference import load_classifier, predict_proba, prepare_images
+
+    net, meta = load_classifier(run_dir, device=device)
+    if list(meta["classes"]) != list(test.classes):
+        raise ValueError(f"{run_dir}: trained on classes {meta['classes']}, tested on {test.classes}")
+    return predict_proba(net, prepare_images(test.images, meta), device=device).argmax(1)
+
+
+def save_predictions(run_dir: Path, test: FaceDataset, pred: np.ndarray) -> None:
+    with atomic_path(run_dir / PREDICTIONS) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, pred=pred.astype(np.uint8), labels=test.labels.astype(np.uint8), classes=test.classes)
+
+
+def _stored_predictions(path: Path, test: FaceDataset) -> np.ndarray | None:
+    """The predictions a run kept, or None when there are none or they are of other test images."""
+    try:
+        with np.load(path) as f:
+            pred, labels, classes = f["pred"].astype(np.int64), f["labels"], f["classes"].tolist()
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    return pred if classes == list(test.classes) and np.array_equal(labels, test.labels) else None
+
+
+def run_predictions(cmp: Comparison, result: dict[str, Any]) -> tuple[np.ndarray, bool]:
+    """A finished run's predictions of the test images, and whether they had to be rebuilt from its confusion
+    matrix. A run of an older report that kept none is tested again from its model (and keeps them now)."""
+    from classifier.inference import BEST
+
+    key = (result["model"], result["condition"], result["seed"])
+    run_dir, test = cmp.run_dir(key), cmp.data.test
+    pred = _stored_predictions(run_dir / PREDICTIONS, test)
+    if pred is not None:
+        return pred, False
+    if (run_dir / BEST).exists():
+        pred = predict_test(run_dir, test, cmp.device)
+        save_predictions(run_dir, test, pred)
+        return pred, False
+    return predictions_from_confusion(result, test, _seed_of("rebuild", *key), run_dir), True
+
+
+def predictions_from_confusion(result: dict[str, Any], test: FaceDataset, seed: int, run_dir: Path) -> np.ndarray:
+    """Predictions with the run's confusion matrix, spread over each class's test images in a random order
+    (which image got which answer is lost, so the pairing with other runs is too)."""
+    cm = np.asarray(result["confusion_matrix"], dtype=np.int64)
+    per_class = np.bincount(test.labels, minlength=len(test.classes))
+    if list(result["classes"]) != list(test.classes) or not np.array_equal(cm.sum(1), per_class):
+        raise UserError(f"{run_dir}: tested on other test images and its model is gone; delete it and rerun compare")
+    rng = np.random.default_rng(seed)
+    pred = np.empty(len(test), dtype=np.int64)
+    for k, row in enumerate(cm):
+        pred[test.labels == k] = rng.permutation(np.repeat(np.arange(len(row)), row))
+    return pred
 
 
 def identity(data: FaceDataset, generator_run: str | Path, spec: CompareSpec) -> dict[str, Any]:
@@ -452,9 +545,11 @@ def _train_config(model: str, budget: Budget, seed: int, weighted: bool, device:
 def _evaluate(
     run_dir: Path, test: FaceDataset, model: str, cond: str, seed: int, device: str, train_part: FaceDataset
 ) -> dict[str, Any]:
-    from classifier.evaluate import evaluate_run
+    from classifier.metrics import classification_metrics
 
-    m = evaluate_run(run_dir, test, split="test", device=device)
+    pred = predict_test(run_dir, test, device)
+    save_predictions(run_dir, test, pred)
+    m = classification_metrics(test.labels, pred, test.classes)
     return {
         "model": model,
         "condition": cond,

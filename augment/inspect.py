@@ -43,6 +43,12 @@ def duplicate_report(ds: FaceDataset) -> dict[str, Any]:
     return {"within_split": within, "across_splits": across}
 
 
+def _class_counts(ds: FaceDataset, mask: np.ndarray) -> dict[str, int]:
+    """Images per class among ``mask`` (every class listed, zeros included)."""
+    binc = np.bincount(ds.labels[mask], minlength=ds.num_classes)
+    return {c: int(binc[i]) for i, c in enumerate(ds.classes)}
+
+
 def inspect_dataset(ds: FaceDataset) -> dict[str, Any]:
     splits = [s for s in SPLITS if ds.has_split(s)]
     counts = {s: ds.counts(s) for s in splits}
@@ -59,6 +65,9 @@ def inspect_dataset(ds: FaceDataset) -> dict[str, Any]:
         "dropped": dict(ds.dropped),
         "subjects": int(len(set(ds.subjects.tolist()) - {""})),
         "synthetic": int(ds.synthetic.sum()),
+        # real and synthetic images per split and class (they add up to "counts")
+        "real_counts": {s: _class_counts(ds, (ds.splits == s) & ~ds.synthetic) for s in splits},
+        "synthetic_counts": {s: _class_counts(ds, (ds.splits == s) & ds.synthetic) for s in splits},
     }
 
 

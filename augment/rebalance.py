@@ -9,9 +9,18 @@ from typing import Any
 
 import numpy as np
 
+from augment.core.checks import Rule, at_least, below_one, check_rules
 from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
-from augment.core.manifest import synthetic_source
+from augment.core.manifest import (
+    OutputClaim,
+    check_output,
+    claim_output,
+    state_name,
+    summary_name,
+    synthetic_source,
+    write_manifest,
+)
 from augment.core.progress import make_progress
 from augment.core.resize import resize_images
 from augment.plan import ClassPlan
@@ -33,6 +42,31 @@ class QualityFilter:
     # one trained on as many real faces, on real validation faces) is below this gets no synthetic faces.
     # Provisional: 0 (off) until the FER2013 measurement picks a value.
     min_cas: float = 0.0
+
+    def __post_init__(self) -> None:
+        """A filter that exists is one synthesis can run with (checked before anything is generated)."""
+        check_rules(self, _QUALITY_RULES)
+
+
+_QUALITY_RULES: tuple[Rule, ...] = (
+    ("min_prob", below_one, "use a judge probability from 0 (filter off) up to (not including) 1, e.g. 0.3"),
+    ("near_copy_quantile", below_one, "use a quantile from 0 up to (not including) 1, e.g. 0.01"),
+    ("near_copy_reference", at_least(2), "use at least 2 training faces"),
+    ("max_tries", at_least(1), "use at least 1 candidate per wanted image"),
+    ("min_cas", at_least(0), "use a CAS ratio of 0 (gate off) or more, e.g. 0.5"),
+)
+OUT_FORMATS = ("folders", "fer2013-csv")
+
+
+def check_options(fmt: str, judge: str | Path | None = None) -> None:
+    """The output layout and ``--judge`` run of a rebalance, checked before anything is read or written
+    (``--dry-run`` too); the quality filter checks itself."""
+    from classifier.inference import BEST
+
+    if fmt not in OUT_FORMATS:
+        raise UserError(f"--format {fmt}: use {' or '.join(OUT_FORMATS)}")
+    if judge is not None and not (Path(judge) / BEST).is_file():
+        raise UserError(f"--judge {judge}: no trained model ({BEST}) there; give an 'augment train' run folder")
 
 
 @dataclass
@@ -151,17 +185,19 @@ def synthesize(
     device: str = "cpu",
     progress: bool = True,
     checkpoint: str = DEFAULT_CHECKPOINT,
+    generator: tuple[Any, dict[str, Any]] | None = None,
 ) -> tuple[FaceDataset, dict[str, Any]]:
     """Synthetic train images per ``plan``, in ``train``'s class space and image shape; each
     image's source names its sampling seed and noise index (``augment.core.manifest``).
 
     What is kept is decided on training data only: the judge (trained on real images) and
-    near-copies of training faces under the train-to-train threshold.
+    near-copies of training faces under the train-to-train threshold. ``generator`` is the
+    generator of ``generator_run`` when the caller has loaded it already.
     """
     from gan.generate import sampling_seed
     from gan.sample import load_generator
 
-    g, meta = load_generator(Path(generator_run), device=device, checkpoint=checkpoint)
+    g, meta = generator or load_generator(Path(generator_run), device=device, checkpoint=checkpoint)
     gclasses = meta["classes"]
     wanted = [p for p in plan if p.add > 0]
     report: dict[str, Any] = {
@@ -265,58 +301,69 @@ def gate_by_usefulness(
     return gated, gate
 
 
-STATE_FILE = ".rebalance.json"
+STATE_FILE = state_name("rebalance")
+FORMATS = ("folders", "fer2013-csv")
+# What the user typed for each setting of a rebalance folder (named when a rerun changes one).
+OPTION_NAMES = {
+    "data": "DATA",
+    "data_files": "DATA's files",
+    "generator_run": "--generator",
+    "checkpoint_step": "--generator's checkpoint step",
+    "seed": "--seed",
+    "format": "--format",
+    "plan": "the plan (--target, --classes, --fraction)",
+    "min_prob": "--min-prob",
+    "drop_near_copies": "--drop-near-copies/--keep-near-copies",
+    "min_cas": "--min-cas",
+    "checkpoint": "--checkpoint",
+}
 
 
-def check_out_dir(out: Path, options: dict[str, Any], overwrite: bool) -> bool:
-    """OUT must be new or empty, or an unfinished rebalance with the same options, or --overwrite.
+def _data_digest(data: FaceDataset) -> str:
+    """Which real files, classes and splits DATA holds: a changed dataset under the same path is another dataset."""
+    import hashlib
 
-    Returns True when resuming an interrupted run.
-    """
-    import json
-
-    if not out.exists():
-        return False
-    if not out.is_dir():
-        raise UserError(f"{out} is a file; --out must be a folder")
-    entries = list(out.iterdir())
-    if not entries:
-        return False
-    state = out / STATE_FILE
-    if state.exists():
-        old = json.loads(state.read_text())
-        if old == options:
-            return True
-        if not overwrite:
-            raise UserError(f"{out} holds a rebalance made with other options; use a new --out or pass --overwrite")
-        return False
-    if not overwrite:
-        raise UserError(f"{out} is not empty; choose a new --out folder or pass --overwrite")
-    return False
+    h = hashlib.blake2b(digest_size=16)
+    for values in (data.classes, data.sources.tolist(), data.labels.tolist(), data.splits.tolist()):
+        h.update("\n".join(map(str, values)).encode() + b"\0")
+    return h.hexdigest()
 
 
-def remove_previous(out: Path) -> None:
-    """Before ``--overwrite``: delete what an earlier rebalance wrote into ``out`` (the files of its
-    manifest, its synthetic files, its CSV), so no stale file passes for part of the new dataset.
-    Other files are left alone."""
-    from augment.core.manifest import read_manifest
+def check_rebalance_out(
+    data: FaceDataset,
+    generator_run: str | Path,
+    checkpoint_step: int,
+    out: str | Path,
+    plan: list[ClassPlan],
+    quality: QualityFilter,
+    seed: int,
+    fmt: str,
+    overwrite: bool,
+    checkpoint: str = DEFAULT_CHECKPOINT,
+) -> OutputClaim:
+    """Everything about OUT and ``--format`` that can be refused, refused before a judge is trained or
+    a face generated, and without writing anything (``augment.core.manifest.check_output``)."""
+    from augment.writer import check_fer_classes
 
-    if not (out / STATE_FILE).is_file():
-        return
-    paths = {"manifest.csv", "rebalance.json", "fer2013.csv"}
-    if (out / "manifest.csv").is_file():
-        paths |= {r["path"].split("#", 1)[0] for r in read_manifest(out)}
-    paths |= {str(f.relative_to(out)) for f in out.glob("*/*/syn_*.png")}
-    root = out.resolve()
-    for rel in sorted(paths):
-        f = out / rel
-        if not f.is_file() or root not in f.resolve().parents:
-            continue
-        f.unlink()
-        parent = f.parent
-        while parent != out and parent.is_dir() and not any(parent.iterdir()):
-            parent.rmdir()
-            parent = parent.parent
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt}: use {' or '.join(FORMATS)}")
+    real = data.subset(~data.synthetic)
+    if fmt == "fer2013-csv":
+        check_fer_classes([c for c, n in real.counts().items() if n > 0] + [p.name for p in plan if p.add > 0])
+    options = {
+        "data": real.name,
+        "data_files": _data_digest(real),
+        "generator_run": str(Path(generator_run).resolve()),
+        "checkpoint_step": checkpoint_step,
+        "seed": seed,
+        "format": fmt,
+        "plan": [[p.name, p.real, p.add] for p in plan],
+        "min_prob": quality.min_prob,
+        "drop_near_copies": quality.drop_near_copies,
+        "min_cas": quality.min_cas,
+        "checkpoint": checkpoint,
+    }
+    return check_output(Path(out), "rebalance", options, overwrite, OPTION_NAMES)
 
 
 def run_rebalance(
@@ -334,54 +381,51 @@ def run_rebalance(
     checkpoint: str = DEFAULT_CHECKPOINT,
 ) -> dict[str, Any]:
     """Synthesize per ``plan`` (less the classes ``quality.min_cas`` gates out) and write real + synthetic
-    train, with val/test carried over unchanged."""
+    train, with val/test carried over unchanged.
+
+    OUT is checked first and claimed only once the synthesis succeeded; its manifest is written
+    before the files, so a rerun of the same command after an interruption finishes the same
+    files, and ``overwrite`` removes exactly what the old manifest lists.
+    """
     from augment.core.atomic import write_json
     from augment.core.dataset import concat
-    from augment.core.manifest import write_manifest
-    from augment.writer import write_fer_csv, write_tree
+    from augment.writer import fer_rows, tree_rows, write_fer_csv, write_tree
+    from gan.sample import load_generator
 
     out = Path(out)
-    if fmt not in ("folders", "fer2013-csv"):
-        raise UserError(f"--format {fmt}: use folders or fer2013-csv")
-    options = {
-        "data": data.name,
-        "generator_run": str(Path(generator_run).resolve()),
-        "seed": seed,
-        "format": fmt,
-        "plan": [[p.name, p.real, p.add] for p in plan],
-        "min_prob": quality.min_prob,
-        "drop_near_copies": quality.drop_near_copies,
-        "min_cas": quality.min_cas,
-        "checkpoint": checkpoint,
-    }
-    resuming = check_out_dir(out, options, overwrite)
-    if overwrite and not resuming:
-        remove_previous(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / STATE_FILE, options)
+    check_options(fmt)
+    generator = load_generator(Path(generator_run), device=device, checkpoint=checkpoint)
+    gmeta = generator[1]
+    claim = check_rebalance_out(
+        data, generator_run, gmeta["step"], out, plan, quality, seed, fmt, overwrite, gmeta["checkpoint"]
+    )
     train = data.split("train").subset(~data.split("train").synthetic)
     plan, gate = gate_by_usefulness(plan, data, generator_run, quality, checkpoint, device)
-    synthetic, report = synthesize(plan, generator_run, train, judge, quality, seed, device, progress, checkpoint)
+    synthetic, report = synthesize(
+        plan, generator_run, train, judge, quality, seed, device, progress, checkpoint, generator
+    )
     if gate:
         report["cas_gate"] = gate
         zero = {"added": 0, "generated": 0, "dropped_by_judge": 0, "dropped_near_copies": 0}
         report["per_class"].update({c: {**zero, "skipped": why} for c, why in gate["skipped"].items()})
     full = concat([data.subset(~data.synthetic), synthetic], name=data.name)
     meta = {"generator_run": report["generator_run"], "checkpoint_step": report["checkpoint_step"]}
+    rows = tree_rows(full, meta) if fmt == "folders" else fer_rows(full, meta)
+    claim_output(claim)
+    write_manifest(out, rows)  # what the folder will hold; rebalance.json says when it does
     if fmt == "folders":
-        rows = write_tree(full, out, meta, progress, keep_existing=resuming)
+        write_tree(full, out, meta, progress, keep_existing=claim.resume, rows=rows)
     else:
-        rows = write_fer_csv(full, out, meta)
-    write_manifest(out, rows)
+        write_fer_csv(full, out, meta)
     summary = {
         "out": str(out),
         "format": fmt,
-        "resumed": resuming,
+        "resumed": claim.resume,
         "plan": [{"class": p.name, "real": p.real, "synthetic": p.add, "final": p.final} for p in plan],
         "synthesis": report,
         "files": len(rows),
         "synthetic_files": int(synthetic.synthetic.sum()),
         "splits": {s: int((full.splits == s).sum()) for s in ("train", "val", "test")},
     }
-    write_json(out / "rebalance.json", summary)
+    write_json(out / summary_name("rebalance"), summary)
     return summary

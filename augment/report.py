@@ -9,7 +9,7 @@ import numpy as np
 
 from augment.core.atomic import write_text
 from augment.core.dataset import FaceDataset
-from augment.stats import mean_ci, paired_test
+from augment.stats import FIGURES
 from classifier.plots import draw_confusion, normalise_rows
 
 
@@ -37,51 +37,106 @@ def focus_classes(summary: dict[str, Any], agg: dict[str, Any]) -> list[str]:
     return focus
 
 
-def aggregate(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
-    """model → condition → metric → (mean, ci, values)."""
+def _triple(e: dict[str, float | None]) -> tuple[float, float, float]:
+    mean, lo, hi = (np.nan if e[k] is None else float(e[k]) for k in ("mean", "lo", "hi"))  # type: ignore[arg-type]
+    return mean, lo, hi
+
+
+def aggregate(summary: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """model → condition → figure → (mean, lo, hi) from results.json's bootstrap (recall: class → (mean, lo,
+    hi)), and the run's row-normalised confusion matrix, averaged over seeds."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
-    for r in runs:
-        out.setdefault(r["model"], {}).setdefault(r["condition"], {"seeds": []})["seeds"].append(r)
-    for conds in out.values():
-        for agg in conds.values():
-            rs = sorted(agg["seeds"], key=lambda r: r["seed"])
-            for metric in ("accuracy", "macro_f1", "balanced_accuracy"):
-                agg[metric] = mean_ci([r[metric] for r in rs])
-            agg["recall"] = {c: mean_ci([r["recall"][c] for r in rs]) for c in rs[0]["recall"]}
-            agg["confusion"] = np.mean([normalise_rows(np.array(r["confusion_matrix"])) for r in rs], axis=0)
+    for model, conds in summary["stats"]["models"].items():
+        for cond, st in conds.items():
+            runs = [r for r in summary["runs"] if r["model"] == model and r["condition"] == cond]
+            agg: dict[str, Any] = {f: _triple(st[f]) for f in FIGURES}
+            agg["recall"] = {c: _triple(v) for c, v in st["recall"].items()}
+            agg["confusion"] = np.mean([normalise_rows(np.array(r["confusion_matrix"])) for r in runs], axis=0)
+            out.setdefault(model, {})[cond] = agg
     return out
 
 
-def paired(runs: list[dict[str, Any]], model: str, cond: str, ref: str, metric: str, cls: str | None = None):
-    def vals(c: str) -> dict[int, float]:
-        return {
-            r["seed"]: (r["recall"][cls] if cls else r[metric])
-            for r in runs
-            if r["model"] == model and r["condition"] == c
-        }
-
-    a, b = vals(cond), vals(ref)
-    seeds = sorted(set(a) & set(b))
-    if not seeds:
+def paired(summary: dict[str, Any], model: str, cond: str, ref: str, metric: str, cls: str | None = None):
+    """The paired difference cond − ref of a figure (or of a class's recall), or None when not compared."""
+    t = summary["stats"]["models"].get(model, {}).get(cond, {}).get("vs", {}).get(ref)
+    if t is None:
         return None
-    return paired_test([a[s] for s in seeds], [b[s] for s in seeds])
+    return t["recall"][cls] if cls else t[metric]
 
 
-def _fmt(mc: tuple[float, float]) -> str:
-    return f"{mc[0]:.3f} ± {mc[1]:.3f}"
+def _num(x: float | None, sign: str = "") -> str:
+    return "–" if x is None or not np.isfinite(x) else f"{x:{sign}.3f}"
+
+
+def _fmt(mc: tuple[float, float, float]) -> str:
+    return f"{_num(mc[0])} [{_num(mc[1])}, {_num(mc[2])}]"
 
 
 def _diff(t: dict[str, Any] | None) -> str:
     if t is None:
         return "–"
-    star = " **✓**" if t["significant"] and t["mean_diff"] > 0 else (" **✗**" if t["significant"] else "")
-    p = "n/a" if np.isnan(t["p"]) else f"{t['p']:.3f}"
-    return f"{t['mean_diff']:+.3f} ± {t['ci']:.3f} (p={p}){star}"
+    p = "n/a" if t["p"] is None else ("<0.001" if t["p"] < 0.001 else f"{t['p']:.3f}")
+    text = f"{_num(t['diff'], '+')} [{_num(t['lo'], '+')}, {_num(t['hi'], '+')}] p={p}"
+    if t["untested"]:
+        return f"{text}, untested: {t['untested']}"
+    if t["significant"]:
+        return text + (" **✓**" if t["diff"] > 0 else " **✗**")
+    return text
+
+
+def _against(t: dict[str, Any], ref: str) -> str:
+    """How a macro-F1 difference against ``ref`` reads in the verdict."""
+    if t["untested"]:
+        return f"was not tested against {ref} ({t['diff']:+.3f} macro-F1; {t['untested']})"
+    if t["significant"]:
+        word = "beat" if t["diff"] > 0 else "was worse than"
+    else:
+        word = "did not significantly differ from"
+    return f"{word} {ref} ({t['diff']:+.3f} macro-F1, p={t['p']:.3f})"
+
+
+def _recall_change(summary: dict[str, Any], model: str, minority: list[str]) -> tuple[list[str], list[str]]:
+    """The focus classes whose recall GAN rebalancing raised, and those it significantly lowered."""
+    helped, hurt = [], []
+    for c in minority:
+        t = paired(summary, model, "gan", "baseline", "recall", cls=c)
+        if t is None or t["diff"] is None:
+            continue
+        if t["significant"]:
+            (helped if t["diff"] > 0 else hurt).append(f"{c} ({t['diff']:+.2f})")
+        elif t["diff"] > 0:
+            why = f"untested: {t['untested']}" if t["untested"] else "not significant"
+            helped.append(f"{c} ({t['diff']:+.2f}, {why})")
+    return helped, hurt
+
+
+def minority_counts_line(summary: dict[str, Any], classes: list[str]) -> str:
+    """How many real test images the focus classes' recall rests on, and how many duplicates were removed."""
+    dups = summary.get("test_duplicates_by_class") or {}
+    parts = []
+    for c in classes:
+        n = summary["test_counts"][c]
+        removed = dups.get(c, 0)
+        note = f" after removing {removed:,} that duplicate a training face" if removed else ""
+        parts.append(f"{c}: {n:,} test image{'s' if n != 1 else ''}{note}")
+    return "- The recall of the smallest and hardest classes rests on few real test images: " + "; ".join(parts) + "."
+
+
+def method_line(summary: dict[str, Any]) -> str:
+    st = summary["stats"]
+    n_seeds = summary["spec"]["seeds"]
+    line = (
+        f"- Intervals are 95% percentile intervals of a paired bootstrap over seeds and test images together "
+        f"({st['resamples']:,} resamples); a difference is called significant at p < {1 - st['level']:.2f} only "
+        f"from at least {st['min_seeds']} seeds and when it varies at all."
+    )
+    if n_seeds < st["min_seeds"]:
+        line += f" With {n_seeds} seed(s) no difference is tested: rerun with --seeds {st['min_seeds']} or more."
+    return line
 
 
 def verdict(summary: dict[str, Any], agg: dict[str, Any]) -> list[str]:
-    """Plain sentences: did GAN rebalancing help, against what, for which classes."""
-    runs = summary["runs"]
+    """Plain sentences: did GAN rebalancing help, against what, for which classes, on how many test images."""
     minority = focus_classes(summary, agg)
     lines = []
     for model, conds in agg.items():
@@ -89,43 +144,23 @@ def verdict(summary: dict[str, Any], agg: dict[str, Any]) -> list[str]:
             continue
         parts = []
         for ref in ("baseline", "oversample", "weighted"):
-            if ref not in conds:
-                continue
-            t = paired(runs, model, "gan", ref, "macro_f1")
-            if t is None:
-                continue
-            if t["significant"]:
-                word = "beat" if t["mean_diff"] > 0 else "was worse than"
-            else:
-                word = "did not significantly differ from"
-            parts.append(f"{word} {ref} ({t['mean_diff']:+.3f} macro-F1, p={t['p']:.2f})")
-        helped, hurt = [], []
-        for c in minority:
-            t = paired(runs, model, "gan", "baseline", "recall", cls=c)
-            if t is None:
-                continue
-            if t["significant"] and t["mean_diff"] > 0:
-                helped.append(f"{c} ({t['mean_diff']:+.2f})")
-            elif t["significant"] and t["mean_diff"] < 0:
-                hurt.append(f"{c} ({t['mean_diff']:+.2f})")
-            elif t["mean_diff"] > 0:
-                helped.append(f"{c} ({t['mean_diff']:+.2f}, not significant)")
+            t = paired(summary, model, "gan", ref, "macro_f1") if ref in conds else None
+            if t is not None:
+                parts.append(_against(t, ref))
+        helped, hurt = _recall_change(summary, model, minority)
         line = f"- **{model}**: on macro-F1, GAN rebalancing " + ("; ".join(parts) if parts else "was not compared")
         gains = ", ".join(helped) if helped else "no gain"
         line += ". Recall of the minority and hardest classes vs baseline: " + gains
         if hurt:
             line += "; worse for " + ", ".join(hurt)
         lines.append(line + ".")
-    n_seeds = summary["spec"]["seeds"]
-    lines.append(
-        f"- Significance is a paired t-test over {n_seeds} seed(s) at p < 0.05; with few seeds only large "
-        "effects can reach it, so read the intervals as well."
-    )
+    lines.append(minority_counts_line(summary, minority))
+    lines.append(method_line(summary))
     return lines
 
 
 def write_report(report_dir: Path, summary: dict[str, Any], pool: FaceDataset | None) -> None:
-    agg = aggregate(summary["runs"])
+    agg = aggregate(summary)
     pics = draw_pictures(report_dir, summary, agg, pool)
     md = ["# Does GAN rebalancing help? — augment compare", ""]
     md += ["## Verdict", ""] + verdict(summary, agg) + [""]
@@ -151,7 +186,7 @@ def draw_pictures(
     conds = summary["spec"]["conditions"]
     pics = []
     plot_recall(agg, minority_first(summary["train_counts"]), conds, report_dir / "recall_by_condition.png")
-    pics.append(("Per-class recall by condition (mean ± 95% CI)", "recall_by_condition.png"))
+    pics.append(("Per-class recall by condition (mean and 95% interval)", "recall_by_condition.png"))
     for model in agg:
         plot_confusions(agg[model], summary["runs"][0]["classes"], conds, report_dir / f"confusion_{model}.png", model)
         pics.append((f"Confusion matrices, {model} (row-normalised, mean over seeds)", f"confusion_{model}.png"))
@@ -195,6 +230,7 @@ def setup_section(summary: dict[str, Any], agg: dict[str, Any]) -> list[str]:
         judge = f"judge p ≥ {synth['min_prob']}" if synth.get("min_prob") else "judge filter off"
         copies = "near-copies dropped" if "near_copy_threshold" in synth else "near-copies kept"
         md.append(f"- Quality filter ({judge}, {copies}): kept/generated {kept}.")
+    md += [f"- Note: {note}." for note in summary["stats"]["notes"]]
     md.append("")
     return md
 
@@ -205,32 +241,36 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
 
 def model_results(summary: dict[str, Any], agg: dict[str, Any], model: str) -> list[str]:
     """One model's tables: means with CIs, paired differences against baseline, recall of every class."""
-    runs, cs = summary["runs"], agg[model]
+    cs = agg[model]
     minority = focus_classes(summary, agg)
     order = minority_first(summary["train_counts"])
     present = [c for c in summary["spec"]["conditions"] if c in cs]
-    md = [f"### {model}", ""]
+    md = [f"### {model}", "", "Mean over seeds [95% interval]:", ""]
     head = ["condition", "macro-F1", "accuracy"] + [f"{c} recall" for c in minority]
     means = [
         [cond, _fmt(cs[cond]["macro_f1"]), _fmt(cs[cond]["accuracy"])] + [_fmt(cs[cond]["recall"][c]) for c in minority]
         for cond in present
     ]
     md += _table(head, means) + [""]
-    md += ["Paired differences against baseline (same seeds; ± is the 95% CI; ✓/✗ significant):", ""]
+    md += [
+        "Paired differences against baseline (same seeds and test images; [95% interval], bootstrap p; ✓/✗ "
+        "significant; untested with fewer than 3 seeds or no variance):",
+        "",
+    ]
     head = ["condition", "Δ macro-F1", "Δ accuracy"] + [f"Δ {c} recall" for c in minority]
     diffs = [
         [
             cond,
-            _diff(paired(runs, model, cond, "baseline", "macro_f1")),
-            _diff(paired(runs, model, cond, "baseline", "accuracy")),
+            _diff(paired(summary, model, cond, "baseline", "macro_f1")),
+            _diff(paired(summary, model, cond, "baseline", "accuracy")),
         ]
-        + [_diff(paired(runs, model, cond, "baseline", "recall", cls=c)) for c in minority]
+        + [_diff(paired(summary, model, cond, "baseline", "recall", cls=c)) for c in minority]
         for cond in present
         if cond != "baseline"
     ]
     md += _table(head, diffs) + [""]
     md += ["Per-class recall (all classes, minority first):", ""]
-    recalls = [[cond] + [f"{cs[cond]['recall'][c][0]:.3f}" for c in order] for cond in present]
+    recalls = [[cond] + [_num(cs[cond]["recall"][c][0]) for c in order] for cond in present]
     md += _table(["condition"] + order, recalls) + [""]
     return md
 
@@ -252,8 +292,9 @@ def plot_recall(agg: dict[str, Any], classes: list[str], conds: list[str], path:
         w = 0.8 / max(1, len(present))
         x = np.arange(len(classes))
         for i, cond in enumerate(present):
-            means = [cs[cond]["recall"][c][0] for c in classes]
-            errs = [cs[cond]["recall"][c][1] for c in classes]
+            mean, lo, hi = (np.array([cs[cond]["recall"][c][i] for c in classes]) for i in range(3))
+            errs = np.nan_to_num(np.stack([mean - lo, hi - mean]))
+            means = np.nan_to_num(mean)
             ax.bar(x + (i - (len(present) - 1) / 2) * w, means, w, yerr=errs, capsize=2, label=cond)
         ax.set_xticks(x, classes)
         ax.set_ylim(0, 1)

@@ -29,62 +29,94 @@ def _place_real(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
+def tree_rows(ds: FaceDataset, synthetic_meta: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The manifest rows of ``out/<split>/<class>/<file>``, one per face of ``ds`` in its order.
+
+    ``synthetic_meta`` holds the ``generator_run`` and ``checkpoint_step`` of the synthetic faces
+    (their seed and noise index are in their sources).
+    """
+    rows: list[dict[str, Any]] = []
+    used: set[str] = set()
+    meta = synthetic_meta or {}
+    for i in range(len(ds)):
+        split, label = str(ds.splits[i]), ds.classes[int(ds.labels[i])]
+        src = str(ds.sources[i])
+        if ds.synthetic[i]:
+            _, _, index = parse_synthetic_source(src)
+            name = synthetic_name(label, index)
+        else:
+            p = Path(src)
+            name = p.name if p.is_file() else f"real_{i:06d}.png"
+        rel = f"{split}/{label}/{name}"
+        if rel in used:
+            stem, suffix = os.path.splitext(name)
+            rel = f"{split}/{label}/{stem}_{i}{suffix}"
+        used.add(rel)
+        rows.append(_row(rel, label, split, bool(ds.synthetic[i]), src, meta))
+    return rows
+
+
 def write_tree(
     ds: FaceDataset,
     out: Path,
     synthetic_meta: dict[str, Any] | None = None,
     progress: bool = True,
     keep_existing: bool = True,
+    rows: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """``out/<split>/<class>/<file>``: what ImageFolder and flow_from_directory read as is.
 
-    ``synthetic_meta`` holds the ``generator_run`` and ``checkpoint_step`` of the synthetic faces
-    (their seed and noise index are in their sources). With ``keep_existing`` existing files are
-    kept (a rerun after an interruption only writes what is missing); without it they are replaced
-    (``--overwrite`` of an older, different run).
+    Writes the files of ``rows`` (default: :func:`tree_rows`) and returns the rows. With
+    ``keep_existing`` existing files are kept (a rerun after an interruption only writes what is
+    missing; every write is atomic); without it they are replaced.
     """
-    rows: list[dict[str, Any]] = []
-    used: set[str] = set()
-    meta = synthetic_meta or {}
+    rows = tree_rows(ds, synthetic_meta) if rows is None else rows
     with make_progress() as prog:
         task = prog.add_task("writing", total=len(ds)) if progress else None
-        for i in range(len(ds)):
-            split, label = str(ds.splits[i]), ds.classes[int(ds.labels[i])]
-            src = str(ds.sources[i])
-            if ds.synthetic[i]:
-                _, _, index = parse_synthetic_source(src)
-                name = synthetic_name(label, index)
-            else:
-                p = Path(src)
-                name = p.name if p.is_file() else f"real_{i:06d}.png"
-            rel = f"{split}/{label}/{name}"
-            if rel in used:
-                stem, suffix = os.path.splitext(name)
-                rel = f"{split}/{label}/{stem}_{i}{suffix}"
-            used.add(rel)
-            dst = out / rel
+        for i, row in enumerate(rows):
+            dst = out / row["path"]
             if not (keep_existing and dst.exists()):
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                if not ds.synthetic[i] and Path(src).is_file():
-                    _place_real(Path(src), dst)
+                src = Path(str(ds.sources[i]))
+                if not ds.synthetic[i] and src.is_file():
+                    _place_real(src, dst)
                 else:
                     write_png(dst, ds.images[i])
-            rows.append(_row(rel, label, split, bool(ds.synthetic[i]), src, meta))
             if task is not None:
                 prog.advance(task)
     return rows
 
 
-def write_fer_csv(ds: FaceDataset, out: Path, synthetic_meta: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The FER2013 CSV layout (emotion,pixels,Usage; 48×48 grayscale)."""
-    from augment.core.resize import resize_images
-
-    bad = [c for c in ds.classes if c not in FER2013_CODES and ds.counts()[c] > 0]
+def check_fer_classes(names: list[str]) -> None:
+    """``--format fer2013-csv`` holds FER2013's 7 classes only; checked before anything is generated."""
+    bad = [c for c in dict.fromkeys(names) if c not in FER2013_CODES]
     if bad:
         raise UserError(f"--format fer2013-csv cannot hold {', '.join(bad)} (FER2013 has 7 classes); use folders")
-    images = resize_images(ds.images, 48, 1)
-    rows: list[dict[str, Any]] = []
+
+
+def fer_rows(ds: FaceDataset, synthetic_meta: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The manifest rows of :func:`write_fer_csv`'s file: ``fer2013.csv#row<n>``, one per face."""
     meta = synthetic_meta or {}
+    return [
+        _row(
+            f"fer2013.csv#row{i + 1}",
+            ds.classes[int(ds.labels[i])],
+            str(ds.splits[i]),
+            bool(ds.synthetic[i]),
+            str(ds.sources[i]),
+            meta,
+        )
+        for i in range(len(ds))
+    ]
+
+
+def write_fer_csv(ds: FaceDataset, out: Path, synthetic_meta: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The FER2013 CSV layout (emotion,pixels,Usage; 48×48 grayscale), and its manifest rows."""
+    from augment.core.resize import resize_images
+
+    check_fer_classes([c for c, n in ds.counts().items() if n > 0])
+    rows = fer_rows(ds, synthetic_meta)
+    images = resize_images(ds.images, 48, 1)
     with atomic_path(out / "fer2013.csv") as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["emotion", "pixels", "Usage"])
@@ -92,11 +124,6 @@ def write_fer_csv(ds: FaceDataset, out: Path, synthetic_meta: dict[str, Any] | N
             label = ds.classes[int(ds.labels[i])]
             w.writerow(
                 [FER2013_CODES.index(label), " ".join(map(str, images[i].ravel().tolist())), USAGE[str(ds.splits[i])]]
-            )
-            rows.append(
-                _row(
-                    f"fer2013.csv#row{i + 1}", label, str(ds.splits[i]), bool(ds.synthetic[i]), str(ds.sources[i]), meta
-                )
             )
     return rows
 

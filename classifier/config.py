@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
+
+from augment.core.checks import Rule, at_least, below_one, check_class_names, check_rules, one_of, positive
+from augment.core.errors import UserError
+
+MIN_SIZE, MAX_SIZE = 16, 512  # input sizes every model trains at (the simple CNNs pool 4 times)
+MAX_WIDTH = 4.0  # ResEmoteNet at width 1 already has 80M parameters
 
 
 @dataclass
@@ -15,7 +22,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     momentum: float = 0.9
-    schedule: str = "cosine"  # "cosine", "plateau" or "none"
+    schedule: str = "cosine"  # "cosine", "onecycle" (peak --lr; both stepped per batch), "plateau" or "none"
     size: int = 0  # 0: the model's default input size
     width: float = 1.0
     small_stem: bool = False
@@ -25,6 +32,8 @@ class TrainConfig:
     balanced_sampler: bool = False
     focal_gamma: float = 0.0  # > 0: focal loss
     label_smoothing: float = 0.0
+    synthetic_weight: float = 1.0  # each synthetic sample's loss is multiplied by this
+    refit_head_epochs: int = 0  # > 0: then re-fit the final layer on class-balanced real faces, body frozen
     flip: bool = True
     affine: bool = True
     erasing: bool = False
@@ -40,23 +49,29 @@ class TrainConfig:
     checkpoint_every: int = 200  # batches
     max_minutes: float = 0.0
 
-    IDENTITY = (
-        "model",
-        "size",
-        "width",
-        "small_stem",
-        "gray_stem",
-        "classes",
-        "data_fingerprint",
-        "batch_size",
-        "optimizer",
-        "schedule",
-        "seed",
-        "class_weighted",
-        "balanced_sampler",
-        "focal_gamma",
-        "epoch_samples",
-    )
+    # What a resume may change: how many epochs, how often to checkpoint, where and how fast to run, and
+    # the data's path (its fingerprint must stay). Every other setting is the run's: the learning rate too,
+    # since the optimizer and schedule state bring back the old one.
+    # A finished run may also be given a head refit later (--refit-head).
+    RESUMABLE = ("epochs", "checkpoint_every", "max_minutes", "device", "amp", "workers", "data", "refit_head_epochs")
+
+    def validate(self) -> None:
+        """Refuse, in one line naming the option, a setting training cannot run with; ``train`` and
+        ``train_classifier`` call it before anything is read or written."""
+        from classifier.models import GRAY_STEMS, MODEL_NAMES
+
+        if self.model not in MODEL_NAMES:
+            raise UserError(f"--model {self.model}: use one of {', '.join(MODEL_NAMES)}")
+        if self.gray_stem not in GRAY_STEMS:
+            raise UserError(f"--gray-stem {self.gray_stem}: use {' or '.join(GRAY_STEMS)}")
+        check_rules(self, _RULES)
+        check_class_names(self.classes)
+        if self.model == "resnet18" and self.width != 1.0:
+            raise UserError(f"--width {self.width:g}: resnet18 has no width multiplier; leave it at 1")
+        if self.refit_head_epochs < 0:  # the option is --refit-head, not the field's name
+            raise UserError(f"--refit-head {self.refit_head_epochs}: use 0 (no refit) or more epochs")
+        if self.pretrained:
+            check_pretrained(self.model, Path(self.pretrained))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,3 +80,45 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _size_ok(v: int) -> bool:
+    return v == 0 or MIN_SIZE <= v <= MAX_SIZE
+
+
+_RULES: tuple[Rule, ...] = (
+    ("epochs", at_least(1), "train at least 1 epoch"),
+    ("batch_size", at_least(2), "use at least 2 images per batch (batch norm needs two)"),
+    ("optimizer", one_of("adamw", "sgd"), "use adamw or sgd"),
+    ("lr", positive, "use a learning rate above 0, e.g. 1e-3"),
+    ("weight_decay", at_least(0), "use a weight decay of 0 or more"),
+    ("momentum", below_one, "use a momentum from 0 up to (not including) 1"),
+    ("schedule", one_of("cosine", "onecycle", "plateau", "none"), "use cosine, onecycle, plateau or none"),
+    ("size", _size_ok, f"use 0 (the model's default) or {MIN_SIZE} to {MAX_SIZE} pixels"),
+    ("width", lambda v: positive(v) and v <= MAX_WIDTH, f"use a multiplier above 0 and at most {MAX_WIDTH:g}"),
+    ("focal_gamma", at_least(0), "use 0 (cross-entropy) or a positive gamma"),
+    ("label_smoothing", below_one, "use a share from 0 up to (not including) 1"),
+    ("synthetic_weight", at_least(0), "use a weight of 0 (ignore synthetic faces) or more, e.g. 0.5"),
+    ("patience", at_least(0), "use a number of epochs, or 0 to never stop early"),
+    ("select_metric", one_of("macro_f1", "accuracy"), "use macro_f1 or accuracy"),
+    ("val_fraction", below_one, "use a share from 0 (DATA has a val split) up to (not including) 1, e.g. 0.1"),
+    ("epoch_samples", at_least(0), "use a number of images, or 0 for all"),
+    ("workers", at_least(0), "use 0 (load in the main process) or more worker processes"),
+    ("checkpoint_every", at_least(1), "use a number of batches, at least 1"),
+    ("max_minutes", at_least(0), "use a number of minutes, or 0 for no limit"),
+)
+
+
+def check_pretrained(model: str, path: Path) -> None:
+    """``--pretrained`` names a readable ResNet-18 state dict (read here, before the run folder is touched)."""
+    if not path.is_file():
+        raise UserError(f"--pretrained {path}: no such file; give a local ImageNet ResNet-18 weights file")
+    if model != "resnet18":
+        raise UserError(f"--pretrained {path}: only resnet18 loads pretrained weights; add --model resnet18")
+    from classifier.models import ResNet18, load_resnet18_pretrained
+
+    try:
+        load_resnet18_pretrained(ResNet18(num_classes=2), path)
+    except ValueError as e:  # raised from torch.load's error when the file is no torch file at all
+        what = "not a PyTorch weights file" if e.__cause__ is not None else "holds no ResNet-18 parameters"
+        raise UserError(f"--pretrained {path}: {what}; give a local ImageNet ResNet-18 weights file (.pth)") from e

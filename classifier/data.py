@@ -36,18 +36,27 @@ class AugmentedBatches(Dataset):
     """In-memory uint8 faces, fetched a whole batch at a time and augmented per sample.
 
     Each batch arrives with its own seed, so the augmentation is the same whether it runs
-    in the main process or in a DataLoader worker, and after a resume.
+    in the main process or in a DataLoader worker, and after a resume. A batch is (images,
+    labels, synthetic flags): the flags let the loss weigh GAN faces apart (``--synthetic-weight``).
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: v2.Transform | None = None) -> None:
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        transform: v2.Transform | None = None,
+        synthetic: np.ndarray | None = None,
+    ) -> None:
         self.images = torch.from_numpy(images)
         self.labels = torch.from_numpy(labels)
+        flags = np.zeros(len(labels), dtype=bool) if synthetic is None else np.asarray(synthetic, dtype=bool)
+        self.synthetic = torch.from_numpy(flags)
         self.transform = transform
 
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, spec: tuple[int, list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, spec: tuple[int, list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         key, idx = spec
         torch.manual_seed(key)
         batch = self.images[idx]
@@ -55,7 +64,7 @@ class AugmentedBatches(Dataset):
             x = to_input(batch)
         else:
             x = torch.stack([self.transform(img) for img in batch])
-        return x, self.labels[idx]
+        return x, self.labels[idx], self.synthetic[idx]
 
 
 class PlannedBatchSampler(Sampler[tuple[int, list[int]]]):

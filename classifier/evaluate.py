@@ -11,7 +11,7 @@ from augment.core.atomic import write_json
 from augment.core.dataset import SPLITS, FaceDataset
 from augment.core.errors import UserError
 from augment.core.progress import track
-from augment.core.readers.decode import DECODE_ERRORS, decode_one, decode_reason
+from augment.core.readers.decode import DECODE_ERRORS, crop_warning, decode_one, decode_reason
 from classifier.inference import Predictor, load_classifier, predict_proba, prepare_images
 from classifier.metrics import classification_metrics
 from classifier.plots import plot_confusion
@@ -98,14 +98,17 @@ def predict_files(
     """Top class and class probabilities for each (cropped face) image file.
 
     Returns (one result per readable file, in order; [(path, reason)] for files that could not be read).
+    A result has a ``warning`` when its image is far from a face crop (e.g. a 5000x1 strip).
     """
     predictor = Predictor(run_dir, device=device)
     images, read, failed = [], [], []
     for p in track(paths, "reading images") if progress else paths:
         try:
             images.append(decode_one(Path(p), predictor.load_size, predictor.channels))
-            read.append(p)
+            read.append((p, crop_warning(Path(p))))
         except DECODE_ERRORS as err:
             failed.append((str(p), decode_reason(err)))
     scores = predictor.scores(np.stack(images)) if images else []
-    return [{"path": str(p), **s} for p, s in zip(read, scores, strict=True)], failed
+    return [
+        {"path": str(p), **s, **({"warning": note} if note else {})} for (p, note), s in zip(read, scores, strict=True)
+    ], failed

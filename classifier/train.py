@@ -1,8 +1,10 @@
-"""The classifier training loop: validation-only model selection, resume, DDP."""
+"""The classifier training loop: validation-only model selection, resume, DDP; then, with
+``refit_head_epochs``, a second stage that re-fits the final layer on real faces (classifier/refit.py)."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import time
@@ -12,15 +14,24 @@ from typing import Any
 
 import numpy as np
 import torch
+from rich.markup import escape
 from rich.progress import TextColumn
 from torch.utils.data import DataLoader
 
-from augment.core.atomic import append_jsonl, read_jsonl, save_torch, write_json, write_text
+from augment.core.atomic import append_jsonl, read_jsonl, remove_stale_temps, save_torch, write_json, write_text
 from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
 from augment.core.progress import console, make_progress
 from augment.core.resize import resize_dataset
-from augment.core.rundir import CHECKPOINT, load_checkpoint, save_checkpoint, start_or_resume
+from augment.core.rundir import (
+    CHECKPOINT,
+    RunFolder,
+    RunInterrupted,
+    load_checkpoint,
+    open_run,
+    record_run,
+    save_checkpoint,
+)
 from augment.core.runtime import (
     Dist,
     any_rank,
@@ -36,11 +47,14 @@ from augment.core.runtime import (
 from augment.core.splits import ensure_val_split
 from classifier.config import TrainConfig
 from classifier.data import AugmentedBatches, PlannedBatchSampler, train_transform
-from classifier.inference import BEST, predict_proba
-from classifier.losses import make_loss
+from classifier.inference import BEST, load_classifier, predict_proba
+from classifier.losses import make_loss, sample_weights
 from classifier.metrics import classification_metrics
-from classifier.models import build_model, default_image_size
+from classifier.models import build_model, classifier_head, default_image_size
 from classifier.plots import plot_curves
+from classifier.refit import FrozenBody, real_part, refit_config
+
+PER_BATCH_SCHEDULES = ("cosine", "onecycle")
 
 
 def model_kwargs(cfg: TrainConfig, num_classes: int, channels: int, size: int) -> dict[str, Any]:
@@ -55,15 +69,25 @@ def model_kwargs(cfg: TrainConfig, num_classes: int, channels: int, size: int) -
     }
 
 
+def refuse_synthetic_eval(data: FaceDataset) -> None:
+    """Validation and test must be real faces: one line naming the split, the count and a file."""
+    for split in ("val", "test"):
+        bad = np.flatnonzero((data.splits == split) & data.synthetic)
+        if len(bad):
+            raise UserError(
+                f"{data.name}: {len(bad)} synthetic image(s) in the {split} split (e.g. {data.sources[bad[0]]}); "
+                f"validation and test must be real faces: move synthetic files to train/ or leave them out"
+            )
+
+
 def prepare_splits(data: FaceDataset, cfg: TrainConfig) -> tuple[FaceDataset, FaceDataset]:
     """Train and validation sets; the test split is dropped here and never seen."""
+    refuse_synthetic_eval(data)
     data = data.subset(data.splits != "test")
     if cfg.classes:
         data = data.with_classes(cfg.classes)
-    data = ensure_val_split(data, cfg.val_fraction, seed=0)
+    data = ensure_val_split(data, cfg.val_fraction, seed=0)  # keeps synthetic faces in train
     val = data.split("val")
-    if val.synthetic.any():
-        raise UserError(f"{data.name}: the validation split holds synthetic images; validation must be real")
     size = cfg.size or default_image_size(cfg.model)
     train = resize_dataset(data.split("train"), size, data.channels)
     val = resize_dataset(val, size, data.channels)
@@ -77,19 +101,18 @@ def prepare_splits(data: FaceDataset, cfg: TrainConfig) -> tuple[FaceDataset, Fa
 def _optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise UserError(f"--optimizer {cfg.optimizer}: use adamw or sgd")
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, steps_per_epoch: int):
+def _scheduler(cfg: TrainConfig, opt: torch.optim.Optimizer, total_steps: int):
+    """The learning-rate schedule; cosine and onecycle (peak ``--lr``) step per batch over ``total_steps``."""
     if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs * steps_per_epoch))
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    if cfg.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps)
     if cfg.schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=0.5, patience=2)
-    if cfg.schedule == "none":
-        return None
-    raise UserError(f"--schedule {cfg.schedule}: use cosine, plateau or none")
+    return None  # "none"
 
 
 def _stretch_cosine(sched, t_max: int) -> None:
@@ -138,7 +161,7 @@ class TrainSetup:
     dist: Dist
     train: FaceDataset
     val: FaceDataset
-    config: dict[str, Any]  # the run's config.json; every checkpoint holds it
+    folder: RunFolder  # the run folder, checked; ``record_run`` writes its config.json
     kwargs: dict[str, Any]  # build_model's arguments; model.pt holds them
     data_size: int  # faces were loaded at this size, then resized
     model: torch.nn.Module
@@ -147,9 +170,16 @@ class TrainSetup:
     criterion: torch.nn.Module
     steps_per_epoch: int
     verbose: bool  # console messages: rank 0, progress on
+    stage: str = "main"  # or "refit": the head re-fitted on real faces, epochs numbered on from refit_from
+    refit_from: int = 0  # main-stage epochs done before the refit
     net: torch.nn.Module | None = None  # the model, in DDP when distributed
     autocast: Any = None
     batches: AugmentedBatches | None = None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The run's config.json; every checkpoint holds it."""
+        return self.folder.config
 
     @property
     def classes(self) -> list[str]:
@@ -158,6 +188,11 @@ class TrainSetup:
     @property
     def use_cuda(self) -> bool:
         return self.device.startswith("cuda")
+
+    @property
+    def total_steps(self) -> int:
+        """Batches in this stage: what a per-batch schedule runs over."""
+        return max(1, (self.cfg.epochs - self.refit_from) * self.steps_per_epoch)
 
 
 @dataclass
@@ -178,6 +213,16 @@ class RunState:
     out_of_time: bool = False
     epoch_started: float = 0.0
     task: Any = None  # the epoch's progress bar
+    saved: tuple[int, int] | None = None  # (epoch, batch) of the last checkpoint: where a rerun resumes
+
+    @property
+    def where(self) -> str:
+        """Where a rerun resumes, in words."""
+        if self.saved is None:
+            return "before the first checkpoint"
+        epoch, batch = self.saved
+        return f"after epoch {epoch}" if batch == 0 else f"in epoch {epoch + 1} after batch {batch}"
+    refit_checkpoint: dict[str, Any] | None = None  # the main stage is over: the refit resumes from this
 
 
 @dataclass
@@ -187,11 +232,9 @@ class StepStats:
     n: int
 
 
-def _check_options(cfg: TrainConfig, dist_info: Dist) -> None:
+def _check_world(cfg: TrainConfig, dist_info: Dist) -> None:
     if cfg.batch_size % dist_info.world:
         raise UserError(f"--batch-size {cfg.batch_size} must divide evenly over {dist_info.world} processes")
-    if cfg.select_metric not in ("macro_f1", "accuracy"):
-        raise UserError(f"--select-metric {cfg.select_metric}: use macro_f1 or accuracy")
 
 
 def _run_config(data: FaceDataset, cfg: TrainConfig, train: FaceDataset, val: FaceDataset) -> dict[str, Any]:
@@ -222,18 +265,15 @@ def _build_model(cfg: TrainConfig, kwargs: dict[str, Any], device: str, verbose:
 
 
 def setup(data: FaceDataset, run_dir: Path, cfg: TrainConfig, progress: bool) -> TrainSetup:
-    """Check the options, split the data, start (or check) the run folder, build model and optimiser."""
+    """Check the options, split the data, check the run folder (writing nothing), build model and optimiser."""
+    cfg.validate()
     device = pick_device(cfg.device)
     dist_info = init_distributed(device)
-    _check_options(cfg, dist_info)
+    _check_world(cfg, dist_info)
     train, val = prepare_splits(data, cfg)
     classes = list(train.classes)
     val = val.remap_to(classes) if val.classes != classes else val
-    config = _run_config(data, cfg, train, val)
-    if dist_info.main:
-        start_or_resume(run_dir, config, list(TrainConfig.IDENTITY), kind="classifier")
-    barrier(dist_info)
-
+    folder = open_run(run_dir, _run_config(data, cfg, train, val), "classifier", TrainConfig.RESUMABLE)
     seed_everything(cfg.seed)
     kwargs = model_kwargs(cfg, len(classes), train.channels, train.size)
     verbose = dist_info.main and progress
@@ -247,7 +287,7 @@ def setup(data: FaceDataset, run_dir: Path, cfg: TrainConfig, progress: bool) ->
     ).num_batches()
     if steps_per_epoch == 0:
         raise UserError(f"{data.name}: fewer training images than one batch ({cfg.batch_size}); lower --batch-size")
-    sched = _scheduler(cfg, opt, steps_per_epoch)
+    sched = _scheduler(cfg, opt, max(1, cfg.epochs * steps_per_epoch))
     return TrainSetup(
         cfg=cfg,
         run_dir=run_dir,
@@ -255,7 +295,7 @@ def setup(data: FaceDataset, run_dir: Path, cfg: TrainConfig, progress: bool) ->
         dist=dist_info,
         train=train,
         val=val,
-        config=config,
+        folder=folder,
         kwargs=kwargs,
         data_size=data.size,
         model=model,
@@ -267,42 +307,111 @@ def setup(data: FaceDataset, run_dir: Path, cfg: TrainConfig, progress: bool) ->
     )
 
 
-def resume(s: TrainSetup) -> RunState:
-    """The run state from the checkpoint (a fresh one without); history lines past it are dropped."""
-    state = RunState()
+def _restore_schedule(s: TrainSetup, ckpt: dict[str, Any]) -> None:
+    if s.sched is None or ckpt.get("sched") is None:
+        return
+    s.sched.load_state_dict(ckpt["sched"])
+    if s.cfg.schedule == "cosine":
+        _stretch_cosine(s.sched, s.total_steps)
+    elif s.cfg.schedule == "onecycle" and s.sched.total_steps != s.total_steps:
+        raise UserError(
+            f"{s.run_dir}: a one-cycle schedule is fixed by its length ({s.sched.total_steps} batches); "
+            "rerun with its old --epochs and --epoch-samples, or use a new --out folder"
+        )
+
+
+def resume(s: TrainSetup, ckpt: dict[str, Any] | None = None) -> RunState:
+    """The run state from the checkpoint (a fresh one without); history lines past it are dropped.
+    A refit checkpoint met by the main stage ends the main stage: the refit resumes from it."""
+    state = RunState(epoch=s.refit_from)
     ckpt_path = s.run_dir / CHECKPOINT
-    if ckpt_path.exists():
+    if ckpt is None and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
+    if ckpt is not None and ckpt.get("stage", "main") != s.stage:
+        state.epoch, state.stopped, state.refit_checkpoint = int(ckpt["refit_from"]), True, ckpt
+        return state
+    if ckpt is not None:
         s.model.load_state_dict(ckpt["model"])
         s.opt.load_state_dict(ckpt["opt"])
-        if s.sched is not None and ckpt.get("sched") is not None:
-            s.sched.load_state_dict(ckpt["sched"])
-            if s.cfg.schedule == "cosine":
-                _stretch_cosine(s.sched, max(1, s.cfg.epochs * s.steps_per_epoch))
+        _restore_schedule(s, ckpt)
         state.epoch, state.start_batch = int(ckpt["epoch"]), int(ckpt["batch"])
         state.best, state.bad_epochs = float(ckpt["best"]), int(ckpt["bad_epochs"])
         state.stopped = bool(ckpt.get("stopped"))
+        state.saved = (state.epoch, state.start_batch)
         if ckpt.get("epoch_stats") is not None and state.start_batch > 0:
             loss_sum0, correct0, seen0 = ckpt["epoch_stats"]
             state.loss_sum, state.correct, state.seen = float(loss_sum0), int(correct0), int(seen0)
-        if s.verbose:
-            console.print(f"resuming {s.run_dir} at epoch {state.epoch + 1}, batch {state.start_batch}")
-    if s.dist.main:
-        _truncate_history(s.run_dir / "history.jsonl", state.epoch)
+        repair_best(s, state)
     state.done_batches = state.start_batch
     return state
 
 
+def _best_model_meta(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """model.pt's metadata when a model loads from it, else (None, why not)."""
+    try:
+        return load_classifier(path.parent)[1], None
+    except (UserError, RuntimeError, KeyError) as e:
+        return None, str(e).splitlines()[0]
+
+
+def repair_best(s: TrainSetup, state: RunState) -> None:
+    """A resumed run whose model.pt does not load (truncated, deleted): rebuild it from the checkpoint
+    when the checkpoint holds the best epoch's weights, else select the best again from the next epoch
+    on; a run with no epoch left to train is refused, with what to do."""
+    path = s.run_dir / BEST
+    if state.best == -math.inf:  # no epoch validated yet: no model.pt to expect
+        return
+    problem = _best_model_meta(path)[1]
+    if problem is None:
+        return
+    last = [r for r in read_jsonl(s.run_dir / "history.jsonl") if r.get("epoch") == state.epoch]
+    if state.start_batch == 0 and last and last[-1].get("improved"):
+        r = last[-1]
+        save_best(s, state.epoch, {"accuracy": r["val_acc"], "macro_f1": r["val_macro_f1"], "loss": r["val_loss"]})
+        _warn(s, f"{problem}; rebuilt {path} from the checkpoint (epoch {state.epoch}, the best)")
+        return
+    if state.stopped or state.epoch >= s.cfg.epochs:
+        raise UserError(
+            f"{problem}; the checkpoint is not the best epoch's, so it cannot be rebuilt: rerun with --epochs "
+            f"above {state.epoch} to select a new best model, or train into a new --out"
+        )
+    _warn(s, f"{problem}; the best model is selected again from epoch {state.epoch + 1} on")
+    if s.dist.main:
+        path.unlink(missing_ok=True)
+    state.best, state.bad_epochs = -math.inf, 0
+
+
+def _warn(s: TrainSetup, message: str) -> None:
+    if s.dist.main:
+        console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def begin(s: TrainSetup, state: RunState) -> None:
+    """Rank 0, once the run is set up: remove temp files a kill left; if there is an epoch to train,
+    record the run (config.json, run.json) and drop history lines the checkpoint does not cover."""
+    barrier(s.dist)  # every rank has read the run folder before rank 0 writes to it
+    if s.dist.main:
+        remove_stale_temps(s.run_dir)
+        if state.epoch < s.cfg.epochs and not state.stopped:
+            record_run(s.folder)
+            _truncate_history(s.run_dir / "history.jsonl", state.epoch)
+            if s.verbose and s.folder.resuming:
+                console.print(
+                    f"resuming {s.run_dir} at epoch {state.epoch + 1}, batch {state.start_batch}", soft_wrap=True
+                )
+    barrier(s.dist)
+
+
 def prepare_training(s: TrainSetup) -> None:
     """After the resume: DDP around the model, autocast, the augmented batch source."""
-    s.net = s.model
+    s.net = FrozenBody(s.model) if s.stage == "refit" else s.model
     if s.dist.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        s.net = DDP(s.model, device_ids=[torch.device(s.device).index] if s.use_cuda else None)
+        s.net = DDP(s.net, device_ids=[torch.device(s.device).index] if s.use_cuda else None)
     s.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=s.use_cuda and s.cfg.amp)
     transform = train_transform(s.cfg.flip, s.cfg.affine, s.cfg.erasing)
-    s.batches = AugmentedBatches(s.train.images, s.train.labels, transform)
+    s.batches = AugmentedBatches(s.train.images, s.train.labels, transform, s.train.synthetic)
 
 
 def epoch_batches(s: TrainSetup, state: RunState) -> DataLoader:
@@ -330,11 +439,13 @@ def train_step(
     y: torch.Tensor,
     sched: Any = None,
     autocast: Any = None,
+    weight: torch.Tensor | None = None,
 ) -> StepStats:
-    """One optimiser step on one batch already on the device; ``sched`` (cosine) steps per batch."""
+    """One optimiser step on one batch already on the device; ``sched`` (cosine, onecycle) steps per batch;
+    ``weight``: each sample's loss weight (None: all 1)."""
     with autocast if autocast is not None else contextlib.nullcontext():
         logits = net(x)
-    loss = criterion(logits.float(), y)
+    loss = criterion(logits.float(), y) if weight is None else criterion(logits.float(), y, weight)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -370,8 +481,9 @@ def _show_batch(prog: Any, state: RunState, world: int) -> None:
 
 def save_state(s: TrainSetup, state: RunState, stopped: bool = False) -> None:
     """The checkpoint (rank 0): resumable at ``state.done_batches`` of epoch ``state.epoch``."""
+    batch = state.done_batches
+    state.saved = (state.epoch, batch)
     if s.dist.main:
-        batch = state.done_batches
         save_checkpoint(
             s.run_dir,
             {
@@ -385,6 +497,8 @@ def save_state(s: TrainSetup, state: RunState, stopped: bool = False) -> None:
                 "stopped": stopped,
                 "epoch_stats": [state.loss_sum, state.correct, state.seen] if batch > 0 else None,
                 "config": s.config,
+                "stage": s.stage,
+                "refit_from": s.refit_from,
             },
         )
 
@@ -393,10 +507,12 @@ def run_batches(s: TrainSetup, state: RunState, prog: Any, deadline: float) -> N
     """Train on the rest of the epoch's batches, checkpointing every ``checkpoint_every``; stop early
     (``state.out_of_time``) when the time budget runs out."""
     s.net.train()
-    batch_sched = s.sched if s.cfg.schedule == "cosine" else None
-    for b, (x, y) in enumerate(epoch_batches(s, state), start=state.start_batch):
+    batch_sched = s.sched if s.cfg.schedule in PER_BATCH_SCHEDULES else None
+    for b, (x, y, synthetic) in enumerate(epoch_batches(s, state), start=state.start_batch):
         x, y = _to_device(s, x, y)
-        _count(s, state, b, train_step(s.net, s.criterion, s.opt, x, y, batch_sched, s.autocast))
+        weight = sample_weights(synthetic, s.cfg.synthetic_weight)
+        weight = weight.to(s.device) if weight is not None else None
+        _count(s, state, b, train_step(s.net, s.criterion, s.opt, x, y, batch_sched, s.autocast, weight))
         _show_batch(prog, state, s.dist.world)
         if (b + 1) % s.cfg.checkpoint_every == 0:
             save_state(s, state)
@@ -457,6 +573,7 @@ def save_best(s: TrainSetup, epoch: int, val_metrics: dict[str, Any]) -> None:
                 "epoch": epoch,
                 "val": {k: val_metrics[k] for k in ("accuracy", "macro_f1", "loss")},
                 "select_metric": s.cfg.select_metric,
+                "stage": s.stage,
             },
         )
 
@@ -472,6 +589,7 @@ def _epoch_record(s: TrainSetup, state: RunState, val_metrics: dict[str, Any], i
         "lr": s.opt.param_groups[0]["lr"],
         "improved": improved,
         "seconds": time.time() - state.epoch_started,
+        "stage": s.stage,
     }
 
 
@@ -517,7 +635,7 @@ def train_loop(s: TrainSetup, state: RunState, prog: Any, deadline: float) -> No
     try:
         while state.epoch < cfg.epochs and not state.stopped:
             if prog:
-                label = f"epoch {state.epoch + 1}/{cfg.epochs}"
+                label = f"{'refit ' if s.stage == 'refit' else ''}epoch {state.epoch + 1}/{cfg.epochs}"
                 state.task = prog.add_task(label, total=s.steps_per_epoch, completed=state.start_batch, info="")
             state.epoch_started = time.time()
             run_batches(s, state, prog, deadline)
@@ -528,25 +646,95 @@ def train_loop(s: TrainSetup, state: RunState, prog: Any, deadline: float) -> No
                 if s.verbose:
                     console.print(f"time budget of {cfg.max_minutes} min reached after epoch {state.epoch}")
                 break
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if not state.finishing:  # mid-epoch; otherwise the last checkpoint replays this epoch exactly
             save_state(s, state)
-        raise
+        raise RunInterrupted(f"interrupted {state.where}; rerun the same command to resume") from e
+
+
+def best_record(s: TrainSetup) -> dict[str, Any]:
+    """The history record of the epoch model.pt holds, checked by loading model.pt into a model: the
+    summary reports the model that is on disk, not the one that should be."""
+    meta, problem = _best_model_meta(s.run_dir / BEST)
+    if meta is None:
+        raise UserError(f"{problem}; rerun the same command to repair it", exit_code=1)
+    epoch = int(meta["epoch"])
+    found = [r for r in read_jsonl(s.run_dir / "history.jsonl") if r.get("epoch") == epoch]
+    if found:
+        return found[-1]
+    val = meta["val"]
+    return {"epoch": epoch, "val_loss": val["loss"], "val_acc": val["accuracy"], "val_macro_f1": val["macro_f1"]}
+
+
+def _refit_setup(s: TrainSetup, refit_from: int) -> TrainSetup:
+    """The refit stage: real training faces in class-balanced batches, plain cross-entropy, an optimiser
+    and a cosine schedule of the head's own; the same model, run folder and config.json."""
+    cfg = refit_config(s.cfg, refit_from)
+    train = real_part(s.train)
+    steps = PlannedBatchSampler(train.labels, cfg.batch_size, cfg.seed, 0, True, cfg.epoch_samples).num_batches()
+    if steps == 0:
+        raise UserError(
+            f"--refit-head: fewer real training faces than one batch ({cfg.batch_size}); lower --batch-size"
+        )
+    criterion = make_loss(train.labels, len(s.classes), False, 0.0, cfg.label_smoothing).to(s.device)
+    opt = _optimizer(cfg, classifier_head(s.model).parameters())
+    refit = dataclasses.replace(s, cfg=cfg, train=train, opt=opt, criterion=criterion, steps_per_epoch=steps)
+    refit.stage, refit.refit_from, refit.net, refit.batches = "refit", refit_from, None, None
+    refit.sched = _scheduler(cfg, opt, refit.total_steps)
+    return refit
+
+
+def refit_due(s: TrainSetup, state: RunState, deadline: float) -> bool:
+    """The refit runs once the main stage is over (its last epoch or an early stop) with time left, or
+    resumes when it had begun."""
+    if state.refit_checkpoint is not None:
+        return True
+    if s.cfg.refit_head_epochs == 0 or state.out_of_time or not (state.stopped or state.epoch >= s.cfg.epochs):
+        return False
+    return not any_rank(s.dist, time.time() > deadline)
+
+
+def start_refit(s: TrainSetup, main: RunState) -> tuple[TrainSetup, RunState]:
+    """The refit stage, resumed from its checkpoint, or begun from model.pt (the main stage's best epoch on
+    validation) and checkpointed at once, so that a kill from then on resumes in the refit."""
+    ckpt = main.refit_checkpoint
+    r = _refit_setup(s, main.epoch if ckpt is None else int(ckpt["refit_from"]))
+    if ckpt is not None:
+        state = resume(r, ckpt)
+    else:
+        barrier(s.dist)  # rank 0 wrote model.pt
+        s.model.load_state_dict(load_checkpoint(s.run_dir / BEST)["model"])
+        state = RunState(epoch=r.refit_from)
+        save_state(r, state)
+        if r.verbose:
+            console.print(
+                f"re-fitting the head for {s.cfg.refit_head_epochs} epochs on {len(r.train):,} real faces "
+                f"(class-balanced), the body of epoch {r.refit_from}'s best model frozen"
+            )
+    if r.dist.main:  # a refit this invocation trains is recorded, and history past its checkpoint dropped
+        record_run(r.folder)
+        _truncate_history(r.run_dir / "history.jsonl", state.epoch)
+    barrier(r.dist)
+    state.images_seen = main.images_seen
+    prepare_training(r)
+    return r, state
+
+
+def _best_record(s: TrainSetup, history: list[dict[str, Any]], stage: str) -> dict[str, Any] | None:
+    key = "val_macro_f1" if s.cfg.select_metric == "macro_f1" else "val_acc"
+    return max((r for r in history if r.get("stage", "main") == stage), key=lambda r: r[key], default=None)
 
 
 def finish(s: TrainSetup, state: RunState, t0: float) -> dict[str, Any]:
-    """summary.json (rank 0) after every rank is done; the best epoch is read from the history."""
+    """summary.json (rank 0) after every rank is done; the best epoch is the one model.pt holds (the last
+    stage's)."""
     barrier(s.dist)
+    best_rec = best_record(s)
     history = read_jsonl(s.run_dir / "history.jsonl")
-    best_rec = max(
-        history,
-        key=lambda r: r["val_macro_f1" if s.cfg.select_metric == "macro_f1" else "val_acc"],
-        default=None,
-    )
     summary = {
         "run_dir": str(s.run_dir),
         "epochs_done": state.epoch,
-        "best_epoch": best_rec["epoch"] if best_rec else None,
+        "best_epoch": best_rec["epoch"],
         "best_val": best_rec,
         "seconds": time.time() - t0,
         "images_per_s": state.images_seen / max(time.time() - t0, 1e-9),
@@ -554,7 +742,15 @@ def finish(s: TrainSetup, state: RunState, t0: float) -> dict[str, Any]:
         "rank": s.dist.rank,
         "world": s.dist.world,
         "parameter_digest": parameter_digest(s.model),
+        "stage": s.stage,
     }
+    if s.stage == "refit":
+        summary["refit"] = {
+            "epochs": state.epoch - s.refit_from,
+            "from_epoch": s.refit_from,
+            "real_images": len(s.train),
+            "main_best_val": _best_record(s, history, "main"),
+        }
     if s.dist.main:
         write_json(s.run_dir / "summary.json", summary)
     return summary
@@ -562,8 +758,10 @@ def finish(s: TrainSetup, state: RunState, t0: float) -> dict[str, Any]:
 
 def train_classifier(data: FaceDataset, run_dir: str | Path, cfg: TrainConfig, progress: bool = True) -> dict[str, Any]:
     """Train (or resume) a classifier into ``run_dir``; model.pt is the best on validation."""
+    cfg.validate()
     s = setup(data, Path(run_dir), cfg, progress)
     state = resume(s)
+    begin(s, state)
     prepare_training(s)
     t0 = time.time()
     deadline = t0 + cfg.max_minutes * 60 if cfg.max_minutes > 0 else math.inf
@@ -572,6 +770,9 @@ def train_classifier(data: FaceDataset, run_dir: str | Path, cfg: TrainConfig, p
         prog.start()
     try:
         train_loop(s, state, prog, deadline)
+        if refit_due(s, state, deadline):
+            s, state = start_refit(s, state)
+            train_loop(s, state, prog, deadline)
     finally:
         if prog:
             prog.stop()

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from augment.core.checks import Rule, at_least, below_one, check_class_names, check_rules, one_of, positive
+from augment.core.errors import UserError
+
+SIZES = (32, 48, 64, 96, 128)  # image sizes the generator and discriminator are built for
 # Which generator of a run generate, rebalance, gan-eval and compare load: "best" (best.pt, the best on the
 # validation split; the last checkpoint when selection never ran) or "last" (checkpoint.pt).
 CHECKPOINT_CHOICES = ("best", "last")
@@ -62,24 +66,33 @@ class GanConfig:
     select_seed: int = 424242  # their sample seed; gan-eval reports with another, so selection never grades itself
     judge: str = ""  # a classifier run that scores selection; '' trains the grading judge into RUN/judge-grading
 
-    # Settings that define the model and data; a resumed run must keep them.
-    IDENTITY = (
-        "size",
-        "channels",
-        "z_dim",
-        "g_width",
-        "d_width",
-        "cond_bn",
-        "conditioning",
-        "spectral_norm",
-        "d_head",
-        "minibatch_std",
-        "d_batchnorm",
-        "aux_weight",
-        "classes",
-        "data_fingerprint",
-        "batch_size",
+    # What a resume may change: how far to train, how often to log, sample, select and checkpoint, where and how
+    # fast to run, and the data's path (its fingerprint must stay). Every other setting is the run's:
+    # a learning rate too, since the optimizer state brings back the old one.
+    RESUMABLE = (
+        "steps",
+        "sample_every",
+        "checkpoint_every",
+        "log_every",
+        "select_every",
+        "max_minutes",
+        "device",
+        "amp",
+        "channels_last",
+        "data",
     )
+
+    def validate(self) -> None:
+        """Refuse, in one line naming the option, a setting training cannot run with; ``gan-train`` and
+        ``train_gan`` call it before anything is read or written."""
+        check_rules(self, _RULES)
+        check_class_names(self.classes)
+        from gan.diffaugment import parse_policy
+
+        try:
+            parse_policy(self.diffaugment)
+        except ValueError as e:
+            raise UserError(f"--diffaugment {self.diffaugment}: {e}") from e
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,6 +102,36 @@ class GanConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
+
+_EVERY = "use a number of steps, at least 1"
+_RULES: tuple[Rule, ...] = (
+    ("recipe", lambda v: v in RECIPES, "use full or classic"),
+    ("steps", at_least(1), "train at least 1 step"),
+    ("batch_size", at_least(2), "use at least 2 images per batch"),
+    ("lr_g", positive, "use a learning rate above 0, e.g. 2e-4"),
+    ("lr_d", positive, "use a learning rate above 0, e.g. 2e-4"),
+    ("beta1", below_one, "use an Adam beta from 0 up to (not including) 1"),
+    ("beta2", below_one, "use an Adam beta from 0 up to (not including) 1"),
+    ("size", one_of(*SIZES), f"the GAN supports {', '.join(map(str, SIZES))}"),
+    ("channels", one_of(1, 3), "use 1 (grayscale) or 3 (RGB)"),
+    ("z_dim", at_least(1), "use a noise size of at least 1"),
+    ("g_width", at_least(1), "use a base width of at least 1"),
+    ("d_width", at_least(1), "use a base width of at least 1"),
+    ("conditioning", one_of("projection", "concat"), "use projection or concat"),
+    ("d_head", one_of("flatten", "sum"), "use flatten or sum"),
+    ("loss", one_of("hinge", "bce"), "use hinge or bce"),
+    ("aux_weight", at_least(0), "use a weight of 0 (off) or more"),
+    ("ema", below_one, "use a decay from 0 (off) up to (not including) 1, e.g. 0.999"),
+    ("d_steps", at_least(1), "use at least 1 discriminator step per generator step"),
+    ("sample_every", at_least(1), _EVERY),
+    ("checkpoint_every", at_least(1), _EVERY),
+    ("log_every", at_least(1), _EVERY),
+    ("max_minutes", at_least(0), "use a number of minutes, or 0 for no limit"),
+    ("val_fraction", below_one, "use a share from 0 (no validation split) up to (not including) 1, e.g. 0.1"),
+    ("select_every", at_least(0), "use a number of steps, or 0 to switch best-checkpoint selection off"),
+    ("select_per_class", at_least(1), "draw at least 1 sample per class"),
+    ("select_seed", lambda v: isinstance(v, int) and v != EVAL_SEED, f"use a seed other than gan-eval's {EVAL_SEED}"),
+)
 
 RECIPES: dict[str, dict[str, Any]] = {
     # Our defaults: cheap SN/projection networks, hinge loss, DiffAugment, class-balanced batches, EMA.
@@ -132,7 +175,14 @@ class CasConfig:
 
 def recipe_config(recipe: str, **overrides: Any) -> GanConfig:
     if recipe not in RECIPES:
-        raise ValueError(f"unknown recipe '{recipe}'; use one of {', '.join(RECIPES)}")
+        raise UserError(f"--recipe {recipe}: use one of {', '.join(RECIPES)}")
     base = {**RECIPES[recipe], "recipe": recipe}
     base.update({k: v for k, v in overrides.items() if v is not None})
     return GanConfig(**base)
+
+
+def steps_for_epochs(epochs: float, n_train: int, batch_size: int) -> int:
+    """``gan-train --epochs``: the generator steps that make ``epochs`` passes over ``n_train`` images."""
+    if not positive(epochs):
+        raise UserError(f"--epochs {epochs:g}: give a number of passes above 0, e.g. 50")
+    return max(1, round(epochs * n_train / batch_size))

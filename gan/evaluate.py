@@ -68,6 +68,12 @@ def check_seed(seed: int, meta: dict[str, Any]) -> None:
         )
 
 
+def check_per_class(per_class: int) -> None:
+    """``gan-eval --per-class``: a Fréchet distance needs at least two samples of a class."""
+    if per_class < 2:
+        raise UserError(f"--per-class {per_class}: score at least 2 samples per class, e.g. 200")
+
+
 def evaluate_gan(
     run_dir: str | Path,
     data: FaceDataset,
@@ -81,6 +87,7 @@ def evaluate_gan(
 ) -> dict[str, Any]:
     """Score the run's ``checkpoint`` (best, falling back to last, or last) and write ``RUN/eval/``:
     metrics.json, judge.png, confusion.png, usefulness.png, nearest.png."""
+    check_per_class(per_class)
     run_dir = Path(run_dir)
     g, meta = load_generator(run_dir, device=device, checkpoint=checkpoint)
     check_seed(seed, meta)

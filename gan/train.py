@@ -15,11 +15,18 @@ import torch
 import torch.nn.functional as F
 from rich.progress import Progress, TaskID, TextColumn
 
-from augment.core.atomic import append_jsonl, read_jsonl, save_torch, write_text
+from augment.core.atomic import append_jsonl, read_jsonl, remove_stale_temps, save_torch, write_text
 from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
 from augment.core.progress import console, make_progress
-from augment.core.rundir import CHECKPOINT, load_checkpoint, save_checkpoint, start_or_resume
+from augment.core.rundir import (
+    CHECKPOINT,
+    RunInterrupted,
+    load_checkpoint,
+    open_run,
+    record_run,
+    save_checkpoint,
+)
 from augment.core.runtime import (
     Dist,
     any_rank,
@@ -504,8 +511,7 @@ def resume(st: GanState, progress: bool) -> None:
     st.g.load_state_dict(state["g"])
     st.d.load_state_dict(state["d"])
     if st.g_ema is not None:
-        # A run checkpointed with EMA off starts its EMA from the trained G, not from a fresh init.
-        st.g_ema.load_state_dict(state["g_ema"] if state.get("g_ema") is not None else state["g"])
+        st.g_ema.load_state_dict(state["g_ema"])
     st.opt_g.load_state_dict(state["opt_g"])
     st.opt_d.load_state_dict(state["opt_d"])
     st.step = int(state["step"])
@@ -514,7 +520,9 @@ def resume(st: GanState, progress: bool) -> None:
 
 
 def setup(data: FaceDataset, run_dir: Path, cfg: GanConfig, progress: bool) -> GanState:
-    """Check the run folder, build the models and resume from its checkpoint when there is one."""
+    """Check the settings and the run folder (writing nothing), build the models and resume from the
+    checkpoint when there is one; then, if there are steps to train, record the run."""
+    cfg.validate()
     device = pick_device(cfg.device)
     dist = init_distributed(device)
     if cfg.batch_size % dist.world:
@@ -529,15 +537,18 @@ def setup(data: FaceDataset, run_dir: Path, cfg: GanConfig, progress: bool) -> G
         "val_counts": val.counts(),
         "val_fingerprint": val_fingerprint(val),
     }
-    if dist.main:
-        start_or_resume(run_dir, config, list(GanConfig.IDENTITY), kind="gan")
-    barrier(dist)
-    st = new_state(cfg, train, dist, device, run_dir, config)
-    if (run_dir / CHECKPOINT).exists():
+    folder = open_run(run_dir, config, "gan", GanConfig.RESUMABLE)
+    st = new_state(cfg, train, dist, device, run_dir, folder.config)
+    if folder.resuming:
         resume(st, progress)
     prepare_selection(st, data, val, progress)
+    barrier(dist)  # every rank has read the run folder before rank 0 writes to it
     if dist.main:
-        _trim_metrics(run_dir / "metrics.jsonl", st.step)
+        remove_stale_temps(run_dir)
+        if st.step < cfg.steps:
+            record_run(folder)
+            _trim_metrics(run_dir / "metrics.jsonl", st.step)
+    barrier(dist)
     return st
 
 
@@ -602,6 +613,7 @@ def train_gan(data: FaceDataset, run_dir: str | Path, cfg: GanConfig, progress: 
 
     Returns a summary with the final step and throughput. Only rank 0 writes files.
     """
+    cfg.validate()
     st = setup(data, Path(run_dir), cfg, progress)
     if st.step >= cfg.steps:
         if st.dist.main and progress:
@@ -611,9 +623,9 @@ def train_gan(data: FaceDataset, run_dir: str | Path, cfg: GanConfig, progress: 
     log = open_log(st, progress)
     try:
         train_loop(st, log, progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         save_state(st)
-        raise
+        raise RunInterrupted(f"interrupted at step {st.step}; rerun the same command to resume") from e
     finally:
         if log.prog:
             log.prog.stop()

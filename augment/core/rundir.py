@@ -1,17 +1,51 @@
-"""Run folders: config and versions beside the outputs, checkpoints, resume checks."""
+"""Run folders: config and versions beside the outputs, checkpoints, resume checks.
+
+A run goes: check its settings (the config's ``validate``, ``augment.core.checks``) and its folder
+(``open_run``), both without
+writing anything; build and resume; then, when it will train, ``record_run`` writes config.json
+and adds the invocation to run.json.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from augment.core.atomic import save_torch, write_json
+from augment.core.atomic import as_json, save_torch, write_json
 from augment.core.errors import UserError
 from augment.core.runtime import run_record
 
 CONFIG_FILE = "config.json"
 CHECKPOINT = "checkpoint.pt"
+RUNS_FILE = "run.json"
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run, raised once its checkpoint is saved; ``str()`` says where it stopped."""
+
+
+# --------------------------------------------------------------------------- the run folder
+@dataclass
+class RunFolder:
+    """A run folder checked for one invocation; nothing is written until ``record_run``."""
+
+    path: Path
+    kind: str
+    config: dict[str, Any]  # this invocation's settings, as config.json will hold them
+    old: dict[str, Any] | None  # config.json before this invocation
+    resuming: bool  # a checkpoint is there to resume from
+    recorded: bool = False  # record_run has written this invocation
+
+    def changes(self) -> dict[str, dict[str, Any]]:
+        """What this invocation changes in config.json: {key: {"was": old, "now": new}}."""
+        if self.old is None:
+            return {}
+        return {
+            k: {"was": self.old.get(k), "now": v} for k, v in self.config.items() if k in self.old and self.old[k] != v
+        }
 
 
 def read_config(run_dir: Path) -> dict[str, Any] | None:
@@ -24,43 +58,63 @@ def read_config(run_dir: Path) -> dict[str, Any] | None:
         raise UserError(f"{path}: unreadable run config ({err}); use a new --out folder") from err
 
 
-def start_or_resume(run_dir: Path, config: dict[str, Any], must_match: list[str], kind: str) -> bool:
-    """Write the run's config, or check that an existing run can be resumed with it.
+def open_run(run_dir: Path, config: dict[str, Any], kind: str, may_change: Sequence[str]) -> RunFolder:
+    """Check that ``run_dir`` can take this run of ``kind``; writes nothing.
 
-    Returns True when a checkpoint exists to resume from. Keys in ``must_match`` (data,
-    model shape, ...) must be unchanged; others (steps, logging) may change on resume.
+    A folder with a checkpoint is a run to resume: only the keys in ``may_change`` (how far to train,
+    how often to log and checkpoint, where to run) may differ from its config.json; a learning rate,
+    the data or the model may not. A folder with a config.json but no checkpoint is a start that never
+    got that far (a crash, a mistyped option): it is not a run to protect, and starts again.
     """
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"{run_dir} is a file; --out must be a folder")
+    resuming = (run_dir / CHECKPOINT).exists()
     old = read_config(run_dir)
     if old is None:
-        if run_dir.exists() and any(p for p in run_dir.iterdir() if not p.name.startswith(".")):
+        if run_dir.exists() and any(not p.name.startswith(".") for p in run_dir.iterdir()):
             raise UserError(f"{run_dir} is not empty and holds no {kind} run; choose a new --out folder")
-        run_dir.mkdir(parents=True, exist_ok=True)
-    else:
-        if old.get("kind") != kind:
-            raise UserError(f"{run_dir} holds a {old.get('kind', 'different')} run, not a {kind} run; use a new --out")
-        diffs = [k for k in must_match if old.get(k) != config.get(k)]
-        if diffs:
-            detail = "; ".join(f"{k}: was {old.get(k)!r}, now {config.get(k)!r}" for k in diffs)
+    elif old.get("kind") != kind:
+        raise UserError(f"{run_dir} holds a {old.get('kind', 'different')} run, not a {kind} run; use a new --out")
+    folder = RunFolder(run_dir, kind, as_json(config), old, resuming)
+    if resuming:
+        refused = {k: d for k, d in folder.changes().items() if k not in may_change}
+        if refused:
+            detail = "; ".join(_describe(k, d) for k, d in refused.items())
             raise UserError(
-                f"{run_dir} holds a run with different settings ({detail}); "
-                "use a new --out folder, or rerun with the old settings to resume"
+                f"{run_dir} holds a run with other settings ({detail}); a resume may change only "
+                f"{', '.join(may_change)}: rerun with the old settings to resume, or use a new --out folder"
             )
-    write_json(run_dir / CONFIG_FILE, {"kind": kind, **config})
-    record = run_record(config)
-    runs_file = run_dir / "run.json"
+    return folder
+
+
+def _describe(key: str, change: dict[str, Any]) -> str:
+    was, now = repr(change["was"]), repr(change["now"])
+    return f"{key}: was {was}, now {now}" if len(was) + len(now) <= 80 else f"{key} differs"
+
+
+def record_run(folder: RunFolder) -> None:
+    """Write config.json (the settings the run trains with from now on) and add this invocation, with
+    what it changed, to run.json. Call it once the run is set up to train, on one process only; a second
+    call in the same invocation writes nothing."""
+    if folder.recorded:
+        return
+    folder.recorded = True
+    folder.path.mkdir(parents=True, exist_ok=True)
+    write_json(folder.path / CONFIG_FILE, {"kind": folder.kind, **folder.config})
+    record = run_record(folder.config)
+    runs_file = folder.path / RUNS_FILE
     history = []
     if runs_file.exists():
         try:
             history = json.loads(runs_file.read_text()).get("invocations", [])
         except json.JSONDecodeError:
             history = []
-    write_json(runs_file, {**record, "invocations": history + [{"command": record["command"]}]})
-    return (run_dir / CHECKPOINT).exists()
+    entry = {"command": record["command"], "resumed": folder.resuming, "changed": folder.changes()}
+    write_json(runs_file, {**record, "invocations": history + [entry]})
 
 
+# --------------------------------------------------------------------------- checkpoints
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Checkpoints are data, not code: always ``weights_only=True``."""
     import torch
@@ -71,7 +125,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise UserError(f"{path}: cannot load checkpoint ({type(err).__name__}: {err})".splitlines()[0]) from err
+        raise UserError(f"{path}: unreadable ({type(err).__name__}: {err})".splitlines()[0]) from err
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ class TestPrepare:
         cache = tmp_path / "c.npz"
         code, out, err = run_cli(capsys, "prepare", tree, "--out", cache, "--size", 24)
         assert code == 0, err
-        assert "cached 7 images" in out and "skipped 1" in out
+        assert "cached 7 images" in out and err.startswith("warning: skipped 1 unreadable") and "bad.jpg" in err
         direct = load_dataset(tree, size=24)
         back = load_dataset(cache)
         np.testing.assert_array_equal(back.images, direct.images)

@@ -88,3 +88,45 @@ def test_plot_distribution_bad_suffix(dup_tree, tmp_path):
     assert not (tmp_path / "dist.txt").exists()
     plot_distribution(rep, tmp_path / "dist.svg")
     assert b"<svg" in (tmp_path / "dist.svg").read_bytes()[:500]
+
+
+@pytest.fixture
+def mixed_tree(tmp_path):
+    """A rebalanced-looking tree: train disgust 1 real + 2 synthetic (in manifest.csv), happy 3 real; test real."""
+    from augment.core.manifest import synthetic_row, write_manifest
+
+    rng = np.random.default_rng(1)
+    root = tmp_path / "mixed"
+    names = ["train/happy/h1.png", "train/happy/h2.png", "train/happy/h3.png", "train/disgust/d1.png"]
+    names += ["train/disgust/gen_1.png", "train/disgust/syn_disgust_000002.png", "test/happy/t1.png"]
+    for name in names:
+        write_image(root / name, random_image(rng))
+    rows = [synthetic_row(n, "disgust", "train", root, 5, 0, i) for i, n in enumerate(names[4:6])]
+    write_manifest(root, rows)
+    return root
+
+
+def test_real_and_synthetic_counts_per_class(mixed_tree):
+    rep = inspect_dataset(load_dataset(mixed_tree, size=16))
+    assert rep["synthetic"] == 2
+    assert rep["counts"]["train"] == {"happy": 3, "disgust": 3}
+    assert rep["real_counts"] == {"train": {"happy": 3, "disgust": 1}, "test": {"happy": 1, "disgust": 0}}
+    assert rep["synthetic_counts"] == {"train": {"happy": 0, "disgust": 2}, "test": {"happy": 0, "disgust": 0}}
+
+
+def test_cli_table_and_json_show_real_and_synthetic(mixed_tree, capsys):
+    import json
+
+    from tests.conftest import run_cli
+
+    code, out, err = run_cli(capsys, "inspect", mixed_tree, "--json")
+    assert code == 0, err
+    rep = json.loads(out)
+    assert rep["real_counts"]["train"]["disgust"] == 1 and rep["synthetic_counts"]["train"]["disgust"] == 2
+    code, out, err = run_cli(capsys, "inspect", mixed_tree)
+    assert code == 0, err
+    rows = {line.split()[1]: line.split()[2:] for line in out.splitlines() if line.startswith("│ ")}
+    # columns: train, train real, train synthetic, test (real only: no extra columns)
+    assert rows["disgust"][:7] == ["│", "3", "│", "1", "│", "2", "│"] and rows["disgust"][7] == "0"
+    assert rows["happy"][:8] == ["│", "3", "│", "3", "│", "0", "│", "1"]
+    assert "synthetic images: 2" in out

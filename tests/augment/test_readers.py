@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
@@ -529,3 +530,97 @@ class TestConversion:
         assert decode_one(p, 16, 1, (384, 0, 512, 128)).mean() > 240
         assert decode_one(p, 16, 3, (384, 0, 512, 128)).mean() > 240
         assert decode_one(p, 16, 1, (0, 384, 128, 512)).mean() < 15
+
+
+# =========================================================================== provenance (synthetic marks)
+def write_rows(folder: Path, rows: list[tuple[str, str, str, str]]) -> None:
+    """A manifest.csv of (path, label, split, source) rows, in the schema augment.core.manifest writes."""
+    from augment.core.manifest import real_row, synthetic_row, write_manifest
+
+    write_manifest(
+        folder,
+        [
+            real_row(p, lab, split, "orig.png") if src == "real" else synthetic_row(p, lab, split, folder, 10, 0, i)
+            for i, (p, lab, split, src) in enumerate(rows)
+        ],
+    )
+
+
+def synthetic_names(ds) -> list[str]:
+    return sorted(Path(s).name for s in ds.sources[ds.synthetic])
+
+
+class TestProvenance:
+    LAYOUT = {"train/happy": ["h1.png", "h2.png"], "train/disgust": ["d1.png", "syn_disgust_000000.png"]}
+
+    def test_manifest_marks_its_synthetic_files_only(self, tmp_path, capsys):
+        layout = self.LAYOUT | {"train/disgust": ["d1.png", "gen_a.png", "gen_b.png"], "test/happy": 1}
+        make_folder_tree(tmp_path, layout)
+        write_rows(
+            tmp_path,
+            [
+                ("train/disgust/gen_a.png", "disgust", "train", "synthetic"),
+                ("train/disgust/gen_b.png", "disgust", "train", "synthetic"),
+                ("train/disgust/d1.png", "disgust", "train", "real"),
+            ],
+        )
+        ds = load_dataset(tmp_path)
+        assert synthetic_names(ds) == ["gen_a.png", "gen_b.png"]  # listed, not by name
+        assert ds.synthetic.sum() == 2 and ds.counts() == {"happy": 3, "disgust": 3}
+        assert capsys.readouterr().err == ""
+        # read through a relative path too: the manifest's paths are relative to its folder
+        rel = Path(os.path.relpath(tmp_path))
+        assert synthetic_names(load_dataset(rel)) == ["gen_a.png", "gen_b.png"]
+
+    def test_syn_prefix_without_manifest_warns_once(self, tmp_path, capsys):
+        make_folder_tree(tmp_path, self.LAYOUT | {"train/happy": ["h1.png", "syn_happy_000004.png"]})
+        ds = load_dataset(tmp_path)
+        assert synthetic_names(ds) == ["syn_disgust_000000.png", "syn_happy_000004.png"]
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("warning: 2 syn_* file(s)")
+        assert "no augment manifest.csv" in err[0] and "synthetic" in err[0]
+
+    def test_syn_file_the_manifest_does_not_list_is_still_synthetic(self, tmp_path, capsys):
+        make_folder_tree(tmp_path, self.LAYOUT | {"train/happy": ["h1.png", "gen.png"]})
+        write_rows(tmp_path, [("train/happy/gen.png", "happy", "train", "synthetic")])
+        ds = load_dataset(tmp_path)
+        assert synthetic_names(ds) == ["gen.png", "syn_disgust_000000.png"]
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "1 syn_* file(s) not in" in err[0] and "manifest.csv" in err[0]
+
+    def test_a_foreign_manifest_is_not_ours(self, tmp_path, capsys):
+        make_folder_tree(tmp_path, self.LAYOUT)
+        (tmp_path / "manifest.csv").write_text("file,label\ntrain/happy/h1.png,happy\n")
+        ds = load_dataset(tmp_path)
+        assert synthetic_names(ds) == ["syn_disgust_000000.png"]
+        assert "no augment manifest.csv" in capsys.readouterr().err
+
+    def test_real_data_stays_real_and_quiet(self, tmp_path, capsys):
+        make_folder_tree(tmp_path, {"train/happy": 3, "test/sad": 2})
+        assert not load_dataset(tmp_path).synthetic.any()
+        assert capsys.readouterr().err == ""
+
+    def test_fer_csv_rows_from_the_manifest(self, tmp_path, capsys):
+        make_fer_csv(tmp_path / "fer2013.csv", [3, 1, 1, (3, "PrivateTest"), 6])
+        write_rows(
+            tmp_path,
+            [
+                ("fer2013.csv#row1", "happy", "train", "real"),
+                ("fer2013.csv#row2", "disgust", "train", "synthetic"),
+                ("fer2013.csv#row3", "disgust", "train", "synthetic"),
+                ("fer2013.csv#row5", "neutral", "train", "real"),
+            ],
+        )
+        for where in (tmp_path, tmp_path / "fer2013.csv"):
+            ds = load_dataset(where)
+            assert ds.synthetic.tolist() == [False, True, True, False, False], where
+        only = load_dataset(tmp_path, classes="disgust,neutral")  # row numbers survive the class filter
+        assert only.synthetic.tolist() == [True, True, False]
+        assert capsys.readouterr().err == ""
+
+    def test_cache_keeps_the_marks(self, tmp_path):
+        make_folder_tree(tmp_path / "data", self.LAYOUT)
+        ds = load_dataset(tmp_path / "data")
+        ds.save(tmp_path / "c.npz")
+        back = load_dataset(tmp_path / "c.npz")
+        assert back.synthetic.tolist() == ds.synthetic.tolist() and back.synthetic.sum() == 1

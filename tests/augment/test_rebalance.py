@@ -16,7 +16,7 @@ import torch
 from augment import writer
 from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
-from augment.core.manifest import MANIFEST_FIELDS, read_manifest
+from augment.core.manifest import MANIFEST_FIELDS, check_folder, read_manifest
 from augment.core.readers import load_dataset
 from augment.plan import ClassPlan, plan_rebalance
 from augment.rebalance import STATE_FILE, QualityFilter, run_rebalance, synthesize
@@ -181,12 +181,11 @@ def test_refuses_a_non_empty_out_unless_overwrite(data, plan, tiny_gan_run, tmp_
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(UserError, match="not empty"):
-        run_rebalance(data, tiny_gan_run, out, plan, None, OFF, progress=False)
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # nothing written
-    run_rebalance(data, tiny_gan_run, out, plan, None, OFF, overwrite=True, progress=False)
-    assert (out / "notes.txt").read_text() == "mine"  # other files are left alone
-    assert len(read_manifest(out)) == len(data) + sum(p.add for p in plan)
+    for overwrite in (False, True):  # a user's file is neither mixed into the output nor deleted
+        with pytest.raises(UserError, match=r"no manifest.csv lists \(notes.txt\)"):
+            run_rebalance(data, tiny_gan_run, out, plan, None, OFF, overwrite=overwrite, progress=False)
+        assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]  # nothing written
+    assert (out / "notes.txt").read_text() == "mine"
 
     (tmp_path / "file").write_text("x")
     with pytest.raises(UserError, match="is a file"):
@@ -201,7 +200,7 @@ def test_overwrite_of_an_older_rebalance_leaves_nothing_stale(data, plan, tiny_g
     assert tree_bytes(out) == tree_bytes(old)
 
     half = plan_rebalance(data.counts("train"), "max", fraction=0.5)
-    with pytest.raises(UserError, match="other options"):
+    with pytest.raises(UserError, match="--seed was 3, now 4; the plan"):
         run_rebalance(data, tiny_gan_run, out, half, None, OFF, seed=4, progress=False)
     summary = run_rebalance(data, tiny_gan_run, out, half, None, OFF, seed=4, overwrite=True, progress=False)
     assert summary["resumed"] is False
@@ -232,12 +231,15 @@ def test_rerun_after_interruption_finishes_without_duplicates(
     monkeypatch.setattr(writer, "_place_real", interrupting(writer._place_real))
     with pytest.raises(KeyboardInterrupt):
         run_rebalance(data, tiny_gan_run, out, plan, None, OFF, seed=3, progress=False)
-    assert not (out / "manifest.csv").exists()
-    assert len(image_files(out)) == stop_after
+    assert len(image_files(out)) == stop_after and not (out / "rebalance.json").exists()  # unfinished
+    # the manifest, written first, lists what the folder will hold: every file on disk, and the rest missing
+    problems = check_folder(out)
+    assert len(problems) == len(read_manifest(out)) - stop_after
+    assert all(p.endswith("in manifest.csv, not on disk") for p in problems)
     monkeypatch.undo()
 
     # a rerun with other options is refused: it would mix two datasets
-    with pytest.raises(UserError, match="other options"):
+    with pytest.raises(UserError, match="--seed was 3, now 5"):
         run_rebalance(data, tiny_gan_run, out, plan, None, OFF, seed=5, progress=False)
     summary = run_rebalance(data, tiny_gan_run, out, plan, None, OFF, seed=3, progress=False)
     assert summary["resumed"] is True
@@ -245,6 +247,7 @@ def test_rerun_after_interruption_finishes_without_duplicates(
     assert len(rows) == len({r["path"] for r in rows}) == len(image_files(out)) == summary["files"]
     assert tree_bytes(out) == tree_bytes(ref)  # same files, same bytes, no temp files left
     assert not [p for p in out.rglob(".*") if p.name != STATE_FILE]
+    assert check_folder(out) == []
 
 
 # --------------------------------------------------------------------------- the quality filter
@@ -426,7 +429,7 @@ def test_cli_rebalance_writes_and_refuses(demo_dir, tiny_gan_run, tmp_path, caps
     assert "disgust: kept 18 of" in stdout and "manifest" in stdout
     assert load_dataset(out).counts("train")["disgust"] == 24
     code, _, err = run_cli(capsys, *base, "--classes", "disgust", "--seed", "9")
-    assert_one_line_error(code, err, "other options")
+    assert_one_line_error(code, err, "--seed was 0, now 9")
     csv_args = ["rebalance", demo_dir, "--generator", tiny_gan_run, "--out", tmp_path / "csv", "--min-prob", "0"]
     code, _, err = run_cli(capsys, *csv_args, "--format", "fer2013-csv")
     assert code == 2 and "cannot hold contempt" in err

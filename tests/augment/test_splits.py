@@ -9,7 +9,7 @@ from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
 from augment.core.readers import load_dataset
 from augment.core.splits import ensure_val_split, leak_groups
-from tests.conftest import make_ckplus
+from tests.conftest import make_ckplus, make_folder_tree
 
 pytestmark = pytest.mark.usefixtures("quiet")
 
@@ -88,6 +88,27 @@ class TestStratified:
         assert (out.splits[:5] == "test").all()
         assert (out.splits[30:] == "train").all()
         assert out.synthetic.tolist() == ds.synthetic.tolist()
+
+    def test_synthetic_files_read_from_disk_stay_in_train(self, tmp_path):
+        """A rebalanced tree (syn_ files, no val/) read back: val is carved from the real faces only,
+        sized on the real counts; a class with one real face keeps it in train."""
+        syn = {c: [f"syn_{c}_{i:06d}.png" for i in range(n)] for c, n in (("disgust", 18), ("fear", 9))}
+        layout = {
+            "train/happy": 20,
+            "train/disgust": [f"real_{i}.png" for i in range(2)] + syn["disgust"],
+            "train/fear": ["real_0.png"] + syn["fear"],
+            "test/happy": 2,
+        }
+        make_folder_tree(tmp_path, layout)
+        ds = load_dataset(tmp_path)
+        assert ds.synthetic.sum() == 27
+        for seed, fraction in ((0, 0.1), (1, 0.5), (2, 0.9)):
+            out = ensure_val_split(ds, fraction, seed=seed)
+            val = out.split("val")
+            assert len(val) and not val.synthetic.any()
+            assert (out.splits[out.synthetic] == "train").all()
+            assert val.counts()["fear"] == 0 and val.counts()["disgust"] == 1  # capped by the real faces
+            assert out.counts("test") == ds.counts("test")
 
     def test_noop_cases(self):
         ds = make_ds({0: 10, 1: 10})

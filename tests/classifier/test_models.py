@@ -10,15 +10,17 @@ from torch import nn
 from augment.core.runtime import count_parameters
 from classifier.models import (
     MODEL_NAMES,
+    FerCNN,
     PretrainedReport,
     ResEmoteNet,
     ResNet18,
     build_model,
+    classifier_head,
     default_image_size,
 )
 
 # Small widths keep the shape tests fast on CPU; resnet18 has no width multiplier.
-SMALL_WIDTH = {"resemotenet": 0.125, "resnet18": 1.0, "simple-deep-cnn": 0.25, "simple-cnn": 0.5}
+SMALL_WIDTH = {"resemotenet": 0.125, "resnet18": 1.0, "simple-deep-cnn": 0.25, "simple-cnn": 0.5, "fer-cnn": 0.25}
 
 
 def _small(name: str, in_channels: int = 1, image_size: int = 48, num_classes: int = 7, **kw) -> nn.Module:
@@ -173,3 +175,38 @@ def test_unknown_name_and_helpers() -> None:
         build_model("resnet18", 7, width=0.5)
     with pytest.raises(ValueError, match="in_channels"):
         build_model("simple-cnn", 7, in_channels=2)
+
+
+def test_fer_cnn_is_the_compact_recipe() -> None:
+    model = build_model("fer-cnn", 7)
+    assert isinstance(model, FerCNN)
+    convs = [m for m in model.body if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [32, 32, 64, 64, 128, 128, 192, 192]
+    assert all(c.kernel_size == (3, 3) and c.padding == (1, 1) for c in convs)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.body) == 8
+    assert sum(isinstance(m, nn.MaxPool2d) for m in model.body) == 4
+    assert model.dropout.p == 0.3 and model.head.in_features == model.feature_dim == 192
+    # 3x3 convs without bias (BN follows): 9 * (1*32 + 32*32 + 32*64 + 64*64 + 64*128 + 128*128 + 128*192 + 192*192),
+    # BN scale and shift for 2 * (32 + 64 + 128 + 192) channels, head 192*7 + 7
+    assert count_parameters(model) == 9 * 93_216 + 2 * 2 * 416 + 192 * 7 + 7 == 841_959
+    half = build_model("fer-cnn", 7, width=0.5)
+    assert [c.out_channels for c in half.body if isinstance(c, nn.Conv2d)][::2] == [16, 32, 64, 96]
+    assert count_parameters(half) < count_parameters(model) / 3
+    with torch.no_grad():  # global pooling: any size from 16 px
+        assert model.eval()(torch.randn(2, 1, 16, 16)).shape == (2, 7)
+    with pytest.raises(ValueError, match="too small"):
+        model(torch.randn(2, 1, 8, 8))
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_classifier_head_is_the_last_linear_layer(name: str) -> None:
+    model = _small(name)
+    head = classifier_head(model)
+    assert isinstance(head, nn.Linear) and head.out_features == 7
+    if name == "resnet18":
+        assert head is model.fc
+    x = torch.randn(2, 1, 48, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(head(model.features(x)), model(x))
+    with pytest.raises(TypeError, match="no final linear layer"):
+        classifier_head(nn.Sequential(nn.Linear(3, 2)))

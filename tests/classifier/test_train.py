@@ -332,7 +332,40 @@ def test_resume_with_other_model_or_data_is_refused(tmp_path):
         train(bright_dark(seed=1), run, epochs=2)
     with pytest.raises(UserError, match="batch_size"):
         train(bright_dark(), run, epochs=2, batch_size=4)
+    # The optimizer and schedule state would bring back the old learning rate: refused by name, like
+    # every setting the run trains with.
+    for name, value in (("lr", 0.01), ("weight_decay", 0.0), ("patience", 3), ("label_smoothing", 0.1)):
+        with pytest.raises(UserError, match=f"{name}: was {getattr(cfg(), name)!r}, now {value!r}"):
+            train(bright_dark(), run, epochs=2, **{name: value})
     assert len(history(run)) == 1  # refused runs left the run untouched
+    assert len(json.loads((run / "run.json").read_text())["invocations"]) == 1
+    # The epoch target, the checkpoint cadence and the time budget may change.
+    train(bright_dark(), run, epochs=2, checkpoint_every=1, max_minutes=10.0)
+    assert len(history(run)) == 2
+    changed = json.loads((run / "run.json").read_text())["invocations"][-1]["changed"]
+    assert set(changed) == {"epochs", "checkpoint_every", "max_minutes"}
+    assert json.loads((run / "config.json").read_text())["epochs"] == 2
+
+
+@pytest.mark.parametrize(
+    "name,value,option",
+    [
+        ("batch_size", 0, "--batch-size 0"),
+        ("epochs", -1, "--epochs -1"),
+        ("lr", -1.0, "--lr -1"),
+        ("width", 0.0, "--width 0"),
+        ("workers", -1, "--workers -1"),
+        ("size", 100000, "--size 100000"),
+        ("val_fraction", 1.0, "--val-fraction 1"),
+        ("optimizer", "adam", "--optimizer adam"),
+        ("pretrained", "missing.pth", "--pretrained missing.pth"),
+    ],
+)
+def test_impossible_settings_are_refused_before_anything_is_written(tmp_path, name, value, option):
+    with pytest.raises(UserError) as e:
+        train(bright_dark(), tmp_path / "run", **{name: value})
+    assert str(e.value).startswith(option)
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(

@@ -75,8 +75,12 @@ def test_deterministic_per_seed_and_rerun_does_not_duplicate(tiny_gan_run, tmp_p
     assert pngs(a) == files
     assert {f: (a / f).read_bytes() for f in files} == before
     assert len(read_manifest(a)) == len(files)
-    # A larger set extends the old one: the first images stay the same.
-    generate_to_folder(tiny_gan_run, a, per_class=3, classes="disgust,fear", seed=1)
+    # Another count is another run: refused, naming the option, the folder unchanged.
+    with pytest.raises(UserError, match="--per-class was 2, now 3"):
+        generate_to_folder(tiny_gan_run, a, per_class=3, classes="disgust,fear", seed=1)
+    assert {f: (a / f).read_bytes() for f in pngs(a)} == before
+    # With overwrite a larger set holds the old images first: image i depends on (seed, class, i) only.
+    generate_to_folder(tiny_gan_run, a, per_class=3, classes="disgust,fear", seed=1, overwrite=True)
     assert {f: (a / f).read_bytes() for f in files} == before
     assert len(read_manifest(a)) == 6 == len(pngs(a))
 
@@ -121,10 +125,10 @@ def test_refuses_foreign_folder_and_missing_run(tiny_gan_run, tmp_path):
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("mine")
-    with pytest.raises(UserError, match="not empty"):
-        generate_to_folder(tiny_gan_run, busy, per_class=1)
-    generate_to_folder(tiny_gan_run, busy, per_class=1, classes="fear", overwrite=True)
-    assert (busy / "notes.txt").read_text() == "mine"
+    for overwrite in (False, True):  # a user's own file is never mixed into (or deleted with) an output
+        with pytest.raises(UserError, match=r"1 file\(s\) that no manifest.csv lists \(notes.txt\)"):
+            generate_to_folder(tiny_gan_run, busy, per_class=1, overwrite=overwrite)
+        assert [p.name for p in busy.iterdir()] == ["notes.txt"] and (busy / "notes.txt").read_text() == "mine"
     with pytest.raises(UserError, match="no GAN checkpoint"):
         generate_to_folder(tmp_path / "norun", tmp_path / "z", per_class=1)
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+import gan.train as gan_train
 from augment.cli import main
 from augment.core.atomic import read_jsonl
 from augment.core.errors import UserError
@@ -280,23 +281,48 @@ def test_resume_with_other_identity_is_refused(demo_ds, tmp_path):
     with pytest.raises(UserError) as e:
         train_gan(other, run, tiny_cfg(demo_ds, steps=4), progress=False)
     assert "data_fingerprint" in str(e.value)
+    # What optimizer state restores, and what the run trains with, may not change either.
+    for name, value in (("lr_g", 1e-4), ("lr_d", 1e-4), ("beta1", 0.5), ("ema", 0.0), ("seed", 1)):
+        with pytest.raises(UserError) as e:
+            train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=4, **{name: value}), progress=False)
+        assert f"{name}: was {getattr(tiny_cfg(demo_ds), name)!r}, now {value!r}" in str(e.value)
     assert ckpt(run)["step"] == 2  # nothing was touched
-    # Non-identity settings (steps, learning rate) may change on resume.
-    assert train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=3, lr_g=1e-4), progress=False)["step"] == 3
+    assert len(json.loads((run / "run.json").read_text())["invocations"]) == 1
+    # The step target and the logging cadence may change.
+    cadence = {"log_every": 2, "sample_every": 3, "checkpoint_every": 3, "max_minutes": 5.0}
+    assert train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=3, **cadence), progress=False)["step"] == 3
 
 
-def test_resume_turning_ema_on_starts_from_trained_g(demo_ds, tmp_path):
+def test_config_keeps_what_the_run_trains_with_and_run_json_what_changed(demo_ds, tmp_path):
     run = tmp_path / "run"
-    train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=4, ema=0.0), progress=False)
-    g_at_4 = ckpt(run)["g"]
-    assert ckpt(run)["g_ema"] is None
-    train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=5, ema=0.999), progress=False)
-    state = ckpt(run)
-    # EMA after one step from G(4): between G(4) and G(5), far from a fresh init.
-    for k, v in state["g_ema"].items():
-        if v.is_floating_point():
-            lo, hi = torch.minimum(g_at_4[k], state["g"][k]), torch.maximum(g_at_4[k], state["g"][k])
-            assert bool(((v >= lo - 1e-6) & (v <= hi + 1e-6)).all()), k
+    train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=4), progress=False)
+    train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=6, log_every=2), progress=False)
+    config = json.loads((run / "config.json").read_text())
+    assert (config["steps"], config["log_every"]) == (6, 2)
+    assert ckpt(run)["config"] == {k: v for k, v in config.items() if k != "kind"}
+    runs = json.loads((run / "run.json").read_text())["invocations"]
+    assert [(r["resumed"], r["changed"]) for r in runs] == [
+        (False, {}),
+        (True, {"steps": {"was": 4, "now": 6}, "log_every": {"was": 1, "now": 2}}),
+    ]
+    # A rerun with a lower target trains nothing, so it records nothing: config.json keeps steps 6.
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=2), progress=False)["step"] == 6
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_a_run_folder_without_checkpoint_starts_again(demo_ds, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    with monkeypatch.context() as m:  # a crash before the first checkpoint (out of memory, say)
+        m.setattr(gan_train, "g_step", lambda st: (_ for _ in ()).throw(RuntimeError("out of memory")))
+        with pytest.raises(RuntimeError, match="out of memory"):
+            train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=4, batch_size=32), progress=False)
+    assert (run / "config.json").is_file() and not (run / "checkpoint.pt").exists()
+    # Other settings are fine: there is nothing to resume, so nothing to protect.
+    assert train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=4), progress=False)["step"] == 4
+    assert json.loads((run / "config.json").read_text())["batch_size"] == 16
+    last = json.loads((run / "run.json").read_text())["invocations"][-1]
+    assert last["resumed"] is False and last["changed"]["batch_size"] == {"was": 32, "now": 16}
 
 
 # --------------------------------------------------------------------------- variants
@@ -337,3 +363,23 @@ def test_class_subset_and_cli_error(demo_ds, tmp_path, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:")
+
+
+@pytest.mark.parametrize(
+    "name,value,option",
+    [
+        ("batch_size", 1, "--batch-size 1"),
+        ("log_every", 0, "--log-every 0"),
+        ("checkpoint_every", 0, "--checkpoint-every 0"),
+        ("sample_every", 0, "--sample-every 0"),
+        ("lr_g", -1.0, "--lr-g -1"),
+        ("ema", 2.0, "--ema 2"),
+        ("aux_weight", -1.0, "--aux-weight -1"),
+        ("diffaugment", "colour", "--diffaugment colour"),
+    ],
+)
+def test_impossible_settings_are_refused_before_anything_is_written(demo_ds, tmp_path, name, value, option):
+    with pytest.raises(UserError) as e:
+        train_gan(demo_ds, tmp_path / "run", tiny_cfg(demo_ds, **{name: value}), progress=False)
+    assert str(e.value).startswith(option)
+    assert not (tmp_path / "run").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -225,6 +226,35 @@ def test_selection_resumes_with_its_best_score(selected_run, demo_ds, tiny_judge
         assert best_after["step"] == 9 and records[2]["best"]
     else:  # the resumed run compares against the best of the first part, not against nothing
         assert best_after["step"] == best_before["step"] and not records[2]["best"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "option"),
+    [
+        ("val_fraction", 1.0, "--val-fraction 1"),
+        ("val_fraction", -0.1, "--val-fraction -0.1"),
+        ("select_every", -1, "--select-every -1"),
+        ("select_per_class", 0, "--select-per-class 0"),
+        ("select_seed", EVAL_SEED, f"--select-seed {EVAL_SEED}"),
+    ],
+)
+def test_selection_settings_are_checked(setting, value, option):
+    cfg = GanConfig(**{setting: value})
+    with pytest.raises(UserError, match=option):
+        cfg.validate()
+
+
+def test_a_resume_may_change_the_selection_cadence_not_the_validation_split(
+    selected_run, demo_ds, tiny_judge_run, tmp_path
+):
+    from gan.train import train_gan
+
+    run = shutil.copytree(selected_run, tmp_path / "run")
+    cfg = selection_cfg(demo_ds, tiny_judge_run, steps=8)
+    with pytest.raises(UserError, match="val_fraction"):
+        train_gan(demo_ds, run, replace(cfg, val_fraction=0.2), progress=False)
+    train_gan(demo_ds, run, replace(cfg, select_every=4), progress=False)
+    assert [r["step"] for r in read_jsonl(run / "metrics.jsonl") if "selection" in r] == [3, 6, 8]
 
 
 def test_selection_and_training_never_read_test(selected_run, demo_ds, tiny_judge_run, tmp_path):

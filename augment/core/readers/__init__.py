@@ -11,6 +11,7 @@ from augment.core.readers.affectnet import affectnet_csvs, looks_like_affectnet_
 from augment.core.readers.decode import is_image_file
 from augment.core.readers.fer2013_csv import fer_csvs_in, looks_like_fer_csv, read_fer_csv
 from augment.core.readers.folders import looks_like_folder_tree, read_folders, split_dirs
+from augment.core.readers.provenance import mark_synthetic
 from augment.core.readers.rafdb import find_label_file, read_rafdb
 from augment.core.resize import resize_dataset
 
@@ -93,6 +94,16 @@ def _folders_with_images(root: Path, limit: int = 10) -> list[str]:
     return names[:limit] + ([f"... {len(names) - limit} more"] if len(names) > limit else [])
 
 
+def unreadable_warning(ds: FaceDataset) -> str | None:
+    """The one line every command that reads a dataset prints when files of it could not be read
+    (they are left out; the command goes on), or None when every file was read."""
+    if not ds.skipped:
+        return None
+    path, why = ds.skipped[0]
+    more = f"; 'augment inspect {ds.name}' lists all {len(ds.skipped)}" if len(ds.skipped) > 1 else ""
+    return f"skipped {len(ds.skipped)} unreadable image file(s) of {ds.name}: first {path} ({why}){more}"
+
+
 def _csvs(root: Path) -> list[Path]:
     return sorted(p for p in root.glob("*.csv") if p.is_file())
 
@@ -108,7 +119,9 @@ def load_dataset(
 ) -> FaceDataset:
     """Load ``path`` in its own layout, or from an ``augment prepare`` cache.
 
-    ``size`` and ``channels`` default to 48 px grayscale, or to the cache's own shape.
+    ``size`` and ``channels`` default to 48 px grayscale, or to the cache's own shape. Faces that a
+    ``manifest.csv`` next to the data lists as synthetic (``augment rebalance`` writes one), or files
+    named ``syn_*`` that it does not list, are marked ``synthetic``; a cache keeps its own marks.
     """
     path = Path(path).expanduser()
     fmt = (format or "auto").lower()
@@ -163,4 +176,5 @@ def load_dataset(
         raise UserError(f"--format {fmt} is not supported here")
     if len(ds) == 0:
         raise UserError(f"{path}: the dataset is empty after filtering classes")
-    return ds
+    # what augment rebalance / generate wrote: its manifest.csv (or syn_ names) marks the synthetic faces
+    return mark_synthetic(ds, path if path.is_dir() else path.parent)

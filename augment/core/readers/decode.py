@@ -16,6 +16,24 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", "
 DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
+# A face crop is about square: an image more than this many times wider than tall (or taller than wide)
+# is no face crop, and the centre square it is classified by is a small part of it.
+FACE_ASPECT_LIMIT = 2.0
+
+
+def crop_warning(path: Path) -> str | None:
+    """Why the image at ``path`` is far from a face crop (reads the header only), or None."""
+    with Image.open(path) as img:
+        w, h = img.size
+    side = min(w, h)
+    if max(w, h) <= FACE_ASPECT_LIMIT * max(side, 1):
+        return None
+    return (
+        f"{w}x{h} pixels is far from a face crop (over {FACE_ASPECT_LIMIT:g}:1); "
+        f"only its centre {side}x{side} square is classified"
+    )
+
+
 def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
