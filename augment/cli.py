@@ -22,7 +22,7 @@ from augment.demo_faces import write_demo_dataset
 from augment.plan import plan_rebalance
 from augment.rebalance import QualityFilter, run_rebalance
 from classifier.config import TrainConfig
-from gan.config import RECIPES, GanConfig, recipe_config
+from gan.config import CHECKPOINT_CHOICES, DEFAULT_CHECKPOINT, EVAL_PER_CLASS, RECIPES, GanConfig, recipe_config
 
 
 class _Interrupted(Exception):
@@ -260,6 +260,17 @@ _OVERWRITE_HELP = (
     "A folder holding files no manifest lists is refused."
 )
 DeviceOpt = Annotated[str, typer.Option(help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")]
+CheckpointOpt = Annotated[
+    str,
+    typer.Option(
+        help="best (the generator best on the validation split; the last one when the run has no best.pt) or last."
+    ),
+]
+
+
+def _check_checkpoint(checkpoint: str) -> None:
+    if checkpoint not in CHECKPOINT_CHOICES:
+        raise UserError(f"--checkpoint {checkpoint}: use {' or '.join(CHECKPOINT_CHOICES)}")
 
 
 @app.command("gan-train")
@@ -319,9 +330,33 @@ def gan_train_cmd(
     max_minutes: Annotated[
         float, typer.Option(help="Stop (and checkpoint) after this many minutes; 0 = no limit.")
     ] = _GAN.max_minutes,
+    val_fraction: Annotated[
+        float,
+        typer.Option(
+            help="Share of train held out as the validation split the generator never sees (if DATA has none)."
+        ),
+    ] = _GAN.val_fraction,
+    select_every: Annotated[
+        int,
+        typer.Option(
+            help="Score the generator on the validation split every N steps and keep the best as best.pt (0 = off)."
+        ),
+    ] = _GAN.select_every,
+    select_per_class: Annotated[
+        int, typer.Option(help="Samples per class scored at each selection.")
+    ] = _GAN.select_per_class,
+    judge: Annotated[
+        Path | None,
+        typer.Option(
+            help="An 'augment train' run that scores selection (default: train the grading judge in RUN_DIR)."
+        ),
+    ] = None,
     fmt: FormatOpt = "auto",
 ) -> None:
-    """Train the conditional GAN on every class at once (resumes from RUN_DIR's checkpoint)."""
+    """Train the conditional GAN on every class at once (resumes from RUN_DIR's checkpoint).
+
+    It trains on train minus a validation split; every --select-every steps it scores the EMA generator
+    there and keeps the best one as best.pt beside checkpoint.pt (scores in metrics.jsonl and selection.png)."""
     from gan.config import recipe_config, steps_for_epochs
     from gan.train import train_gan
 
@@ -351,6 +386,10 @@ def gan_train_cmd(
         checkpoint_every=checkpoint_every,
         log_every=log_every,
         max_minutes=max_minutes,
+        val_fraction=val_fraction,
+        select_every=select_every,
+        select_per_class=select_per_class,
+        judge=str(judge or ""),
     )
     cfg.validate()  # before the data is read: a bad option costs no loading time
     ds = _load(data, fmt, size, channels, None)
@@ -377,15 +416,19 @@ def generate_cmd(
     seed: Annotated[int, typer.Option(help="Seed; the same seed writes the same images.")] = 0,
     device: DeviceOpt = _GAN.device,
     overwrite: Annotated[bool, typer.Option(help=_OVERWRITE_HELP)] = False,
+    checkpoint: CheckpointOpt = DEFAULT_CHECKPOINT,
 ) -> None:
     """Write synthetic faces as PNGs in class folders, with a manifest of run, step and seed."""
     from augment.core.runtime import pick_device
     from gan.generate import generate_to_folder
 
-    summary = generate_to_folder(run_dir, out_dir, per_class, classes, seed, pick_device(device), overwrite)
+    _check_checkpoint(checkpoint)
+    summary = generate_to_folder(run_dir, out_dir, per_class, classes, seed, pick_device(device), overwrite, checkpoint)
+    if summary["checkpoint_note"]:
+        out.print(f"[yellow]note:[/yellow] {escape(summary['checkpoint_note'])}", highlight=False, soft_wrap=True)
     out.print(
         f"wrote {summary['images']} images of {', '.join(summary['classes'])} to {out_dir} "
-        f"(checkpoint step {summary['checkpoint_step']}); manifest: {out_dir}/manifest.csv"
+        f"({summary['checkpoint']} checkpoint, step {summary['checkpoint_step']}); manifest: {out_dir}/manifest.csv"
     )
 
 
@@ -394,19 +437,25 @@ def gan_eval_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A gan-train run folder.")],
     data: DataArg,
     judge: Annotated[
-        Path | None, typer.Option(help="An 'augment train' run to judge samples (default: train one on DATA).")
+        Path | None,
+        typer.Option(
+            help="An 'augment train' run to grade samples (default: train one without class weights on DATA)."
+        ),
     ] = None,
-    per_class: Annotated[int, typer.Option(help="Samples per class to score.")] = 200,
+    per_class: Annotated[int, typer.Option(help="Samples per class to score.")] = EVAL_PER_CLASS,
     inception_weights: Annotated[
         Path | None, typer.Option(help="Local FID Inception weights (pt_inception-2015-12-05-6726825d.pth).")
     ] = None,
+    checkpoint: CheckpointOpt = DEFAULT_CHECKPOINT,
     fmt: FormatOpt = "auto",
     device: DeviceOpt = _GAN.device,
 ) -> None:
-    """Per-class Fréchet distance, judge-classifier assignment and memorisation of samples."""
+    """Per class: CAS (classifier trained on samples vs on real faces, tested on real validation faces),
+    judge assignment and sample confusion matrix, precision/recall, KID, Fréchet distance, memorisation."""
     from augment.core.runtime import pick_device
     from gan.evaluate import check_per_class, evaluate_gan
 
+    _check_checkpoint(checkpoint)
     check_per_class(per_class)
     ds = _load(data, fmt, None, None, None)
     r = evaluate_gan(
@@ -416,25 +465,52 @@ def gan_eval_cmd(
         per_class=per_class,
         inception_weights=inception_weights,
         device=pick_device(device),
+        checkpoint=checkpoint,
     )
-    j, fd, mem = r["judge"], r["frechet"], r["memorisation"]
-    table = Table(title=f"{run_dir} at step {r['checkpoint_step']} ({per_class} samples per class)")
-    table.add_column("class")
-    table.add_column("judge: samples → class", justify="right")
-    table.add_column("judge: real test recall", justify="right")
-    table.add_column("Fréchet", justify="right")
-    table.add_column("near-copies", justify="right")
-    for c in j["sample_assignment"]:
+    for note in r["notes"]:
+        out.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
+    _print_gan_eval(r, run_dir)
+
+
+def _print_gan_eval(r: dict, run_dir: Path) -> None:
+    j, cas = r["judge"], r["cas"] or {"per_class": {}}
+    table = Table(
+        title=f"{run_dir}, {r['checkpoint']} checkpoint at step {r['checkpoint_step']} "
+        f"({r['samples_per_class']} samples per class)"
+    )
+    for col in ("class", "assign", "CAS", "real", "ratio", "prec", "recall", "KID", "FD"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+
+    def num(v: float | None, fmt: str = ".2f") -> str:
+        return "–" if v is None else format(v, fmt)
+
+    for c, u in r["usefulness"].items():
+        k = cas["per_class"].get(c, {})
         table.add_row(
             c,
-            f"{j['sample_assignment'][c]:.2f}",
-            f"{j['real_test_recall'].get(c, 0):.2f}",
-            f"{fd['per_class'][c]:.1f}",
-            str(mem["per_class"].get(c, {}).get("near_copies", 0)),
+            num(u["assignment"]),
+            num(k.get("synthetic_recall")),
+            num(k.get("real_recall")),
+            num(u["cas_ratio"]),
+            num(u["precision"]),
+            num(u["recall"]),
+            num(r["kid"]["per_class"][c], ".1e"),
+            num(r["frechet"]["per_class"][c], ".1f"),
         )
     out.print(table)
-    out.print(f"chance = {j['chance']:.2f}; Fréchet space: {fd['space']}")
-    out.print(f"pictures: {run_dir}/eval/judge.png, {run_dir}/eval/nearest.png; numbers: {run_dir}/eval/metrics.json")
+    weighting = "class-weighted" if j["leans_to_small_classes"] else "no class weights, no balanced sampling"
+    lines = (
+        f"assign: share of samples the judge {j['run']} ({weighting}) puts in their class (chance {j['chance']:.2f})",
+        "CAS / real: recall on the real validation faces of a classifier trained on the samples / on as many "
+        "real training faces; ratio = CAS / real, the class's usefulness",
+        "prec, recall: precision and recall (Kynkäänniemi 2019) against the validation faces; KID (Bińkowski 2018) "
+        "in the judge's features; FD: " + r["frechet"]["space"],
+        f"near-copies of training faces: {r['memorisation']['near_copies']} (per class in metrics.json)",
+        f"pictures: {run_dir}/eval/usefulness.png, confusion.png, judge.png, nearest.png; "
+        f"numbers: {run_dir}/eval/metrics.json",
+    )
+    for line in lines:
+        out.print(escape(line), highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- classifiers
@@ -758,6 +834,16 @@ def rebalance_cmd(
     overwrite: Annotated[bool, typer.Option(help=_OVERWRITE_HELP)] = _REBALANCE.overwrite,
     fmt: Annotated[str, typer.Option("--data-format", help="Force the input layout (see inspect --format).")] = "auto",
     device: DeviceOpt = _GAN.device,
+    min_cas: Annotated[
+        float,
+        typer.Option(
+            help="Give no synthetic faces to a class whose CAS ratio is below R: the recall, on real validation "
+            "faces, of a classifier trained on its samples over that of one trained on as many real faces (read "
+            "from gan-eval's output, or measured). The default is provisional until measured on FER2013 "
+            "(0 = off)."
+        ),
+    ] = _QUALITY.min_cas,
+    checkpoint: CheckpointOpt = _REBALANCE.checkpoint,
 ) -> None:
     """Add synthetic faces to the minority classes and write a rebalanced dataset plus manifest."""
     from augment.core.labels import resolve_classes
@@ -766,12 +852,15 @@ def rebalance_cmd(
     from augment.rebalance import QualityFilter, check_options, check_rebalance_out, run_rebalance
     from gan.sample import load_generator
 
+    _check_checkpoint(checkpoint)
     check_options(out_format, judge)  # --dry-run checks the options too
-    quality = QualityFilter(min_prob=min_prob, drop_near_copies=drop_near_copies)
+    quality = QualityFilter(min_prob=min_prob, drop_near_copies=drop_near_copies, min_cas=min_cas)
     ds = _load(data, fmt, None, None, None)
     if not ds.has_split("train"):
         raise UserError(f"{data}: no train split to rebalance")
-    _, meta = load_generator(generator)
+    _, meta = load_generator(generator, checkpoint=checkpoint)
+    if meta["note"]:
+        out.print(f"[yellow]note:[/yellow] {escape(meta['note'])}", highlight=False, soft_wrap=True)
     chosen = resolve_classes(classes, ds.classes) if classes else None
     plan = plan_rebalance(ds.counts("train"), target, chosen, fraction, available=meta["classes"])
     table = Table(title=f"rebalance plan (train split; target {target}, fraction {fraction:g})")
@@ -788,14 +877,21 @@ def rebalance_cmd(
         return
     dev = pick_device(device)
     # OUT is refused here, before a judge is trained (run_rebalance checks it again)
-    check_rebalance_out(ds, generator, meta["step"], out_dir, plan, quality, seed, out_format, overwrite)
+    check_rebalance_out(
+        ds, generator, meta["step"], out_dir, plan, quality, seed, out_format, overwrite, meta["checkpoint"]
+    )
     judge_model = None
     if min_prob > 0:
         from classifier.judge import get_judge
 
         judge_model = get_judge(ds, Path(generator), judge, dev)
-    summary = run_rebalance(ds, generator, out_dir, plan, judge_model, quality, seed, out_format, overwrite, dev)
+    summary = run_rebalance(
+        ds, generator, out_dir, plan, judge_model, quality, seed, out_format, overwrite, dev, checkpoint=checkpoint
+    )
     for c, r in summary["synthesis"]["per_class"].items():
+        if r.get("skipped"):
+            out.print(escape(r["skipped"]), highlight=False, soft_wrap=True)
+            continue
         out.print(
             f"{c}: kept {r['added']:,} of {r['generated']:,} generated "
             f"(dropped {r['dropped_by_judge']:,} by the judge, {r['dropped_near_copies']:,} near-copies)"
@@ -833,11 +929,13 @@ def compare_cmd(
     nproc: Annotated[int, typer.Option(help="Hand each run to torchrun with this many processes.")] = _COMPARE.nproc,
     fmt: FormatOpt = "auto",
     device: DeviceOpt = _COMPARE.device,
+    checkpoint: CheckpointOpt = _COMPARE.checkpoint,
 ) -> None:
     """Train classifiers with and without synthetic data (and classical fixes); test on real images."""
     from augment.compare import CompareSpec, run_compare
     from augment.core.labels import resolve_classes
 
+    _check_checkpoint(checkpoint)
     ds = _load(data, fmt, None, None, None)
     cond_list = [c.strip() for c in conditions.split(",") if c.strip()]
     if sweep:
@@ -860,6 +958,7 @@ def compare_cmd(
         gpus=gpu_list,
         nproc=nproc,
         judge=judge,
+        checkpoint=checkpoint,
     )
     summary = run_compare(ds, generator, report_dir, spec)
     out.print(f"report: {report_dir}/REPORT.md ({len(summary['runs'])} runs); numbers: {report_dir}/results.json")

@@ -33,6 +33,7 @@ from augment.core.progress import console
 from augment.core.splits import ensure_val_split
 from augment.plan import ClassPlan, plan_rebalance, share
 from augment.rebalance import QualityFilter
+from gan.config import DEFAULT_CHECKPOINT
 
 CONDITIONS = ("baseline", "gan", "oversample", "weighted", "gan+weighted", "gan25", "gan50")
 DEFAULT_CONDITIONS = ("baseline", "gan", "oversample", "weighted")
@@ -172,6 +173,7 @@ class CompareSpec:
     gpus: list[int] = field(default_factory=list)
     nproc: int = 1
     judge: Path | None = None  # a real-only classifier run for the quality filter (default: the generator's)
+    checkpoint: str = DEFAULT_CHECKPOINT  # the generator's best (on validation) or last checkpoint
 
 
 @dataclass
@@ -287,7 +289,7 @@ def synthetic_pool(
         judge = get_judge(data.trainval, Path(generator_run), spec.judge, device, progress)
     quality = QualityFilter(min_prob=spec.min_prob, drop_near_copies=spec.drop_near_copies)
     pool, synth_report = synthesize(
-        data.plan, generator_run, data.train, judge, quality, seed=0, device=device, progress=progress
+        data.plan, generator_run, data.train, judge, quality, 0, device, progress, spec.checkpoint
     )
     pool.save(pool_path)
     write_json(report_path, synth_report)
@@ -491,10 +493,11 @@ def identity(data: FaceDataset, generator_run: str | Path, spec: CompareSpec) ->
     """The settings the synthetic pool and the finished runs of a report folder depend on (compare.json)."""
     from gan.sample import load_generator
 
-    _, meta = load_generator(Path(generator_run))
+    _, meta = load_generator(Path(generator_run), checkpoint=spec.checkpoint)
     return {
         "data": data.name,
         "generator_run": str(Path(generator_run).resolve()),
+        "generator_checkpoint": meta["checkpoint"],
         "generator_step": meta["step"],
         "budget": spec.budget,
         "target": spec.target,

@@ -24,6 +24,7 @@ from augment.core.manifest import (
 from augment.core.progress import make_progress
 from augment.core.resize import resize_images
 from augment.plan import ClassPlan
+from gan.config import DEFAULT_CHECKPOINT
 
 
 @dataclass
@@ -37,6 +38,10 @@ class QualityFilter:
     near_copy_quantile: float = 0.01
     near_copy_reference: int = 1000  # training faces drawn for the train-to-train near-copy threshold
     max_tries: int = 30  # candidates per wanted image before giving up
+    # Usefulness gate: a class whose CAS ratio (gan-eval: recall of a classifier trained on its samples over
+    # one trained on as many real faces, on real validation faces) is below this gets no synthetic faces.
+    # Provisional: 0 (off) until the FER2013 measurement picks a value.
+    min_cas: float = 0.0
 
     def __post_init__(self) -> None:
         """A filter that exists is one synthesis can run with (checked before anything is generated)."""
@@ -48,6 +53,7 @@ _QUALITY_RULES: tuple[Rule, ...] = (
     ("near_copy_quantile", below_one, "use a quantile from 0 up to (not including) 1, e.g. 0.01"),
     ("near_copy_reference", at_least(2), "use at least 2 training faces"),
     ("max_tries", at_least(1), "use at least 1 candidate per wanted image"),
+    ("min_cas", at_least(0), "use a CAS ratio of 0 (gate off) or more, e.g. 0.5"),
 )
 OUT_FORMATS = ("folders", "fer2013-csv")
 
@@ -178,6 +184,7 @@ def synthesize(
     seed: int = 0,
     device: str = "cpu",
     progress: bool = True,
+    checkpoint: str = DEFAULT_CHECKPOINT,
     generator: tuple[Any, dict[str, Any]] | None = None,
 ) -> tuple[FaceDataset, dict[str, Any]]:
     """Synthetic train images per ``plan``, in ``train``'s class space and image shape; each
@@ -190,11 +197,12 @@ def synthesize(
     from gan.generate import sampling_seed
     from gan.sample import load_generator
 
-    g, meta = generator or load_generator(Path(generator_run), device=device)
+    g, meta = generator or load_generator(Path(generator_run), device=device, checkpoint=checkpoint)
     gclasses = meta["classes"]
     wanted = [p for p in plan if p.add > 0]
     report: dict[str, Any] = {
         "generator_run": str(generator_run),
+        "checkpoint": meta["checkpoint"],
         "checkpoint_step": meta["step"],
         "seed": seed,
         "min_prob": quality.min_prob if judge else None,
@@ -239,6 +247,60 @@ def _synthetic_dataset(
     )
 
 
+def _gate_reason(name: str, v: dict[str, Any], min_cas: float) -> str:
+    """Why ``name`` gets no synthetic faces under ``--min-cas``, or '' when its samples pass."""
+    syn, real, ratio = v["synthetic_recall"], v["real_recall"], v["ratio"]
+    if ratio is None and syn > 0:  # the real-trained classifier recalls none of the class: samples do better
+        return ""
+    if ratio is not None and ratio >= min_cas:
+        return ""
+    shown = f"{ratio:.2f}" if ratio is not None else "not measurable"
+    return (
+        f"{name}: no synthetic faces: its CAS ratio ({shown}) is below --min-cas {min_cas:g}; a classifier "
+        f"trained on its samples recalls {syn:.2f} of its real validation faces, one trained on as many real "
+        f"faces {real:.2f}"
+    )
+
+
+def cas_gate(plan: list[ClassPlan], cas: dict[str, Any], min_cas: float) -> tuple[list[ClassPlan], dict[str, str]]:
+    """The plan with no synthetic faces for each class whose CAS ratio is below ``min_cas``, and why."""
+    gated, why = [], {}
+    for p in plan:
+        v = cas["per_class"].get(p.name)
+        reason = _gate_reason(p.name, v, min_cas) if p.add > 0 and v is not None else ""
+        if reason:
+            why[p.name] = reason
+        gated.append(ClassPlan(p.name, p.real, p.target, 0) if reason else p)
+    return gated, why
+
+
+def gate_by_usefulness(
+    plan: list[ClassPlan],
+    data: FaceDataset,
+    generator_run: str | Path,
+    quality: QualityFilter,
+    checkpoint: str,
+    device: str,
+) -> tuple[list[ClassPlan], dict[str, Any] | None]:
+    """``--min-cas``: the CAS of the generator (gan-eval's, or measured now on ``data``'s validation split,
+    never its test split) and the plan with the classes below the bar taken out."""
+    if quality.min_cas <= 0 or not any(p.add > 0 for p in plan):
+        return plan, None
+    from gan.evaluate import run_cas
+
+    cas = run_cas(generator_run, data, checkpoint=checkpoint, device=device)
+    if cas is None:
+        raise UserError(f"--min-cas needs validation faces of the generator's classes, and {data.name} has none")
+    gated, why = cas_gate(plan, cas, quality.min_cas)
+    gate = {
+        "min_cas": quality.min_cas,
+        "source": cas["source"],
+        "ratios": {c: v["ratio"] for c, v in cas["per_class"].items()},
+        "skipped": why,
+    }
+    return gated, gate
+
+
 STATE_FILE = state_name("rebalance")
 FORMATS = ("folders", "fer2013-csv")
 # What the user typed for each setting of a rebalance folder (named when a rerun changes one).
@@ -252,6 +314,8 @@ OPTION_NAMES = {
     "plan": "the plan (--target, --classes, --fraction)",
     "min_prob": "--min-prob",
     "drop_near_copies": "--drop-near-copies/--keep-near-copies",
+    "min_cas": "--min-cas",
+    "checkpoint": "--checkpoint",
 }
 
 
@@ -275,6 +339,7 @@ def check_rebalance_out(
     seed: int,
     fmt: str,
     overwrite: bool,
+    checkpoint: str = DEFAULT_CHECKPOINT,
 ) -> OutputClaim:
     """Everything about OUT and ``--format`` that can be refused, refused before a judge is trained or
     a face generated, and without writing anything (``augment.core.manifest.check_output``)."""
@@ -295,6 +360,8 @@ def check_rebalance_out(
         "plan": [[p.name, p.real, p.add] for p in plan],
         "min_prob": quality.min_prob,
         "drop_near_copies": quality.drop_near_copies,
+        "min_cas": quality.min_cas,
+        "checkpoint": checkpoint,
     }
     return check_output(Path(out), "rebalance", options, overwrite, OPTION_NAMES)
 
@@ -311,8 +378,10 @@ def run_rebalance(
     overwrite: bool = False,
     device: str = "cpu",
     progress: bool = True,
+    checkpoint: str = DEFAULT_CHECKPOINT,
 ) -> dict[str, Any]:
-    """Synthesize per ``plan`` and write real + synthetic train, with val/test carried over unchanged.
+    """Synthesize per ``plan`` (less the classes ``quality.min_cas`` gates out) and write real + synthetic
+    train, with val/test carried over unchanged.
 
     OUT is checked first and claimed only once the synthesis succeeded; its manifest is written
     before the files, so a rerun of the same command after an interruption finishes the same
@@ -325,10 +394,20 @@ def run_rebalance(
 
     out = Path(out)
     check_options(fmt)
-    generator = load_generator(Path(generator_run), device=device)
-    claim = check_rebalance_out(data, generator_run, generator[1]["step"], out, plan, quality, seed, fmt, overwrite)
+    generator = load_generator(Path(generator_run), device=device, checkpoint=checkpoint)
+    gmeta = generator[1]
+    claim = check_rebalance_out(
+        data, generator_run, gmeta["step"], out, plan, quality, seed, fmt, overwrite, gmeta["checkpoint"]
+    )
     train = data.split("train").subset(~data.split("train").synthetic)
-    synthetic, report = synthesize(plan, generator_run, train, judge, quality, seed, device, progress, generator)
+    plan, gate = gate_by_usefulness(plan, data, generator_run, quality, checkpoint, device)
+    synthetic, report = synthesize(
+        plan, generator_run, train, judge, quality, seed, device, progress, checkpoint, generator
+    )
+    if gate:
+        report["cas_gate"] = gate
+        zero = {"added": 0, "generated": 0, "dropped_by_judge": 0, "dropped_near_copies": 0}
+        report["per_class"].update({c: {**zero, "skipped": why} for c, why in gate["skipped"].items()})
     full = concat([data.subset(~data.synthetic), synthetic], name=data.name)
     meta = {"generator_run": report["generator_run"], "checkpoint_step": report["checkpoint_step"]}
     rows = tree_rows(full, meta) if fmt == "folders" else fer_rows(full, meta)

@@ -1,8 +1,18 @@
-"""The judge: a classifier trained on real images only, which scores generated faces
-(``gan-eval``'s class assignment, ``rebalance``'s quality filter)."""
+"""The judges: classifiers trained on real images only, which score generated faces.
+
+Two kinds, each trained on demand into the generator's run folder and kept for reuse:
+
+* the **grading** judge (``judge-grading/``) is trained without class weights or balanced sampling, so
+  it does not lean toward the small classes; ``gan-eval`` and best-checkpoint selection grade with it.
+* the **filter** judge (``judge/``) is class-weighted, so rare classes get recall; ``rebalance``'s
+  quality filter uses it (provisionally: whether it filters better than the grading judge is to be
+  measured on FER2013).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +25,8 @@ from augment.core.progress import console
 from classifier.config import TrainConfig
 from classifier.inference import load_classifier, predict_proba, prepare_images
 
-JUDGE_DIR = "judge"
+JUDGE_DIR = "judge"  # the filter judge (class-weighted)
+GRADING_JUDGE_DIR = "judge-grading"  # the grading judge (no class weights, no balanced sampling)
 Judge = tuple[torch.nn.Module, dict[str, Any]]
 
 
@@ -26,19 +37,62 @@ def default_judge_config(n_train: int) -> TrainConfig:
     return TrainConfig(model="resnet18", epochs=8, class_weighted=True, patience=0, epoch_samples=min(n_train, 8192))
 
 
-def get_judge(data: FaceDataset, run_dir: Path, judge_dir: Path | None, device: str, progress: bool = True) -> Judge:
-    """The user's classifier run, or one trained here on the real training images (kept for reuse)."""
+def grading_judge_config(n_train: int) -> TrainConfig:
+    """The filter judge's recipe without class weights or balanced sampling: a class-weighted judge leans
+    toward the small classes (garbage samples get called disgust more readily), which inflates their
+    assignment."""
+    return replace(default_judge_config(n_train), class_weighted=False, balanced_sampler=False)
+
+
+JUDGE_KINDS: dict[str, tuple[str, Callable[[int], TrainConfig]]] = {
+    "filter": (JUDGE_DIR, lambda n: default_judge_config(n)),
+    "grading": (GRADING_JUDGE_DIR, lambda n: grading_judge_config(n)),
+}
+
+
+def get_judge(
+    data: FaceDataset,
+    run_dir: Path,
+    judge_dir: Path | None,
+    device: str,
+    progress: bool = True,
+    kind: str = "filter",
+) -> Judge:
+    """The user's classifier run, or a judge of ``kind`` (filter or grading) trained here on the real
+    training images into the run folder (kept for reuse)."""
     from classifier.train import train_classifier
 
     if judge_dir is None:
-        judge_dir = run_dir / JUDGE_DIR
+        folder, make_config = JUDGE_KINDS[kind]
+        judge_dir = run_dir / folder
         if not (judge_dir / "summary.json").exists():  # missing or interrupted: train or resume it
             if progress:
-                console.print(f"training a judge classifier on the real training images into {judge_dir}")
+                console.print(f"training a {kind} judge classifier on the real training images into {judge_dir}")
             real = data.subset(~data.synthetic)
-            cfg = default_judge_config(int((real.splits == "train").sum()))
+            cfg = make_config(int((real.splits == "train").sum()))
             train_classifier(real, judge_dir, cfg, progress=progress)
     return load_classifier(judge_dir, device=device)
+
+
+def judge_dir_of(run_dir: Path, judge_dir: Path | None, kind: str) -> Path:
+    """Where ``get_judge`` finds (or puts) the judge of ``kind``."""
+    return Path(judge_dir) if judge_dir else Path(run_dir) / JUDGE_KINDS[kind][0]
+
+
+def describe_judge(judge_dir: Path) -> dict[str, Any]:
+    """What a figure must say about the judge it comes from: its run, model, and whether it was trained
+    with class weights or balanced sampling (read from the run's config.json)."""
+    from augment.core.rundir import read_config
+
+    cfg = read_config(Path(judge_dir)) or {}
+    weighted = bool(cfg.get("class_weighted")) or bool(cfg.get("balanced_sampler"))
+    return {
+        "run": str(judge_dir),
+        "model": cfg.get("model"),
+        "class_weighted": cfg.get("class_weighted"),
+        "balanced_sampler": cfg.get("balanced_sampler"),
+        "leans_to_small_classes": weighted,
+    }
 
 
 def judge_columns(

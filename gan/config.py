@@ -9,6 +9,12 @@ from augment.core.checks import Rule, at_least, below_one, check_class_names, ch
 from augment.core.errors import UserError
 
 SIZES = (32, 48, 64, 96, 128)  # image sizes the generator and discriminator are built for
+# Which generator of a run generate, rebalance, gan-eval and compare load: "best" (best.pt, the best on the
+# validation split; the last checkpoint when selection never ran) or "last" (checkpoint.pt).
+CHECKPOINT_CHOICES = ("best", "last")
+DEFAULT_CHECKPOINT = "best"
+EVAL_PER_CLASS = 200  # samples per class gan-eval scores (and rebalance's CAS when it measures one)
+EVAL_SEED = 12345  # gan-eval's sample seed; GanConfig.select_seed is selection's, and they must differ
 
 
 @dataclass
@@ -50,8 +56,17 @@ class GanConfig:
     checkpoint_every: int = 250
     log_every: int = 25
     max_minutes: float = 0.0  # 0: no time limit
+    # The validation split the generator never trains on (carved from train, subject- and duplicate-aware,
+    # when the data has none); CAS, best-checkpoint selection and rebalance gating test on it.
+    val_fraction: float = 0.1
+    # Best checkpoint: every N steps the EMA generator is scored on the validation split (per-class judge
+    # assignment and recall) and best.pt keeps the best so far; 0 switches selection off.
+    select_every: int = 500
+    select_per_class: int = 100  # samples per class drawn at each selection
+    select_seed: int = 424242  # their sample seed; gan-eval reports with another, so selection never grades itself
+    judge: str = ""  # a classifier run that scores selection; '' trains the grading judge into RUN/judge-grading
 
-    # What a resume may change: how far to train, how often to log, sample and checkpoint, where and how
+    # What a resume may change: how far to train, how often to log, sample, select and checkpoint, where and how
     # fast to run, and the data's path (its fingerprint must stay). Every other setting is the run's:
     # a learning rate too, since the optimizer state brings back the old one.
     RESUMABLE = (
@@ -59,6 +74,7 @@ class GanConfig:
         "sample_every",
         "checkpoint_every",
         "log_every",
+        "select_every",
         "max_minutes",
         "device",
         "amp",
@@ -111,6 +127,10 @@ _RULES: tuple[Rule, ...] = (
     ("checkpoint_every", at_least(1), _EVERY),
     ("log_every", at_least(1), _EVERY),
     ("max_minutes", at_least(0), "use a number of minutes, or 0 for no limit"),
+    ("val_fraction", below_one, "use a share from 0 (no validation split) up to (not including) 1, e.g. 0.1"),
+    ("select_every", at_least(0), "use a number of steps, or 0 to switch best-checkpoint selection off"),
+    ("select_per_class", at_least(1), "draw at least 1 sample per class"),
+    ("select_seed", lambda v: isinstance(v, int) and v != EVAL_SEED, f"use a seed other than gan-eval's {EVAL_SEED}"),
 )
 
 RECIPES: dict[str, dict[str, Any]] = {
@@ -135,6 +155,23 @@ RECIPES: dict[str, dict[str, Any]] = {
         "d_width": 64,
     },
 }
+
+
+@dataclass
+class CasConfig:
+    """The small classifier of the classification accuracy score (Ravuri & Vinyals 2019): trained once on
+    generated faces only and once on as many real training faces, each tested on the real validation faces."""
+
+    model: str = "simple-cnn"
+    width: float = 0.5
+    epochs: int = 15
+    batch_size: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 def recipe_config(recipe: str, **overrides: Any) -> GanConfig:
     if recipe not in RECIPES:

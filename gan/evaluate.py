@@ -1,4 +1,13 @@
-"""``augment gan-eval``: how good, how class-faithful and how novel a generator's samples are."""
+"""``augment gan-eval``: is a generator useful, class-faithful, diverse and novel?
+
+Per class: the classification accuracy score (CAS) and its ratio to real data, the grading judge's
+assignment and full sample confusion matrix, precision and recall (Kynkäänniemi et al. 2019) and KID
+(Bińkowski et al. 2018) in the judge's features, the Fréchet distance, and memorisation.
+
+CAS and precision/recall test on the validation split the generator never trained on
+(``gan.validation.real_splits``). The samples use their own seed, never the one best-checkpoint
+selection scored with, so selection does not grade itself.
+"""
 
 from __future__ import annotations
 
@@ -12,20 +21,51 @@ from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
 from augment.core.progress import console
 from augment.core.resize import resize_dataset
-from classifier.inference import prepare_images
-from classifier.judge import JUDGE_DIR, Judge, get_judge, judge_columns, judge_probabilities
+from classifier.judge import Judge, describe_judge, get_judge, judge_columns, judge_dir_of, judge_probabilities
+from gan.cas import classification_accuracy_score
+from gan.config import DEFAULT_CHECKPOINT, EVAL_PER_CLASS, EVAL_SEED, CasConfig, GanConfig
 from gan.metrics import (
-    classifier_features,
+    PR_NEIGHBOURS,
     find_inception_weights,
     frechet_distance,
     inception_features,
     judge_assignment,
+    kernel_inception_distance,
     memorisation_report,
+    sample_confusion,
     save_nearest_neighbour_png,
 )
+from gan.plots import plot_sample_confusion, plot_usefulness
 from gan.sample import generate_images, load_generator
+from gan.validation import judge_features, per_class_precision_recall, real_splits, val_fingerprint
 
-FRECHET_REAL_PER_CLASS = 2000  # real training faces per class in the Fréchet reference
+FRECHET_REAL_PER_CLASS = 2000  # real training faces per class in the Fréchet and KID reference
+
+
+def eval_splits(data: FaceDataset, meta: dict[str, Any], g: Any) -> tuple[FaceDataset, FaceDataset, list[str]]:
+    """The generator's real train (minus validation) and validation faces at its size, carved as gan-train
+    carved them (all classes first, then the generator's), and notes when they cannot be the ones it held out."""
+    cfg, classes = meta["config"], meta["classes"]
+    notes = []
+    if "val_fraction" not in cfg:
+        notes.append("this generator was trained before gan-train held out a validation split: it has seen those faces")
+    train, val = real_splits(data, float(cfg.get("val_fraction", GanConfig.val_fraction)), classes)
+    train = resize_dataset(train.remap_to(classes), g.size, g.channels)
+    val = resize_dataset(val.remap_to(classes), g.size, g.channels)
+    if len(val) == 0:
+        notes.append(f"{data.name}: no validation faces of the generator's classes; CAS and recall are not measured")
+    elif cfg.get("val_fingerprint") not in (None, val_fingerprint(val)):
+        notes.append(f"{data.name}: these validation faces are not the ones gan-train held out; it may have seen them")
+    return train, val, notes
+
+
+def check_seed(seed: int, meta: dict[str, Any]) -> None:
+    """gan-eval's samples must not be the ones best-checkpoint selection scored."""
+    if seed == meta["config"].get("select_seed", GanConfig.select_seed):
+        raise UserError(
+            f"seed {seed} is the sample seed best-checkpoint selection scored with; use another so that "
+            "selection does not grade itself"
+        )
 
 
 def check_per_class(per_class: int) -> None:
@@ -38,98 +78,173 @@ def evaluate_gan(
     run_dir: str | Path,
     data: FaceDataset,
     judge_dir: str | Path | None = None,
-    per_class: int = 200,
+    per_class: int = EVAL_PER_CLASS,
     inception_weights: str | Path | None = None,
     device: str = "cpu",
-    seed: int = 12345,
+    seed: int = EVAL_SEED,
     progress: bool = True,
+    checkpoint: str = DEFAULT_CHECKPOINT,
 ) -> dict[str, Any]:
-    """Per-class Fréchet distance, judge assignment vs judge recall on real test, memorisation."""
+    """Score the run's ``checkpoint`` (best, falling back to last, or last) and write ``RUN/eval/``:
+    metrics.json, judge.png, confusion.png, usefulness.png, nearest.png."""
     check_per_class(per_class)
     run_dir = Path(run_dir)
-    g, meta = load_generator(run_dir, device=device)
+    g, meta = load_generator(run_dir, device=device, checkpoint=checkpoint)
+    check_seed(seed, meta)
     classes = meta["classes"]
+    train, val, notes = eval_splits(data, meta, g)
     real = resize_dataset(data.subset(~data.synthetic).with_classes(classes).remap_to(classes), g.size, g.channels)
-    train, test = real.split("train"), real.split("test") if real.has_split("test") else real.split("val")
-    judge = get_judge(real, run_dir, Path(judge_dir) if judge_dir else None, device, progress)
+    test = real.split("test") if real.has_split("test") else val
+    judge = get_judge(data, run_dir, Path(judge_dir) if judge_dir else None, device, progress, kind="grading")
     judge_columns(judge[1], classes)  # a judge without the generator's classes fails here, before any work
     labels = np.repeat(np.arange(len(classes)), per_class)
     samples = generate_images(g, labels, seed=seed, device=device)
-    mem = memorisation_report(samples, labels, train.images, train.labels, test.images, test.labels, classes)
-    nn_index, nn_distance = mem.pop("_sample_nn_index"), mem.pop("_sample_nn_distance")
-    save_nearest_neighbour_png(
-        samples, labels, nn_index, nn_distance, train.images, classes, run_dir / "eval" / "nearest.png"
-    )
     report = {
         "run_dir": str(run_dir),
+        "checkpoint": meta["checkpoint"],
         "checkpoint_step": meta["step"],
         "samples_per_class": per_class,
         "seed": seed,
-        "frechet": _frechet(samples, labels, train, judge, inception_weights, seed, device, progress),
+        "notes": [n for n in [meta["note"], *notes] if n],
+        "splits": {"train": train.counts(), "val": val.counts(), "val_fingerprint": val_fingerprint(val)},
         "judge": {
-            "run": str(judge_dir or run_dir / JUDGE_DIR),
+            **describe_judge(judge_dir_of(run_dir, judge_dir, "grading")),
             **_judge_scores(judge, samples, labels, test, classes, device),
-            "chance": 1 / len(classes),
         },
-        "memorisation": mem,
+        **_feature_scores(samples, labels, train, val, judge, inception_weights, seed, device, progress),
+        "cas": classification_accuracy_score(samples, labels, train, val, CasConfig(), device),
+        "memorisation": _memorisation(samples, labels, train, test, classes, run_dir),
     }
+    report["usefulness"] = usefulness_table(report)
     write_json(run_dir / "eval" / "metrics.json", report)
-    plot_assignment(report, run_dir / "eval" / "judge.png")
+    _pictures(report, run_dir / "eval")
     return report
 
 
 def _judge_scores(
     judge: Judge, samples: np.ndarray, labels: np.ndarray, test: FaceDataset, classes: list[str], device: str
-) -> dict[str, dict[str, float]]:
-    """Share of samples the judge puts in their class, and its recall on the real test faces."""
+) -> dict[str, Any]:
+    """Share of samples the judge puts in their class, the full sample confusion matrix (intended rows,
+    judged columns), and the judge's recall on the real test faces (a report; nothing is chosen on it)."""
     sample_probs = judge_probabilities(judge, samples, classes, device)
     test_probs = judge_probabilities(judge, test.images, classes, device)
     return {
         "sample_assignment": judge_assignment(sample_probs, labels, classes),
+        "sample_confusion": sample_confusion(sample_probs, labels, len(classes)).tolist(),
+        "classes": list(classes),
         "real_test_recall": judge_assignment(test_probs, test.labels, classes),
+        "chance": 1 / len(classes),
     }
 
 
-def _frechet(
+def _memorisation(
+    samples: np.ndarray, labels: np.ndarray, train: FaceDataset, test: FaceDataset, classes: list[str], out: Path
+) -> dict[str, Any]:
+    mem = memorisation_report(samples, labels, train.images, train.labels, test.images, test.labels, classes)
+    nn_index, nn_distance = mem.pop("_sample_nn_index"), mem.pop("_sample_nn_distance")
+    save_nearest_neighbour_png(
+        samples, labels, nn_index, nn_distance, train.images, classes, out / "eval" / "nearest.png"
+    )
+    return mem
+
+
+JUDGE_SPACE = "features of the grading judge (a real-only classifier)"
+
+
+def _feature_scores(
     samples: np.ndarray,
     labels: np.ndarray,
     train: FaceDataset,
+    val: FaceDataset,
     judge: Judge,
     inception_weights: str | Path | None,
     seed: int,
     device: str,
     progress: bool,
 ) -> dict[str, Any]:
-    """Per-class Fréchet distance of samples to real training faces: FID when the Inception weights
-    are on disk, else in the judge classifier's feature space (and named so)."""
-    weights = find_inception_weights(inception_weights)
-    space = (
-        "FID (FID Inception network, pool3 2048-d)"
-        if weights is not None
-        else "classifier Fréchet distance (features of the real-only judge classifier; not FID)"
-    )
-    if weights is None and progress:
-        console.print(
-            "no FID Inception weights on disk (--inception-weights PATH or the torch hub cache): "
-            "falling back to the judge classifier's feature space; this is not FID"
-        )
-
-    def feat(images: np.ndarray) -> np.ndarray:
-        if weights is not None:
-            return inception_features(images, weights, device)
-        return classifier_features(judge[0], prepare_images(images, judge[1]), device)
-
+    """Fréchet distance and KID against one draw of real training faces, precision and recall against
+    the validation faces; KID, precision and recall in the grading judge's features."""
+    classes = list(train.classes)
     rng = np.random.default_rng(seed)
-    f_samples = feat(samples)
-    fd: dict[str, float] = {}
-    for k, c in enumerate(train.classes):
-        idx = np.flatnonzero(train.labels == k)
-        idx = rng.choice(idx, size=min(len(idx), FRECHET_REAL_PER_CLASS), replace=False)
-        fd[c] = frechet_distance(f_samples[labels == k], feat(train.images[idx]))
-    return {"space": space, "per_class": fd}
+    ref = np.concatenate(
+        [rng.permutation(np.flatnonzero(train.labels == k))[:FRECHET_REAL_PER_CLASS] for k in range(len(classes))]
+    )
+    ref_images, ref_labels = train.images[ref], train.labels[ref]
+    f_samples, f_ref = judge_features(judge, samples, device), judge_features(judge, ref_images, device)
+    f_val = judge_features(judge, val.images, device)
+    kid = {
+        c: kernel_inception_distance(f_samples[labels == k], f_ref[ref_labels == k], seed=seed)
+        for k, c in enumerate(classes)
+    }
+    return {
+        "frechet": _frechet(
+            samples, labels, ref_images, ref_labels, (f_samples, f_ref), classes, inception_weights, device, progress
+        ),
+        "kid": {"space": JUDGE_SPACE, "reference": "real training faces (the Fréchet draw)", "per_class": kid},
+        "precision_recall": {
+            "space": JUDGE_SPACE,
+            "reference": "real validation faces (never seen by the generator)",
+            "k": PR_NEIGHBOURS,
+            "per_class": per_class_precision_recall(f_val, val.labels, f_samples, labels, classes),
+        },
+    }
 
 
-def plot_assignment(report: dict[str, Any], path: Path) -> None:
+def _frechet(
+    samples: np.ndarray,
+    labels: np.ndarray,
+    ref_images: np.ndarray,
+    ref_labels: np.ndarray,
+    judge_feats: tuple[np.ndarray, np.ndarray],
+    classes: list[str],
+    inception_weights: str | Path | None,
+    device: str,
+    progress: bool,
+) -> dict[str, Any]:
+    """Per-class Fréchet distance of samples to real training faces: FID when the Inception weights
+    are on disk, else in the judge's feature space (``judge_feats``: samples', reference's; named so)."""
+    weights = find_inception_weights(inception_weights)
+    if weights is not None:
+        f_samples, f_ref = inception_features(samples, weights, device), inception_features(ref_images, weights, device)
+        space = "FID (FID Inception network, pool3 2048-d)"
+    else:
+        f_samples, f_ref = judge_feats
+        space = f"classifier Fréchet distance ({JUDGE_SPACE}; not FID)"
+        if progress:
+            console.print(
+                "no FID Inception weights on disk (--inception-weights PATH or the torch hub cache): "
+                "falling back to the judge classifier's feature space; this is not FID"
+            )
+    fd = {c: frechet_distance(f_samples[labels == k], f_ref[ref_labels == k]) for k, c in enumerate(classes)}
+    return {"space": space, "reference": "real training faces", "per_class": fd}
+
+
+def usefulness_table(report: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """Per class, the four figures of the usefulness chart: judge assignment, CAS ratio, precision, recall."""
+    cas = (report.get("cas") or {}).get("per_class", {})
+    pr = report["precision_recall"]["per_class"]
+    return {
+        c: {
+            "assignment": a,
+            "cas_ratio": (cas.get(c) or {}).get("ratio"),
+            "precision": (pr.get(c) or {}).get("precision"),
+            "recall": (pr.get(c) or {}).get("recall"),
+        }
+        for c, a in report["judge"]["sample_assignment"].items()
+    }
+
+
+def _pictures(report: dict[str, Any], out: Path) -> None:
+    """judge.png, confusion.png and usefulness.png, each titled with the judge it comes from."""
+    j = report["judge"]
+    which = f"judge {j['run']} ({'class-weighted' if j['leans_to_small_classes'] else 'no class weights'})"
+    step = f"{report['checkpoint']} checkpoint, step {report['checkpoint_step']}"
+    plot_assignment(report, out / "judge.png", f"{which}; {step}")
+    plot_sample_confusion(j["sample_confusion"], j["classes"], out / "confusion.png", f"samples: {which}; {step}")
+    plot_usefulness(report["usefulness"], out / "usefulness.png", f"assignment: {which}; CAS on validation; {step}")
+
+
+def plot_assignment(report: dict[str, Any], path: Path, title: str) -> None:
     """Bars: share of samples the judge puts in their class, beside its recall on real test faces."""
     import matplotlib
 
@@ -147,7 +262,38 @@ def plot_assignment(report: dict[str, Any], path: Path) -> None:
     ax.axhline(j["chance"], color="gray", ls="--", lw=1, label="chance")
     ax.set_xticks(x, classes, rotation=20)
     ax.set_ylim(0, 1)
-    ax.set_title(f"judge classifier (real images only), step {report['checkpoint_step']}")
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)
     ax.spines[["top", "right"]].set_visible(False)
     save_figure(path, fig)
+
+
+def run_cas(
+    run_dir: str | Path,
+    data: FaceDataset,
+    checkpoint: str = DEFAULT_CHECKPOINT,
+    device: str = "cpu",
+    per_class: int = EVAL_PER_CLASS,
+    seed: int = EVAL_SEED,
+) -> dict[str, Any] | None:
+    """The per-class CAS of the run's ``checkpoint`` on ``data``'s validation faces: read from gan-eval's
+    ``RUN/eval/metrics.json`` when it was measured there on the same checkpoint and the same validation
+    faces, else measured here as gan-eval measures it (nothing is written). ``source`` says which.
+    None when ``data`` has no validation faces of the generator's classes."""
+    import json
+
+    run_dir = Path(run_dir)
+    g, meta = load_generator(run_dir, device=device, checkpoint=checkpoint)
+    train, val, _ = eval_splits(data, meta, g)
+    stored_file = run_dir / "eval" / "metrics.json"
+    stored = json.loads(stored_file.read_text()) if stored_file.is_file() else {}
+    same = (stored.get("checkpoint"), stored.get("checkpoint_step")) == (meta["checkpoint"], meta["step"])
+    if same and stored.get("cas") and (stored.get("splits") or {}).get("val_fingerprint") == val_fingerprint(val):
+        return {**stored["cas"], "checkpoint": meta["checkpoint"], "source": str(stored_file)}
+    check_seed(seed, meta)
+    labels = np.repeat(np.arange(len(meta["classes"])), per_class)
+    samples = generate_images(g, labels, seed=seed, device=device)
+    cas = classification_accuracy_score(samples, labels, train, val, CasConfig(), device)
+    if cas is None:
+        return None
+    return {**cas, "checkpoint": meta["checkpoint"], "source": "measured now (no matching gan-eval output)"}

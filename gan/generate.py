@@ -21,11 +21,13 @@ from augment.core.manifest import (
     write_png,
 )
 from augment.core.progress import make_progress
+from gan.config import DEFAULT_CHECKPOINT
 from gan.sample import generate_images, load_generator
 
 # What the user typed for each setting of a generate folder (named when a rerun changes one).
 OPTION_NAMES = {
     "generator_run": "RUN_DIR",
+    "checkpoint": "--checkpoint",
     "checkpoint_step": "RUN_DIR's checkpoint step",
     "classes": "--classes",
     "per_class": "--per-class",
@@ -47,8 +49,10 @@ def generate_to_folder(
     seed: int = 0,
     device: str = "cpu",
     overwrite: bool = False,
+    checkpoint: str = DEFAULT_CHECKPOINT,
 ) -> dict[str, Any]:
-    """``out_dir/<class>/syn_<class>_<i>.png`` plus ``manifest.csv``; deterministic per seed.
+    """``out_dir/<class>/syn_<class>_<i>.png`` plus ``manifest.csv``; deterministic per seed and checkpoint
+    (``best``: the run's best on validation, falling back to the last; or ``last``).
 
     Image i of a class depends only on (seed, class, i). The folder follows
     ``augment.core.manifest.check_output``: a rerun of the same command finishes an interrupted
@@ -58,10 +62,11 @@ def generate_to_folder(
     if per_class < 1:
         raise UserError("--per-class must be at least 1")
     out_dir = Path(out_dir)
-    g, meta = load_generator(run_dir, device=device)
+    g, meta = load_generator(run_dir, device=device, checkpoint=checkpoint)
     chosen = resolve_classes(classes, meta["classes"], owner="the generator")
     options = {
         "generator_run": str(Path(run_dir).resolve()),
+        "checkpoint": meta["checkpoint"],
         "checkpoint_step": meta["step"],
         "classes": chosen,
         "per_class": per_class,
@@ -93,7 +98,9 @@ def generate_to_folder(
         "classes": chosen,
         "images": len(rows),
         "generator_run": str(run_dir),
+        "checkpoint": meta["checkpoint"],
         "checkpoint_step": meta["step"],
+        "checkpoint_note": meta["note"],
         "seed": seed,
         "resumed": claim.resume,
     }

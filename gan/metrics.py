@@ -228,3 +228,75 @@ def judge_assignment(probs: np.ndarray, labels: np.ndarray, classes: list[str]) 
     """Share of each class's samples that the judge assigns to that class."""
     pred = probs.argmax(1)
     return {c: float((pred[labels == k] == k).mean()) for k, c in enumerate(classes) if (labels == k).any()}
+
+
+def sample_confusion(probs: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts of samples by intended class (rows) and judged class (columns), judged = the judge's argmax."""
+    from classifier.metrics import confusion_matrix
+
+    return confusion_matrix(labels, probs.argmax(1), num_classes)
+
+
+# ----------------------------------------------------------------------------- diversity and fidelity
+PR_NEIGHBOURS = 3  # k of the k-NN manifolds (Kynkäänniemi et al. 2019 use k = 3)
+KID_SUBSET = 1000  # KID subset size (Bińkowski et al. 2018); smaller sets are used whole
+KID_SUBSETS = 100  # subsets averaged when a set is larger than KID_SUBSET
+
+
+def _pairwise(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return torch.cdist(torch.from_numpy(a).double(), torch.from_numpy(b).double()).numpy()
+
+
+def knn_radii(feats: np.ndarray, k: int) -> np.ndarray:
+    """Distance from each point to its k-th nearest other point: the radius of its ball in the manifold."""
+    d = _pairwise(feats, feats)
+    np.fill_diagonal(d, np.inf)
+    return np.sort(d, axis=1)[:, k - 1]
+
+
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = PR_NEIGHBOURS) -> dict[str, float] | None:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) of ``fake`` against ``real`` features.
+
+    Each set's manifold is the union of balls around its points reaching their k-th nearest neighbour.
+    Precision: share of fakes inside the real manifold (fidelity). Recall: share of reals inside the fake
+    manifold (diversity; a generator collapsed to a few faces covers few real ones). None when either
+    set has k points or fewer.
+    """
+    if len(real) <= k or len(fake) <= k:
+        return None
+    d = _pairwise(fake, real)  # (fakes, reals)
+    precision = (d <= knn_radii(real, k)[None, :]).any(1).mean()
+    recall = (d <= knn_radii(fake, k)[:, None]).any(0).mean()
+    return {"precision": float(precision), "recall": float(recall)}
+
+
+def _mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased MMD² with the polynomial kernel k(a, b) = (a·b / d + 1)³."""
+    d = x.shape[1]
+    kxx = (x @ x.T / d + 1) ** 3
+    kyy = (y @ y.T / d + 1) ** 3
+    kxy = (x @ y.T / d + 1) ** 3
+    m, n = len(x), len(y)
+    xx = (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+    yy = (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+    return float(xx + yy - 2 * kxy.mean())
+
+
+def kernel_inception_distance(
+    a: np.ndarray, b: np.ndarray, subset: int = KID_SUBSET, subsets: int = KID_SUBSETS, seed: int = 0
+) -> float | None:
+    """KID (Bińkowski et al. 2018) between two feature sets: the unbiased polynomial-kernel MMD², so its
+    expectation is 0 for two draws of one distribution whatever the set sizes (unlike the Fréchet
+    distance). Sets larger than ``subset`` are scored on ``subsets`` random subsets and averaged.
+    None when a set has fewer than 2 points."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    if len(a) <= subset and len(b) <= subset:
+        return _mmd2_unbiased(a.astype(np.float64), b.astype(np.float64))
+    rng = np.random.default_rng(seed)
+    m = min(subset, len(a), len(b))
+    scores = [
+        _mmd2_unbiased(a[rng.choice(len(a), m, replace=False)], b[rng.choice(len(b), m, replace=False)])
+        for _ in range(subsets)
+    ]
+    return float(np.mean(scores))

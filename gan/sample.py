@@ -11,6 +11,7 @@ import torch
 from augment.core.errors import UserError
 from augment.core.rundir import CHECKPOINT, load_checkpoint
 from augment.core.runtime import step_generator
+from gan.config import CHECKPOINT_CHOICES, DEFAULT_CHECKPOINT
 
 GRID_COLUMNS = 10
 
@@ -65,18 +66,44 @@ def save_sample_grid(
     labelled_grid(rows, classes, Path(path), title=Path(path).stem.replace("_", " "))
 
 
-def load_generator(run_dir: Path, device: str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The EMA generator (or the raw one when EMA was off) of a gan-train run."""
-    from gan.models import Generator
+BEST = "best.pt"  # the generator best-checkpoint selection kept, beside the last checkpoint
 
+
+def checkpoint_file(run_dir: Path, checkpoint: str = DEFAULT_CHECKPOINT) -> tuple[Path, str, str]:
+    """(file, what it is: best or last, a note when best was asked for but there is none)."""
     run_dir = Path(run_dir)
+    if checkpoint not in CHECKPOINT_CHOICES:
+        raise UserError(f"--checkpoint {checkpoint}: use best or last")
     if not (run_dir / CHECKPOINT).exists():
         raise UserError(f"{run_dir}: no GAN checkpoint ({CHECKPOINT}); run 'augment gan-train' first")
-    state = load_checkpoint(run_dir / CHECKPOINT)
+    if checkpoint == "best":
+        if (run_dir / BEST).exists():
+            return run_dir / BEST, "best", ""
+        note = f"{run_dir} has no {BEST} (no best-checkpoint selection ran); using the last checkpoint"
+        return run_dir / CHECKPOINT, "last", note
+    return run_dir / CHECKPOINT, "last", ""
+
+
+def load_generator(
+    run_dir: Path, device: str = "cpu", checkpoint: str = DEFAULT_CHECKPOINT
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The EMA generator (or the raw one when EMA was off) of a gan-train run: its best checkpoint on
+    validation (``best``, the default, falling back to the last with a note in ``meta["note"]`` when
+    selection never ran) or its ``last``. ``meta["checkpoint"]`` says which was loaded."""
+    from gan.models import Generator
+
+    path, used, note = checkpoint_file(Path(run_dir), checkpoint)
+    state = load_checkpoint(path)
     if "generator_kwargs" not in state:
-        raise UserError(f"{run_dir / CHECKPOINT}: not a gan-train checkpoint")
+        raise UserError(f"{path}: not a gan-train checkpoint")
     g = Generator(**state["generator_kwargs"])
     g.load_state_dict(state["g_ema"] if state.get("g_ema") is not None else state["g"])
     g.to(device).eval()
-    meta = {"step": int(state["step"]), "classes": list(state["classes"]), "config": state["config"]}
+    meta = {
+        "step": int(state["step"]),
+        "classes": list(state["classes"]),
+        "config": state["config"],
+        "checkpoint": used,
+        "note": note,
+    }
     return g, meta

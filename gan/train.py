@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from rich.progress import Progress, TaskID, TextColumn
 
-from augment.core.atomic import append_jsonl, read_jsonl, remove_stale_temps, write_text
+from augment.core.atomic import append_jsonl, read_jsonl, remove_stale_temps, save_torch, write_text
 from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
 from augment.core.progress import console, make_progress
@@ -41,8 +41,9 @@ from augment.core.runtime import (
 from gan.config import GanConfig
 from gan.diffaugment import diff_augment
 from gan.models import Discriminator, Generator
-from gan.plots import plot_losses
-from gan.sample import save_sample_grid
+from gan.plots import plot_losses, plot_selection
+from gan.sample import BEST, save_sample_grid
+from gan.validation import real_splits, score_generator, val_fingerprint
 
 
 def generator_kwargs(cfg: GanConfig, num_classes: int) -> dict[str, Any]:
@@ -181,6 +182,9 @@ class GanState:
     images: torch.Tensor  # uint8 training images (on the GPU once training starts there)
     labels: torch.Tensor
     step: int = 0
+    val: FaceDataset | None = None  # the validation split best-checkpoint selection scores on
+    judge: Any = None  # the classifier that scores selection (loaded when selection is due)
+    best_score: float = -math.inf
     # What the steps call: G and D themselves, or their DDP wrappers in a torchrun job.
     g_train: torch.nn.Module = field(init=False)
     d_train: torch.nn.Module = field(init=False)
@@ -365,6 +369,73 @@ def save_samples(st: GanState) -> None:
         plot_losses(read_jsonl(st.run_dir / "metrics.jsonl"), st.run_dir / "losses.png")
 
 
+# --------------------------------------------------------------------------- best checkpoint
+def selection_due(cfg: GanConfig, step: int) -> bool:
+    return cfg.select_every > 0 and step > 0 and step % cfg.select_every == 0
+
+
+def prepare_selection(st: GanState, data: FaceDataset, val: FaceDataset, progress: bool) -> None:
+    """When the run will reach a selection step: the validation split, the judge (every rank loads or
+    trains it: a judge trained here trains on all ranks of a torchrun job) and the best score so far."""
+    cfg = st.cfg
+    if cfg.select_every <= 0 or cfg.select_every > cfg.steps or st.step >= cfg.steps:
+        return
+    if len(val) == 0:
+        if st.dist.main and progress:
+            console.print(f"{data.name}: no validation faces of the GAN's classes; best-checkpoint selection is off")
+        return
+    from classifier.inference import load_classifier
+    from classifier.judge import get_judge, judge_columns
+
+    st.val = val
+    if cfg.judge:
+        st.judge = load_classifier(cfg.judge, device=st.device)
+    else:
+        st.judge = get_judge(data, st.run_dir, None, st.device, progress and st.dist.main, kind="grading")
+    judge_columns(st.judge[1], st.classes, fix="pass a judge trained on the generator's classes")
+    barrier(st.dist)
+    if (st.run_dir / BEST).exists():
+        st.best_score = float(load_checkpoint(st.run_dir / BEST)["selection"]["score"])
+
+
+def save_best(st: GanState, scores: dict[str, Any]) -> None:
+    """best.pt: the sampling generator of this step (EMA when on) and its selection scores."""
+    sampler = st.g_ema if st.g_ema is not None else st.g
+    state = {
+        "step": st.step,
+        "g_ema": sampler.state_dict(),
+        "classes": st.classes,
+        "generator_kwargs": generator_kwargs(st.cfg, len(st.classes)),
+        "config": st.config,
+        "selection": scores,
+    }
+    save_torch(st.run_dir / BEST, state)
+
+
+def select_step(st: GanState) -> None:
+    """Score the sampling generator on the validation split (rank 0), log it to metrics.jsonl and
+    selection.png, and keep it as best.pt when it beats the best so far."""
+    if st.dist.main and st.judge is not None and st.val is not None:
+        from classifier.judge import judge_dir_of
+
+        sampler = st.g_ema if st.g_ema is not None else st.g
+        was_training = sampler.training
+        cfg = st.cfg
+        scores = score_generator(
+            sampler, st.judge, st.val, st.classes, cfg.select_per_class, cfg.select_seed, st.device
+        )
+        sampler.train(was_training)
+        best = scores["score"] > st.best_score
+        if best:
+            st.best_score = scores["score"]
+            save_best(st, scores)
+        judge = judge_dir_of(st.run_dir, Path(cfg.judge) if cfg.judge else None, "grading")
+        record = {"step": st.step, "selection": scores, "best": best, "judge": str(judge)}
+        append_jsonl(st.run_dir / "metrics.jsonl", record)
+        plot_selection(read_jsonl(st.run_dir / "metrics.jsonl"), st.run_dir / "selection.png")
+    barrier(st.dist)
+
+
 @dataclass
 class RunLog:
     """Throughput window, last losses, time budget and progress bar of one invocation."""
@@ -418,19 +489,20 @@ def out_of_time(st: GanState, log: RunLog, progress: bool) -> bool:
 
 
 # --------------------------------------------------------------------------- setup, loop, teardown
-def training_split(data: FaceDataset, cfg: GanConfig) -> FaceDataset:
-    """The real training images of the chosen classes, at the GAN's size and channels."""
-    train = data.split("train") if data.has_split("train") else data
-    train = train.subset(~train.synthetic)
-    if cfg.classes:
-        train = train.with_classes(cfg.classes)
-    if len(train) == 0:
-        raise UserError(f"{data.name}: no real training images to train the GAN on")
+def gan_splits(data: FaceDataset, cfg: GanConfig) -> tuple[FaceDataset, FaceDataset]:
+    """The real training images minus the validation split (``gan.validation.real_splits``), and that
+    split, of the chosen classes at the GAN's size and channels. Test is never read."""
+    train, val = real_splits(data, cfg.val_fraction, cfg.classes)
     if train.size != cfg.size or train.channels != cfg.channels:
         from augment.core.resize import resize_dataset
 
-        train = resize_dataset(train, cfg.size, cfg.channels)
-    return train
+        train, val = resize_dataset(train, cfg.size, cfg.channels), resize_dataset(val, cfg.size, cfg.channels)
+    return train, val
+
+
+def training_split(data: FaceDataset, cfg: GanConfig) -> FaceDataset:
+    """What the generator trains on: real train minus validation, at the GAN's size and channels."""
+    return gan_splits(data, cfg)[0]
 
 
 def resume(st: GanState, progress: bool) -> None:
@@ -455,18 +527,21 @@ def setup(data: FaceDataset, run_dir: Path, cfg: GanConfig, progress: bool) -> G
     dist = init_distributed(device)
     if cfg.batch_size % dist.world:
         raise UserError(f"--batch-size {cfg.batch_size} must divide evenly over {dist.world} processes")
-    train = training_split(data, cfg)
+    train, val = gan_splits(data, cfg)
     config = {
         **cfg.to_dict(),
         "classes": list(train.classes),
         "data": data.name,
         "data_fingerprint": data_fingerprint(train.images, train.labels),
         "train_counts": train.counts(),
+        "val_counts": val.counts(),
+        "val_fingerprint": val_fingerprint(val),
     }
     folder = open_run(run_dir, config, "gan", GanConfig.RESUMABLE)
     st = new_state(cfg, train, dist, device, run_dir, folder.config)
     if folder.resuming:
         resume(st, progress)
+    prepare_selection(st, data, val, progress)
     barrier(dist)  # every rank has read the run folder before rank 0 writes to it
     if dist.main:
         remove_stale_temps(run_dir)
@@ -508,6 +583,8 @@ def train_loop(st: GanState, log: RunLog, progress: bool) -> None:
             save_state(st)
         if st.step % cfg.sample_every == 0:
             save_samples(st)
+        if selection_due(cfg, st.step):
+            select_step(st)
         if out_of_time(st, log, progress):
             break
 

@@ -76,7 +76,11 @@ def test_run_files(run40, demo_ds):
     assert config["kind"] == "gan"
     assert config["classes"] == demo_ds.classes
     assert config["g_width"] == 8 and config["steps"] == 40 and config["loss"] == "hinge"
-    assert config["train_counts"]["disgust"] == 6 and config["train_counts"]["happy"] == 24
+    # The generator trains on train minus the validation split carved from it (10%, at least one face).
+    assert config["val_fraction"] == 0.1 and config["val_counts"]["disgust"] == 1
+    for c in ("disgust", "happy"):
+        assert config["train_counts"][c] + config["val_counts"][c] == demo_ds.counts("train")[c]
+    assert config["train_counts"]["disgust"] == 5 and config["train_counts"]["happy"] == 22
     assert config["data_fingerprint"]
 
     record = json.loads((run / "run.json").read_text())
@@ -351,7 +355,9 @@ def test_class_subset_and_cli_error(demo_ds, tmp_path, capsys):
     cfg.classes = ["fear", "disgust"]
     train_gan(demo_ds, tmp_path / "sub", cfg, progress=False)
     assert ckpt(tmp_path / "sub")["classes"] == ["fear", "disgust"]  # canonical order, like the dataset
-    assert json.loads((tmp_path / "sub" / "config.json").read_text())["train_counts"] == {"fear": 24, "disgust": 6}
+    config = json.loads((tmp_path / "sub" / "config.json").read_text())
+    assert config["train_counts"] == {"fear": 22, "disgust": 5}  # the rest is the validation split
+    assert config["val_counts"] == {"fear": 2, "disgust": 1}
     with pytest.raises(SystemExit) as e:
         main(["gan-train", str(tmp_path / "nope"), "--out", str(tmp_path / "r"), "--steps", "1"])
     assert e.value.code == 2
