@@ -743,6 +743,10 @@ def rebalance_cmd(
         str | None, typer.Option(help="Only these classes get synthetic images, e.g. 'disgust,fear'.")
     ] = None,
     fraction: Annotated[float, typer.Option(help="Fill only this share of each class's shortfall.")] = _PLAN.fraction,
+    max_ratio: Annotated[
+        float,
+        typer.Option(help="At most R × a class's real count of synthetic faces, on top of the target (0 = no cap)."),
+    ] = _PLAN.max_ratio,
     min_prob: Annotated[
         float, typer.Option(help="Keep samples the judge gives ≥ this probability for their class (0 = off).")
     ] = _QUALITY.min_prob,
@@ -774,8 +778,9 @@ def rebalance_cmd(
         raise UserError(f"{data}: no train split to rebalance")
     _, meta = load_generator(generator)
     chosen = resolve_classes(classes, ds.classes) if classes else None
-    plan = plan_rebalance(ds.counts("train"), target, chosen, fraction, available=meta["classes"])
-    table = Table(title=f"rebalance plan (train split; target {target}, fraction {fraction:g})")
+    plan = plan_rebalance(ds.counts("train"), target, chosen, fraction, meta["classes"], max_ratio)
+    cap = f", at most {max_ratio:g} × real" if max_ratio else ""
+    table = Table(title=f"rebalance plan (train split; target {target}, fraction {fraction:g}{cap})")
     for col in ("class", "real", "synthetic", "final"):
         table.add_column(col, justify="left" if col == "class" else "right")
     for p in plan:
