@@ -155,8 +155,11 @@ def test_rebalance_max_ratio_on_the_command_line(demo_dir, tiny_gan_run, tmp_pat
     code, stdout, err = run_cli(capsys, *args)
     assert code == 0, err
     assert "at most 0.5 × real" in stdout
-    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:5]] for line in stdout.splitlines()
-            if line.count("│") >= 5 and line.split("│")[1].strip() in ("disgust", "contempt", "happy")}
+    rows = {
+        line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:5]]
+        for line in stdout.splitlines()
+        if line.count("│") >= 5 and line.split("│")[1].strip() in ("disgust", "contempt", "happy")
+    }
     assert rows["disgust"] == ["6", "+3", "9"] and rows["contempt"] == ["6", "+3", "9"]
     assert rows["happy"] == ["24", "0", "24"] and not out.exists()
     code, _, err = run_cli(capsys, *args[:-1], "-2")
