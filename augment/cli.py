@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from augment.compare import DEFAULT_CONDITIONS, CompareSpec, budget_help
+from augment.compare import CONDITION_HELP, DEFAULT_CONDITIONS, DEFAULT_MODELS, CompareSpec, budget_help
 from augment.core.errors import UserError
 from augment.demo import run_demo
 from augment.demo_faces import write_demo_dataset
@@ -816,6 +816,10 @@ def rebalance_cmd(
         str | None, typer.Option(help="Only these classes get synthetic images, e.g. 'disgust,fear'.")
     ] = None,
     fraction: Annotated[float, typer.Option(help="Fill only this share of each class's shortfall.")] = _PLAN.fraction,
+    max_ratio: Annotated[
+        float,
+        typer.Option(help="At most R × a class's real count of synthetic faces, on top of the target (0 = no cap)."),
+    ] = _PLAN.max_ratio,
     min_prob: Annotated[
         float, typer.Option(help="Keep samples the judge gives ≥ this probability for their class (0 = off).")
     ] = _QUALITY.min_prob,
@@ -862,8 +866,9 @@ def rebalance_cmd(
     if meta["note"]:
         out.print(f"[yellow]note:[/yellow] {escape(meta['note'])}", highlight=False, soft_wrap=True)
     chosen = resolve_classes(classes, ds.classes) if classes else None
-    plan = plan_rebalance(ds.counts("train"), target, chosen, fraction, available=meta["classes"])
-    table = Table(title=f"rebalance plan (train split; target {target}, fraction {fraction:g})")
+    plan = plan_rebalance(ds.counts("train"), target, chosen, fraction, meta["classes"], max_ratio)
+    cap = f", at most {max_ratio:g} × real" if max_ratio else ""
+    table = Table(title=f"rebalance plan (train split; target {target}, fraction {fraction:g}{cap})")
     for col in ("class", "real", "synthetic", "final"):
         table.add_column(col, justify="left" if col == "class" else "right")
     for p in plan:
@@ -908,13 +913,32 @@ def compare_cmd(
     generator: Annotated[Path, typer.Option(help="A gan-train run folder.")],
     report_dir: Annotated[Path, typer.Option("--out", help="Report folder; rerun to resume (finished runs are kept).")],
     models: Annotated[
-        str, typer.Option(help="Comma-separated: resemotenet, resnet18, simple-deep-cnn, simple-cnn.")
-    ] = "resnet18,resemotenet",
-    conditions: Annotated[
-        str, typer.Option(help="baseline, gan, oversample, weighted, gan+weighted, gan25, gan50.")
-    ] = ",".join(DEFAULT_CONDITIONS),
+        str | None,
+        typer.Option(
+            help="Comma-separated: resemotenet, resnet18, simple-deep-cnn, simple-cnn, fer-cnn (default: the "
+            f"budget's; cpu: fer-cnn; others: {','.join(DEFAULT_MODELS)}).",
+            show_default=False,
+        ),
+    ] = None,
+    conditions: Annotated[str, typer.Option(help="Comma-separated: " + CONDITION_HELP)] = ",".join(DEFAULT_CONDITIONS),
     sweep: Annotated[bool, typer.Option(help="Also run gan25 and gan50 (25/50% of the shortfall).")] = False,
     seeds: Annotated[int, typer.Option(help="Seeds per model and condition (paired across conditions).")] = 3,
+    max_ratio: Annotated[
+        float, typer.Option(help="gan-cap: at most R × a class's real count of synthetic faces.")
+    ] = _COMPARE.max_ratio,
+    synthetic_weight: Annotated[
+        float, typer.Option(help="gan-w: each synthetic face's loss is multiplied by W.")
+    ] = _COMPARE.synthetic_weight,
+    refit_epochs: Annotated[
+        int, typer.Option(help="gan-refit, refit: epochs re-fitting the head on class-balanced real faces.")
+    ] = _COMPARE.refit_epochs,
+    eval_split: Annotated[
+        str,
+        typer.Option(
+            help="Score on 'test' (the final grid) or 'val' (screening: the real validation split; test is never "
+            "used, and the report folder is a screening one)."
+        ),
+    ] = _COMPARE.eval_split,
     budget: Annotated[str, typer.Option(help=budget_help())] = _COMPARE.budget,
     target: Annotated[str, typer.Option(help="Rebalance target: max, median, N, or class=N,...")] = _COMPARE.target,
     classes: Annotated[str | None, typer.Option(help="Only these classes get synthetic images / duplicates.")] = None,
@@ -932,7 +956,7 @@ def compare_cmd(
     checkpoint: CheckpointOpt = _COMPARE.checkpoint,
 ) -> None:
     """Train classifiers with and without synthetic data (and classical fixes); test on real images."""
-    from augment.compare import CompareSpec, run_compare
+    from augment.compare import CompareSpec, budget_models, run_compare
     from augment.core.labels import resolve_classes
 
     _check_checkpoint(checkpoint)
@@ -947,7 +971,7 @@ def compare_cmd(
     except ValueError as e:
         raise UserError(f"--gpus {gpus}: give GPU numbers like 0,1") from e
     spec = CompareSpec(
-        models=[m.strip() for m in models.split(",") if m.strip()],
+        models=[m.strip() for m in models.split(",") if m.strip()] if models else budget_models(budget),
         conditions=cond_list,
         seeds=seeds,
         budget=budget,
@@ -959,6 +983,10 @@ def compare_cmd(
         nproc=nproc,
         judge=judge,
         checkpoint=checkpoint,
+        max_ratio=max_ratio,
+        synthetic_weight=synthetic_weight,
+        refit_epochs=refit_epochs,
+        eval_split=eval_split,
     )
     summary = run_compare(ds, generator, report_dir, spec)
     out.print(f"report: {report_dir}/REPORT.md ({len(summary['runs'])} runs); numbers: {report_dir}/results.json")

@@ -1,12 +1,20 @@
-"""``augment compare``: model × condition × seed, trained the same way, tested on real images only.
+"""``augment compare``: model × condition × seed, trained the same way, scored on real images only.
 
-Conditions:
-  baseline      real images only
-  gan           real + GAN samples filling the shortfall to the target (per --fraction)
-  gan25/gan50   the same with 25% / 50% of the shortfall (the synthetic-amount sweep)
-  oversample    real + random duplicates of real minority images to the same targets
-  weighted      real images, class-weighted cross-entropy
-  gan+weighted  GAN-rebalanced and class-weighted
+Conditions (``recipe`` defines each; ``CONDITION_HELP`` says it in words):
+  baseline        real images only
+  gan             real + GAN samples filling the shortfall to the target
+  gan25/gan50     the same with 25% / 50% of the shortfall (the synthetic-amount sweep)
+  gan-cap         gan, at most --max-ratio × the class's real count of synthetic faces; gan-capR (gan-cap0.5)
+                  names its ratio, so a sweep over R is one list of conditions
+  gan-w           gan data, each synthetic face's loss × --synthetic-weight
+  gan+oversample  the shortfall filled half by GAN samples (as gan50), the rest by duplicates of real images
+  gan-refit       gan data, then the head re-fitted --refit-epochs epochs on class-balanced real faces
+  oversample      real + random duplicates of real minority images to the same targets
+  weighted        real images, class-weighted cross-entropy
+  gan+weighted    GAN-rebalanced and class-weighted
+  refit           real images, then the same head refit as gan-refit (is a gain the faces' or the refit's?)
+
+``--eval-split val`` scores every run on the real validation split (screening) and never loads test.
 """
 
 from __future__ import annotations
@@ -15,11 +23,14 @@ import hashlib
 import json
 import os
 import queue
+import re
 import subprocess
 import sys
+import threading
+import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,19 +42,20 @@ from augment.core.dataset import FaceDataset, concat
 from augment.core.errors import UserError
 from augment.core.progress import console
 from augment.core.splits import ensure_val_split
-from augment.plan import ClassPlan, plan_rebalance, share
+from augment.plan import ClassPlan, capped, plan_rebalance, share
 from augment.rebalance import QualityFilter
 from gan.config import DEFAULT_CHECKPOINT
 
-CONDITIONS = ("baseline", "gan", "oversample", "weighted", "gan+weighted", "gan25", "gan50")
 DEFAULT_CONDITIONS = ("baseline", "gan", "oversample", "weighted")
-GAN_FRACTIONS = {"gan": 1.0, "gan+weighted": 1.0, "gan25": 0.25, "gan50": 0.5}
+DEFAULT_MODELS = ("resnet18", "resemotenet")  # compare's models when the budget names none
+EVAL_SPLITS = {"test": "test", "val": "validation (screening)"}
 PREDICTIONS = "predictions.npz"  # each run's predicted class of every test image, beside its result.json
 
 
 @dataclass
 class Budget:
-    """Per-run training settings of a budget. cpu-small shrinks epochs and models to fit a 2-core CPU."""
+    """Per-run training settings of a budget, sized by images seen (``epochs`` × ``epoch_samples``, or full
+    epochs of the train split), never by minutes: machines differ in speed by up to 10×."""
 
     name: str
     epochs: int
@@ -53,13 +65,21 @@ class Budget:
     sizes: dict[str, int] = field(default_factory=dict)
     batch_size: int = 64
     lr: float = 1e-3
-    max_minutes: float = 0.0  # > 0: a wall-clock cap per run (keeps a whole grid inside a time slot)
     workers: int = 0  # DataLoader workers for augmentation (GPU machines have cores to spare)
     samples: dict[str, int] = field(default_factory=dict)  # per-model epoch_samples overrides
     about: str = ""  # what the budget is for, in a few words (the --budget help lists it)
+    models: tuple[str, ...] = ()  # compare's default --models at this budget (none: DEFAULT_MODELS)
+    train: dict[str, Any] = field(default_factory=dict)  # further TrainConfig settings of every run
 
     def epoch_samples_for(self, model: str) -> int:
         return self.samples.get(model, self.epoch_samples)
+
+    def images_seen(self, model: str, train_images: int) -> int:
+        """Training images one run of ``model`` sees on a train split of ``train_images``."""
+        return self.epochs * (self.epoch_samples_for(model) or train_images)
+
+    def default_models(self) -> list[str]:
+        return list(self.models or DEFAULT_MODELS)
 
 
 BUDGETS: dict[str, Budget] = {
@@ -76,8 +96,38 @@ BUDGETS: dict[str, Budget] = {
         samples={"resemotenet": 8192, "simple-cnn": 8192},
         about="fits 45 min on 2 CPU cores: short epochs, narrower models",
     ),
-    # The embedded demo faces (about 2,400 training images): about 20 s per run.
-    "demo": Budget("demo", epochs=4, epoch_samples=1024, patience=0, about="the embedded demo faces, ~20 s a run"),
+    # A classifier trained far enough to matter (issue 11): fer-cnn at half width on 48 px grayscale faces,
+    # AdamW (wd 5e-4), one-cycle peaking at 3e-3, batch 128, flips and small affine shifts. Images seen per
+    # run: `epochs` full epochs of the train split. PROVISIONAL: the lead sets `epochs` from a measurement.
+    "cpu": Budget(
+        "cpu",
+        epochs=10,
+        epoch_samples=0,
+        patience=0,
+        widths={"fer-cnn": 0.5},
+        batch_size=128,
+        lr=3e-3,
+        models=("fer-cnn",),
+        train={"weight_decay": 5e-4, "schedule": "onecycle"},
+        about="a trained fer-cnn on a CPU: 10 full epochs, one-cycle",
+    ),
+    # The embedded demo faces (about 2,200 training images): fer-cnn at half width on 32 px faces, one-cycle.
+    # Measured on 2 shared CPU cores: baseline test accuracy 0.870-0.886 over 3 seeds (scripts/check_demo_budget.py;
+    # 10 epochs gave 0.789-0.870); a run takes about 0.65 of a former ResNet18 run (4 epochs of 1,024 images)
+    # timed beside it, and the demo's compare stage (4 conditions × 3 seeds) took 342 s, against 473 s for
+    # the former 4 × 2 ResNet18 runs.
+    "demo": Budget(
+        "demo",
+        epochs=12,
+        epoch_samples=1024,
+        patience=0,
+        widths={"fer-cnn": 0.5},
+        sizes={"fer-cnn": 32},
+        lr=3e-3,
+        models=("fer-cnn",),
+        train={"weight_decay": 5e-4, "schedule": "onecycle"},
+        about="the embedded demo faces: fer-cnn on 32 px faces, 12 epochs of 1,024 images",
+    ),
     # The real experiment, for a GPU: full models and full epochs with early stopping on validation.
     "full": Budget(
         "full",
@@ -88,18 +138,18 @@ BUDGETS: dict[str, Budget] = {
         workers=6,
         about="the real experiment on a GPU: full models, 40 epochs, early stopping",
     ),
-    # scripts/gpu_experiment.sh: 2 models × 3 conditions × 2 seeds inside about 3 minutes of one H100.
+    # scripts/gpu_experiment.sh: 2 models × 3 conditions × 2 seeds on one GPU: 12 epochs of 4,096 images
+    # (49k images a run, the same on every GPU; it replaced a cap of 15 s a run).
     "gpu-small": Budget(
         "gpu-small",
         epochs=12,
-        epoch_samples=0,
+        epoch_samples=4096,
         patience=0,
         batch_size=256,
         lr=2e-3,
-        max_minutes=0.25,
         widths={"resemotenet": 0.5},
         workers=6,
-        about="scripts/gpu_experiment.sh on one GPU: at most 15 s a run",
+        about="scripts/gpu_experiment.sh on one GPU: 12 epochs of 4,096 images",
     ),
 }
 
@@ -107,6 +157,11 @@ BUDGETS: dict[str, Budget] = {
 def budget_help() -> str:
     """The --budget help: every budget's name and what it is for."""
     return "Training budget of each run: " + "; ".join(f"{b.name} ({b.about})" for b in BUDGETS.values()) + "."
+
+
+def budget_models(budget: str) -> list[str]:
+    """compare's models when --models is not given: the budget's (an unknown budget is refused later)."""
+    return BUDGETS[budget].default_models() if budget in BUDGETS else list(DEFAULT_MODELS)
 
 
 def child_visible_gpu(gpu: int, visible: str | None) -> str:
@@ -128,16 +183,20 @@ def clean_test(data: FaceDataset) -> tuple[FaceDataset, int]:
     """The real test split without images that duplicate a training image."""
     if not data.has_split("test"):
         raise UserError(f"{data.name}: compare needs a real test split (e.g. a test/ folder)")
+    return clean_split(data, "test")
+
+
+def clean_split(data: FaceDataset, split: str) -> tuple[FaceDataset, int]:
+    """The real images of ``split`` without those that duplicate an image of another split, and how many."""
     real = data.subset(~data.synthetic)
     hashes = real.pixel_hashes()
-    train_hashes = set(hashes[real.splits != "test"].tolist())
-    test_mask = real.splits == "test"
-    dup = np.isin(hashes, list(train_hashes)) & test_mask
-    return real.subset(test_mask & ~dup), int(dup.sum())
+    mask = real.splits == split
+    dup = np.isin(hashes, list(set(hashes[~mask].tolist()))) & mask
+    return real.subset(mask & ~dup), int(dup.sum())
 
 
 def oversample(train: FaceDataset, targets: dict[str, int], seed: int) -> FaceDataset:
-    """Random duplicates of real images up to the same per-class targets the GAN fills."""
+    """``targets[c]`` random duplicates of real images of each class c added to ``train``."""
     rng = np.random.default_rng(seed)
     extra = []
     for k, c in enumerate(train.classes):
@@ -174,12 +233,104 @@ class CompareSpec:
     nproc: int = 1
     judge: Path | None = None  # a real-only classifier run for the quality filter (default: the generator's)
     checkpoint: str = DEFAULT_CHECKPOINT  # the generator's best (on validation) or last checkpoint
+    max_ratio: float = 1.0  # gan-cap: at most this × a class's real count of synthetic faces
+    synthetic_weight: float = 0.5  # gan-w: each synthetic face's loss × this
+    refit_epochs: int = 3  # gan-refit, refit: epochs of the head refit on class-balanced real faces
+    eval_split: str = "test"  # or "val": score on the real validation split (screening); test is never loaded
+
+
+@dataclass
+class Recipe:
+    """What one condition trains on and how, every number resolved from the CompareSpec."""
+
+    synthetic: float = 0.0  # share of each class's shortfall filled with GAN samples
+    max_ratio: float = 0.0  # > 0: at most this × the class's real count of GAN samples (augment.plan.capped)
+    duplicates: float = 0.0  # share of the shortfall filled with duplicates of real images (after the GAN's part)
+    train: dict[str, Any] = field(default_factory=dict)  # the TrainConfig settings the condition changes
+
+
+CAP = "gan-cap"  # gan-cap (ratio --max-ratio) or gan-capR (ratio R, e.g. gan-cap0.5)
+CONDITIONS = (
+    "baseline",
+    "gan",
+    "oversample",
+    "weighted",
+    "gan+weighted",
+    "gan25",
+    "gan50",
+    CAP,
+    "gan-w",
+    "gan+oversample",
+    "gan-refit",
+    "refit",
+)
+
+
+def recipe(cond: str, spec: CompareSpec) -> Recipe:
+    """The recipe of a condition name (CONDITIONS, or gan-capR)."""
+    cap = re.fullmatch(re.escape(CAP) + r"(\d+(?:\.\d+)?)?", cond)
+    if cap:
+        ratio = float(cap.group(1)) if cap.group(1) else spec.max_ratio
+        if ratio <= 0:
+            raise UserError(f"--conditions {cond}: the cap must be above 0 (e.g. gan-cap0.5, or --max-ratio 0.5)")
+        return Recipe(synthetic=1.0, max_ratio=ratio)
+    refit = {"refit_head_epochs": spec.refit_epochs}
+    recipes = {
+        "baseline": Recipe(),
+        "gan": Recipe(synthetic=1.0),
+        "gan25": Recipe(synthetic=0.25),
+        "gan50": Recipe(synthetic=0.5),
+        "oversample": Recipe(duplicates=1.0),
+        "weighted": Recipe(train={"class_weighted": True}),
+        "gan+weighted": Recipe(synthetic=1.0, train={"class_weighted": True}),
+        "gan-w": Recipe(synthetic=1.0, train={"synthetic_weight": spec.synthetic_weight}),
+        "gan+oversample": Recipe(synthetic=0.5, duplicates=0.5),
+        "gan-refit": Recipe(synthetic=1.0, train=refit),
+        "refit": Recipe(train=refit),
+    }
+    if cond not in recipes:
+        raise UserError(f"--conditions {cond}: use some of {', '.join(CONDITIONS)} (or gan-capR, e.g. gan-cap0.5)")
+    return recipes[cond]
+
+
+def describe(r: Recipe) -> str:
+    """A recipe in words (REPORT.md's setup section, results.json)."""
+    parts = []
+    if r.synthetic:
+        cap = f", at most {r.max_ratio:g} × the class's real count" if r.max_ratio else ""
+        parts.append(f"GAN samples fill {r.synthetic:.0%} of each class's shortfall to the target{cap}")
+    if r.duplicates:
+        parts.append(f"random duplicates of real images fill {'the rest' if r.synthetic else 'the shortfall'}")
+    words = {
+        "class_weighted": lambda v: "class-weighted cross-entropy",
+        "synthetic_weight": lambda v: f"each synthetic face's loss × {v:g}",
+        "refit_head_epochs": lambda v: (
+            f"then the head re-fitted for {v} epochs on class-balanced real faces, body frozen"
+        ),
+    }
+    parts += [words[k](v) for k, v in r.train.items()]
+    return "; ".join(parts) if parts else "real images only"
+
+
+def condition_table(spec: CompareSpec) -> dict[str, dict[str, Any]]:
+    """Each condition of ``spec``: what it means in words and its recipe (results.json's "conditions")."""
+    return {c: {"about": describe(recipe(c, spec)), **asdict(recipe(c, spec))} for c in spec.conditions}
+
+
+CONDITION_HELP = (
+    "baseline (real only), gan (fill the shortfall to --target), gan25/gan50 (a quarter/half of it), "
+    "gan-cap (at most --max-ratio × real; gan-cap0.5 names its ratio), gan-w (synthetic loss × --synthetic-weight), "
+    "gan+oversample (half the shortfall GAN samples, the rest duplicates of real images), gan-refit (gan, then "
+    "--refit-epochs of head refit on class-balanced real faces), oversample (duplicates of real images), "
+    "weighted (class-weighted loss), gan+weighted, refit (real only, then the head refit)."
+)
 
 
 @dataclass
 class CompareData:
     """The real data every run shares: validation carved from train before anything synthetic exists,
-    the test split cleaned of copies of training images, and the shortfall plan."""
+    the scored split (``test``: the test split, or the validation split under ``--eval-split val``) cleaned
+    of copies of training images, and the shortfall plan."""
 
     name: str
     train: FaceDataset
@@ -189,6 +340,7 @@ class CompareData:
     plan: list[ClassPlan]
     trainval: FaceDataset  # train and val together (the default judge trains on it)
     test_duplicates_by_class: dict[str, int] = field(default_factory=dict)
+    eval_split: str = "test"  # the split ``test`` holds
 
     @property
     def wanted(self) -> dict[str, int]:
@@ -235,7 +387,8 @@ def run_compare(
     done, todo = finished_runs(cmp, runs)
     if progress and done:
         console.print(f"{len(done)} of {len(runs)} runs already finished; keeping them")
-    done.update(run_grid(cmp, todo, len(done), len(runs)))
+    clock = RunClock([r["seconds"] for r in done.values() if r.get("seconds")], len(todo), max(1, len(spec.gpus)))
+    done.update(run_grid(cmp, todo, len(done), len(runs), clock))
     summary = gather_results(cmp, generator_run, synth_report, [done[k] for k in runs])
     write_json(report_dir / "results.json", summary)
     write_report(report_dir, summary, pool)
@@ -250,8 +403,14 @@ def validate_spec(spec: CompareSpec) -> None:
         if m not in MODEL_NAMES:
             raise UserError(f"--models {m}: use some of {', '.join(MODEL_NAMES)}")
     for c in spec.conditions:
-        if c not in CONDITIONS:
-            raise UserError(f"--conditions {c}: use some of {', '.join(CONDITIONS)}")
+        recipe(c, spec)
+    if spec.synthetic_weight < 0:
+        raise UserError(f"--synthetic-weight {spec.synthetic_weight}: use 0 or more (0.5 halves their loss)")
+    refits = [c for c in spec.conditions if "refit_head_epochs" in recipe(c, spec).train]
+    if spec.refit_epochs < 1 and refits:
+        raise UserError(f"--refit-epochs {spec.refit_epochs}: {refits[0]} needs at least 1 epoch of head refit")
+    if spec.eval_split not in EVAL_SPLITS:
+        raise UserError(f"--eval-split {spec.eval_split}: use test (the final grid) or val (screening)")
     if spec.budget not in BUDGETS:
         raise UserError(f"--budget {spec.budget}: use {' or '.join(BUDGETS)}")
     if spec.seeds < 1:
@@ -262,14 +421,19 @@ def validate_spec(spec: CompareSpec) -> None:
 
 
 def prepare_data(data: FaceDataset, spec: CompareSpec) -> CompareData:
-    """Real images only: the cleaned test split, real validation carved from train, the shortfall plan."""
+    """Real images only: the cleaned scored split, real validation carved from train, the shortfall plan.
+    Under ``--eval-split val`` the scored split is that validation split, and test is never touched."""
     real = data.subset(~data.synthetic)
-    test, n_dup = clean_test(real)
+    if spec.eval_split == "test":
+        scored, n_dup = clean_test(real)
     trainval = ensure_val_split(real.subset(real.splits != "test"), 0.1, seed=0)
+    if spec.eval_split == "val":
+        scored, n_dup = clean_split(trainval, "val")
     train, val = trainval.split("train"), trainval.split("val")
     plan = plan_rebalance(train.counts(), spec.target, spec.classes, 1.0)
-    dups = {c: n - test.counts()[c] for c, n in real.counts("test").items()}
-    return CompareData(data.name, train, val, test, n_dup, plan, trainval, dups)
+    source = real if spec.eval_split == "test" else trainval
+    dups = {c: n - scored.counts()[c] for c, n in source.counts(spec.eval_split).items()}
+    return CompareData(data.name, train, val, scored, n_dup, plan, trainval, dups, spec.eval_split)
 
 
 def synthetic_pool(
@@ -279,7 +443,7 @@ def synthetic_pool(
     from augment.rebalance import QualityFilter, synthesize
     from classifier.judge import get_judge
 
-    if not any(c in GAN_FRACTIONS for c in spec.conditions):
+    if not any(recipe(c, spec).synthetic for c in spec.conditions):
         return None, {}
     pool_path, report_path = report_dir / "synthetic.npz", report_dir / "synthetic.json"
     if pool_path.exists() and report_path.exists():
@@ -296,19 +460,26 @@ def synthetic_pool(
     return pool, synth_report
 
 
-def condition_data(data: CompareData, pool: FaceDataset | None, cond: str, seed: int) -> tuple[FaceDataset, bool]:
-    """A condition's training images (train part plus the shared real val) and whether its loss is class-weighted."""
-    weighted = cond in ("weighted", "gan+weighted")
-    if cond in GAN_FRACTIONS:
+def condition_amounts(data: CompareData, r: Recipe) -> tuple[dict[str, int], dict[str, int]]:
+    """Per class: the GAN samples and the duplicates of real images a recipe adds to train."""
+    real = data.train.counts()
+    synthetic = {c: capped(share(r.synthetic, n), real[c], r.max_ratio) for c, n in data.wanted.items()}
+    duplicates = {c: min(share(r.duplicates, n), n - synthetic[c]) for c, n in data.wanted.items()}
+    return synthetic, duplicates
+
+
+def condition_data(data: CompareData, pool: FaceDataset | None, r: Recipe, seed: int) -> FaceDataset:
+    """A condition's training images: the train part (real, duplicates of real, GAN samples) plus the shared
+    real val. Smaller GAN amounts are prefixes of larger ones; the duplicates depend on the seed only."""
+    synthetic, duplicates = condition_amounts(data, r)
+    part = data.train
+    if any(duplicates.values()):
+        part = oversample(part, duplicates, seed=_seed_of("oversample", seed))
+    if any(synthetic.values()):
         if pool is None:
-            raise ValueError(f"condition {cond} needs the synthetic pool")
-        amount = {c: share(GAN_FRACTIONS[cond], n) for c, n in data.wanted.items()}
-        part = concat([data.train, take_synthetic(pool, amount)], name=data.name)
-    elif cond == "oversample":
-        part = oversample(data.train, data.wanted, seed=_seed_of("oversample", seed))
-    else:
-        part = data.train
-    return concat([part, data.val], name=data.name), weighted
+            raise ValueError("a condition with GAN samples needs the synthetic pool")
+        part = concat([part, take_synthetic(pool, synthetic)], name=data.name)
+    return concat([part, data.val], name=data.name)
 
 
 def grid(spec: CompareSpec) -> list[tuple[str, str, int]]:
@@ -324,17 +495,63 @@ def finished_runs(
         result_file = cmp.run_dir(key) / "result.json"
         if result_file.exists():
             done[key] = json.loads(result_file.read_text())
+            _check_recipe(cmp, key, done[key])
         else:
             todo.append(key)
     return done, todo
 
 
+def _check_recipe(cmp: Comparison, key: tuple[str, str, int], result: dict[str, Any]) -> None:
+    """A finished run is kept only if its condition still means what it meant (--max-ratio, --synthetic-weight
+    and --refit-epochs change what gan-cap, gan-w and the refit conditions train)."""
+    now = asdict(recipe(key[1], cmp.spec))
+    if "recipe" in result and result["recipe"] != now:
+        raise UserError(
+            f"{cmp.run_dir(key)} was trained as {describe(Recipe(**result['recipe']))}, but {key[1]} now means "
+            f"{describe(Recipe(**now))} (--max-ratio, --synthetic-weight or --refit-epochs changed); use a new --out"
+        )
+
+
+@dataclass
+class RunClock:
+    """The seconds of finished runs (this call's, and those earlier calls recorded), and an estimate of the
+    time the runs left will take: their mean duration × the runs left, over ``parallel`` GPUs."""
+
+    seconds: list[float]
+    left: int
+    parallel: int = 1
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def finished(self, seconds: float) -> None:
+        with self.lock:
+            self.seconds.append(seconds)
+            self.left -= 1
+
+    def line(self) -> str | None:
+        with self.lock:
+            if not self.seconds or self.left <= 0:
+                return None
+            per_run = float(np.mean(self.seconds))
+            left = per_run * self.left / self.parallel
+            gpus = f" over {self.parallel} GPUs" if self.parallel > 1 else ""
+            return f"time left: about {_duration(left)} ({self.left} run(s) × {per_run:.0f} s{gpus})"
+
+
+def _duration(seconds: float) -> str:
+    minutes = int(round(seconds / 60))
+    if minutes < 1:
+        return f"{seconds:.0f} s"
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
 def one_run(cmp: Comparison, key: tuple[str, str, int], slot: int | None) -> dict[str, Any]:
-    """Train one model × condition × seed (here, on GPU ``slot`` of --gpus, or under torchrun) and test it."""
+    """Train one model × condition × seed (here, on GPU ``slot`` of --gpus, or under torchrun) and score it."""
     model, cond, seed = key
+    t0 = time.time()
     run_dir = cmp.run_dir(key)
-    part, weighted = condition_data(cmp.data, cmp.pool, cond, seed)
-    cfg = _train_config(model, cmp.budget, seed, weighted, cmp.device)
+    r = recipe(cond, cmp.spec)
+    part = condition_data(cmp.data, cmp.pool, r, seed)
+    cfg = _train_config(model, cmp.budget, seed, r, cmp.device)
     eval_device = cmp.device
     if slot is not None or cmp.spec.nproc > 1:
         _train_subprocess(part, run_dir, cfg, cmp.spec, slot)
@@ -344,38 +561,50 @@ def one_run(cmp: Comparison, key: tuple[str, str, int], slot: int | None) -> dic
 
         train_classifier(part, run_dir, cfg, progress=cmp.progress)
     result = _evaluate(run_dir, cmp.data.test, model, cond, seed, eval_device, part)
+    result.update(recipe=asdict(r), config=cfg.to_dict(), seconds=round(time.time() - t0, 1))
     write_json(run_dir / "result.json", result)
     return result
 
 
 def run_grid(
-    cmp: Comparison, todo: list[tuple[str, str, int]], finished: int, total: int
+    cmp: Comparison, todo: list[tuple[str, str, int]], finished: int, total: int, clock: RunClock
 ) -> dict[tuple[str, str, int], dict[str, Any]]:
-    """The runs still to do: side by side over --gpus, or one after another."""
+    """The runs still to do: side by side over --gpus, or one after another; the time left printed as runs
+    finish."""
     results: dict[tuple[str, str, int], dict[str, Any]] = {}
     if cmp.spec.gpus:
         free: queue.Queue[int] = queue.Queue()
         for gpu in cmp.spec.gpus:
             free.put(gpu)
         with ThreadPoolExecutor(len(cmp.spec.gpus)) as pool_exec:
-            for key, result in pool_exec.map(partial(_on_free_gpu, cmp, free), todo):
+            for key, result in pool_exec.map(partial(_on_free_gpu, cmp, free, clock), todo):
                 results[key] = result
         return results
     for i, key in enumerate(todo):
         if cmp.progress:
-            console.print(f"[bold]run {finished + i + 1}/{total}[/bold]: {key[0]} · {key[1]} · seed {key[2]}")
+            left = clock.line()
+            console.print(
+                f"[bold]run {finished + i + 1}/{total}[/bold]: {key[0]} · {key[1]} · seed {key[2]}"
+                + (f" ({left})" if left else "")
+            )
         results[key] = one_run(cmp, key, None)
+        clock.finished(results[key]["seconds"])
     return results
 
 
 def _on_free_gpu(
-    cmp: Comparison, free: queue.Queue[int], key: tuple[str, str, int]
+    cmp: Comparison, free: queue.Queue[int], clock: RunClock, key: tuple[str, str, int]
 ) -> tuple[tuple[str, str, int], dict[str, Any]]:
     gpu = free.get()
     try:
         if cmp.progress:
             console.print(f"GPU {gpu}: {key[0]} · {key[1]} · seed {key[2]}")
-        return key, one_run(cmp, key, gpu)
+        result = one_run(cmp, key, gpu)
+        clock.finished(result["seconds"])
+        left = clock.line()
+        if cmp.progress and left:
+            console.print(f"GPU {gpu} finished {key[0]} · {key[1]} · seed {key[2]}; {left}")
+        return key, result
     finally:
         free.put(gpu)
 
@@ -390,6 +619,9 @@ def gather_results(
         "generator_run": str(generator_run),
         "spec": cmp.spec.__dict__,
         "budget": cmp.budget.__dict__,
+        "eval_split": data.eval_split,
+        "scored_on": EVAL_SPLITS[data.eval_split],
+        "conditions": condition_table(cmp.spec),
         "test_images": len(data.test),
         "test_duplicates_removed": data.test_duplicates,
         "test_duplicates_by_class": data.test_duplicates_by_class,
@@ -505,6 +737,7 @@ def identity(data: FaceDataset, generator_run: str | Path, spec: CompareSpec) ->
         "min_prob": spec.min_prob,
         "judge": str(Path(spec.judge).resolve()) if spec.judge and spec.min_prob > 0 else None,
         "drop_near_copies": spec.drop_near_copies,
+        "eval_split": spec.eval_split,
     }
 
 
@@ -512,7 +745,7 @@ def _check_report_dir(report_dir: Path, ident: dict[str, Any]) -> None:
     """A report folder belongs to one identity; runs of other settings would mix."""
     path = report_dir / "compare.json"
     if path.exists():
-        old = json.loads(path.read_text())
+        old = {"eval_split": "test", **json.loads(path.read_text())}  # reports from before --eval-split
         if old != ident:
             diff = ", ".join(k for k in ident if old.get(k) != ident[k])
             raise UserError(f"{report_dir} holds a comparison with other settings ({diff}); use a new --out")
@@ -521,10 +754,12 @@ def _check_report_dir(report_dir: Path, ident: dict[str, Any]) -> None:
     write_json(path, ident)
 
 
-def _train_config(model: str, budget: Budget, seed: int, weighted: bool, device: str):
+def _train_config(model: str, budget: Budget, seed: int, r: Recipe, device: str):
+    """A run's TrainConfig: the budget's settings, then the condition's (class weights, synthetic weight,
+    head refit)."""
     from classifier.config import TrainConfig
 
-    return TrainConfig(
+    cfg = TrainConfig(
         model=model,
         epochs=budget.epochs,
         epoch_samples=budget.epoch_samples_for(model),
@@ -533,13 +768,12 @@ def _train_config(model: str, budget: Budget, seed: int, weighted: bool, device:
         size=budget.sizes.get(model, 0),
         batch_size=budget.batch_size,
         lr=budget.lr,
-        class_weighted=weighted,
         seed=seed,
         device=device,
         val_fraction=0.0,
-        max_minutes=budget.max_minutes,
         workers=budget.workers if device.startswith("cuda") else 0,
     )
+    return replace(cfg, **{**budget.train, **r.train})
 
 
 def _evaluate(

@@ -58,14 +58,18 @@ def plan_rebalance(
     classes: list[str] | None = None,
     fraction: float = 1.0,
     available: list[str] | None = None,
+    max_ratio: float = 0.0,
 ) -> list[ClassPlan]:
     """Synthetic images per class: ``fraction`` of the shortfall below the target.
 
     ``classes`` limits which classes get synthetic images; ``available`` is what the
-    generator can make (asking for another class is an error).
+    generator can make (asking for another class is an error). ``max_ratio`` > 0 caps each
+    class at that many times its real count (``capped``), on top of the target and fraction.
     """
     if not 0 <= fraction <= 1:
         raise UserError(f"--fraction {fraction}: must be between 0 and 1")
+    if max_ratio < 0:
+        raise UserError(f"--max-ratio {max_ratio}: use 0 (no cap) or a positive ratio such as 1")
     targets = parse_target(target, counts)
     chosen = list(counts) if not classes else classes
     for c in chosen:
@@ -76,5 +80,12 @@ def plan_rebalance(
     plan = []
     for c, real in counts.items():
         shortfall = max(0, targets[c] - real) if c in chosen else 0
-        plan.append(ClassPlan(c, real, targets[c] if c in chosen else real, share(fraction, shortfall)))
+        add = capped(share(fraction, shortfall), real, max_ratio)
+        plan.append(ClassPlan(c, real, targets[c] if c in chosen else real, add))
     return plan
+
+
+def capped(add: int, real: int, max_ratio: float) -> int:
+    """``add`` synthetic images of a class with ``real`` real ones, at most ``max_ratio`` × ``real`` of them
+    (rounded half up, as ``share``); ``max_ratio`` 0 means no cap."""
+    return min(add, share(max_ratio, real)) if max_ratio > 0 else add

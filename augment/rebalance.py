@@ -311,7 +311,7 @@ OPTION_NAMES = {
     "checkpoint_step": "--generator's checkpoint step",
     "seed": "--seed",
     "format": "--format",
-    "plan": "the plan (--target, --classes, --fraction)",
+    "plan": "the plan (--target, --classes, --fraction, --max-ratio)",
     "min_prob": "--min-prob",
     "drop_near_copies": "--drop-near-copies/--keep-near-copies",
     "min_cas": "--min-cas",

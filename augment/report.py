@@ -162,7 +162,8 @@ def verdict(summary: dict[str, Any], agg: dict[str, Any]) -> list[str]:
 def write_report(report_dir: Path, summary: dict[str, Any], pool: FaceDataset | None) -> None:
     agg = aggregate(summary)
     pics = draw_pictures(report_dir, summary, agg, pool)
-    md = ["# Does GAN rebalancing help? — augment compare", ""]
+    screening = " (screening on validation)" if summary.get("eval_split") == "val" else ""
+    md = [f"# Does GAN rebalancing help? — augment compare{screening}", ""]
     md += ["## Verdict", ""] + verdict(summary, agg) + [""]
     md += setup_section(summary, agg)
     md += ["## Results", ""]
@@ -202,26 +203,46 @@ def _budget_line(b: dict[str, Any]) -> str:
     epochs = f"{b['epochs']} epochs of {b['epoch_samples']:,} images" if b["epoch_samples"] else f"{b['epochs']} epochs"
     if b.get("samples"):
         epochs += " (" + ", ".join(f"{m}: {n:,} images per epoch" for m, n in b["samples"].items()) + ")"
+    extra = "".join(f", {k} {v}" for k, v in (b.get("train") or {}).items())
     return (
-        f"- Budget `{b['name']}`: {epochs} per run, batch {b['batch_size']}, lr {b['lr']}, "
+        f"- Budget `{b['name']}`: {epochs} per run, batch {b['batch_size']}, lr {b['lr']}{extra}, "
         f"widths {b['widths'] or 'full'}, sizes {b['sizes'] or 'model defaults'}, "
         f"early-stopping patience {b['patience'] or 'off'}."
     )
+
+
+def _scored_line(summary: dict[str, Any]) -> str:
+    """Which real images every run is scored on: test (the final grid) or validation (screening)."""
+    if summary.get("eval_split", "test") == "val":
+        return (
+            f"- Scored on: **{summary['scored_on']}**, the real validation split carved from train, "
+            f"{summary['test_images']:,} images after removing {summary['test_duplicates_removed']:,} that duplicate "
+            "a training image. The test split is never used: these figures choose strategies, and only the final "
+            "grid is scored on test. Each run also picks its best epoch on this split, which favours no condition."
+        )
+    return (
+        f"- Scored on: test, the real test split only, {summary['test_images']:,} images after removing "
+        f"{summary['test_duplicates_removed']:,} that duplicate a training image. No synthetic image is ever in "
+        "validation or test; validation is real and carved from train before synthesis (the generator itself "
+        "was trained on the whole train split, so it saw the validation faces, never the test faces)."
+    )
+
+
+def conditions_lines(summary: dict[str, Any]) -> list[str]:
+    """What each condition of the grid trained on and how (results.json's "conditions")."""
+    table = summary.get("conditions") or {}
+    return ["- Conditions:"] + [f"  - `{c}`: {v['about']}." for c, v in table.items()]
 
 
 def setup_section(summary: dict[str, Any], agg: dict[str, Any]) -> list[str]:
     """Data, test split, budget, grid, the shortfall filled and what the quality filter kept."""
     md = ["## Setup", ""]
     md.append(f"- Data: `{summary['data']}`; generator: `{summary['generator_run']}`.")
-    md.append(
-        f"- Test: the real test split only, {summary['test_images']:,} images after removing "
-        f"{summary['test_duplicates_removed']:,} that duplicate a training image. No synthetic image is ever in "
-        "validation or test; validation is real and carved from train before synthesis (the generator itself "
-        "was trained on the whole train split, so it saw the validation faces, never the test faces)."
-    )
+    md.append(_scored_line(summary))
     md.append(_budget_line(summary["budget"]))
     conds = summary["spec"]["conditions"]
     md.append(f"- Models: {', '.join(agg)}; conditions: {', '.join(conds)}; seeds: {summary['spec']['seeds']}.")
+    md += conditions_lines(summary)
     plan = ", ".join(f"{c} +{n:,}" for c, n in summary["synthetic_plan"].items() if n)
     md.append(f"- Shortfall filled by `gan`/`oversample` (target {summary['spec']['target']}): {plan or 'none'}.")
     synth = summary.get("synthesis") or {}

@@ -14,20 +14,22 @@ import pytest
 
 from augment import compare
 from augment.compare import (
-    GAN_FRACTIONS,
     Budget,
     CompareSpec,
+    RunClock,
     clean_test,
+    condition_amounts,
     condition_data,
     oversample,
     prepare_data,
+    recipe,
     run_compare,
     synthetic_pool,
     take_synthetic,
 )
 from augment.core.dataset import FaceDataset, concat
 from augment.core.errors import UserError
-from augment.plan import share
+from augment.plan import capped, share
 from classifier.config import TrainConfig
 from tests.conftest import assert_one_line_error, run_cli
 
@@ -155,18 +157,41 @@ def test_no_synthetic_image_reaches_val_or_test(compared, planted, tiny_gan_run)
     real_val, test_hashes = hashes(prepared.val), hashes(prepared.test)
     assert real_val and not prepared.val.synthetic.any() and not test_hashes & hashes(prepared.train)
     train_counts = prepared.train.counts()
-    for cond in compare.CONDITIONS:
+    wanted = prepared.wanted  # after carving val: disgust and contempt 5 real, shortfall 17; the others 0 (22 real)
+    assert wanted["disgust"] == 17 and train_counts["disgust"] == 5
+    # what each condition adds to disgust: (GAN samples, duplicates of real images)
+    expected = {
+        "baseline": (0, 0),
+        "gan": (17, 0),
+        "gan25": (4, 0),  # 4.25
+        "gan50": (9, 0),  # 8.5, rounded half up
+        "gan+weighted": (17, 0),
+        "oversample": (0, 17),
+        "weighted": (0, 0),
+        "gan-cap": (5, 0),  # --max-ratio 1: at most the 5 real
+        "gan-cap0.5": (3, 0),  # 2.5
+        "gan-cap2": (10, 0),
+        "gan-w": (17, 0),
+        "gan+oversample": (9, 8),  # half GAN samples, the rest duplicates
+        "gan-refit": (17, 0),
+        "refit": (0, 0),
+    }
+    assert set(compare.CONDITIONS) < set(expected)
+    for cond, (n_syn, n_dup) in expected.items():
+        r = recipe(cond, spec())
+        synthetic, duplicates = condition_amounts(prepared, r)
+        assert (synthetic["disgust"], duplicates["disgust"]) == (n_syn, n_dup), cond
+        assert synthetic == {c: capped(share(r.synthetic, n), train_counts[c], r.max_ratio) for c, n in wanted.items()}
         for seed in range(SEEDS):
-            part, weighted = condition_data(prepared, pool, cond, seed)
-            assert weighted == (cond in ("weighted", "gan+weighted"))
+            part = condition_data(prepared, pool, r, seed)
             assert set(part.splits.tolist()) == {"train", "val"}, cond
             assert hashes(part.split("val")) == real_val and not part.synthetic[part.splits == "val"].any(), cond
             assert not hashes(part) & test_hashes, cond
-            fraction = GAN_FRACTIONS.get(cond, 0.0)
-            synthetic = part.subset(part.synthetic).counts()
-            assert synthetic == {c: share(fraction, n) for c, n in prepared.wanted.items()}, cond
-            extra = prepared.wanted if cond == "oversample" else synthetic
-            assert part.counts("train") == {c: train_counts[c] + extra[c] for c in train_counts}, cond
+            assert part.subset(part.synthetic).counts() == synthetic, cond
+            added = {c: synthetic[c] + duplicates[c] for c in train_counts}
+            assert part.counts("train") == {c: train_counts[c] + added[c] for c in train_counts}, cond
+            real_train = part.subset((part.splits == "train") & ~part.synthetic)
+            assert hashes(real_train) == hashes(prepared.train), cond  # duplicates are of real training images
 
 
 def test_every_run_trained_on_the_real_val_with_the_budget(compared):
@@ -599,3 +624,212 @@ def test_three_seeds_mark_significance_and_zero_variance_in_the_report():
     text = "\n".join(verdict(summary, agg))
     assert "GAN rebalancing beat baseline (+0." in text and "beat oversample" in text
     assert "no difference is tested" not in text
+
+
+# --------------------------------------------------------------------------- ways to use synthetic faces
+NEW_CONDITIONS = ["baseline", "gan-cap0.5", "gan-w", "gan+oversample", "gan-refit", "refit"]
+
+
+@pytest.fixture(scope="module")
+def screened(planted, tiny_gan_run, tmp_path_factory):
+    """The new conditions, one seed, screened on validation: a spy on what is scored, and test must never
+    be cleaned (read) at all."""
+    report = tmp_path_factory.mktemp("screen") / "report"
+    scored = []
+    real_eval = compare._evaluate
+
+    def spy_eval(run_dir, test, *args, **kwargs):
+        scored.append(test)
+        return real_eval(run_dir, test, *args, **kwargs)
+
+    def no_test(*args, **kwargs):
+        raise AssertionError("--eval-split val read the test split")
+
+    screen = spec(conditions=NEW_CONDITIONS, seeds=1, eval_split="val", refit_epochs=1, synthetic_weight=0.3)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(compare.BUDGETS, TINY.name, TINY)
+        mp.setattr(compare, "_evaluate", spy_eval)
+        mp.setattr(compare, "clean_test", no_test)
+        summary = run_compare(planted, tiny_gan_run, report, screen, progress=False)
+    return report, summary, scored, screen
+
+
+def test_screening_scores_on_validation_and_never_on_test(screened, planted):
+    report, summary, scored, screen = screened
+    val = prepare_data(planted, screen).val
+    test_hashes = hashes(planted.split("test"))
+    assert len(scored) == len(NEW_CONDITIONS)
+    for images in scored:
+        assert hashes(images) <= hashes(val) and not hashes(images) & test_hashes
+        assert len(images) == summary["test_images"] and not images.synthetic.any()
+    assert summary["test_counts"] == val.counts()
+    saved = json.loads((report / "results.json").read_text())
+    assert saved["eval_split"] == "val" and saved["scored_on"] == "validation (screening)"
+    assert json.loads((report / "compare.json").read_text())["eval_split"] == "val"
+    md = (report / "REPORT.md").read_text()
+    assert "(screening on validation)" in md.splitlines()[0]
+    assert "Scored on: **validation (screening)**" in md and "The test split is never used" in md
+
+
+def test_screening_needs_no_test_split_and_the_final_grid_does(demo_ds):
+    no_test = demo_ds.subset(demo_ds.splits != "test")
+    prepared = prepare_data(no_test, spec(eval_split="val"))
+    assert prepared.eval_split == "val" and len(prepared.test) and hashes(prepared.test) <= hashes(prepared.val)
+    with pytest.raises(UserError, match="test split"):
+        prepare_data(no_test, spec())
+
+
+def test_screening_and_final_runs_never_share_a_folder(screened, planted, tiny_gan_run):
+    report, _, _, screen = screened
+    with pytest.raises(UserError, match="eval_split"):
+        run_compare(planted, tiny_gan_run, report, replace(screen, eval_split="test"), progress=False)
+
+
+def test_each_condition_trains_with_its_recipe_and_records_it(screened):
+    report, summary, _, _ = screened
+    n_real = sum(summary["train_counts"].values())
+    plan = summary["synthetic_plan"]
+    by = {r["condition"]: r for r in summary["runs"]}
+    for cond, r in by.items():
+        cfg = json.loads((report / "runs" / "simple-cnn" / cond / "seed0" / "config.json").read_text())
+        assert r["config"]["synthetic_weight"] == cfg["synthetic_weight"] == (0.3 if cond == "gan-w" else 1.0), cond
+        refit = 1 if cond in ("gan-refit", "refit") else 0
+        assert r["config"]["refit_head_epochs"] == cfg["refit_head_epochs"] == refit, cond
+        assert r["config"]["max_minutes"] == 0 and r["seconds"] > 0, cond
+        assert r["recipe"] == {k: v for k, v in summary["conditions"][cond].items() if k != "about"}, cond
+    cap = {c: min(n, share(0.5, summary["train_counts"][c])) for c, n in plan.items()}
+    assert by["gan-cap0.5"]["synthetic_train_images"] == sum(cap.values()) > 0
+    assert by["gan-cap0.5"]["synthetic_train_images"] < sum(plan.values())
+    half = sum(share(0.5, n) for n in plan.values())
+    assert by["gan+oversample"]["synthetic_train_images"] == half
+    assert by["gan+oversample"]["train_images"] == n_real + sum(plan.values())
+    for cond in ("gan-w", "gan-refit"):
+        assert by[cond]["synthetic_train_images"] == sum(plan.values()), cond
+    assert by["refit"]["synthetic_train_images"] == 0 == by["baseline"]["synthetic_train_images"]
+    md = (report / "REPORT.md").read_text()
+    assert "- `gan-cap0.5`: GAN samples fill 100% of each class's shortfall to the target, at most 0.5 × " in md
+    assert (
+        "- `gan-w`: GAN samples fill 100% of each class's shortfall to the target; each synthetic face's loss × 0.3"
+        in md
+    )
+    assert "- `gan+oversample`: GAN samples fill 50% of each class's shortfall to the target; random duplicates" in md
+    assert "- `refit`: then the head re-fitted for 1 epochs on class-balanced real faces, body frozen." in md
+
+
+def test_a_changed_condition_setting_is_refused_on_rerun(screened, planted, tiny_gan_run, monkeypatch):
+    import classifier.train
+
+    report, _, _, screen = screened
+    monkeypatch.setattr(classifier.train, "train_classifier", lambda *a, **k: pytest.fail("trained again"))
+    with pytest.raises(UserError, match="gan-w now means .*loss × 0.7.*--synthetic-weight"):
+        run_compare(planted, tiny_gan_run, report, replace(screen, synthetic_weight=0.7), progress=False)
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"conditions": ["gan-cap0"]}, "--conditions gan-cap0: the cap must be above 0"),
+        ({"conditions": ["gan-cap"], "max_ratio": 0.0}, "--conditions gan-cap: the cap must be above 0"),
+        ({"conditions": ["gan-capx"]}, "--conditions gan-capx"),
+        ({"conditions": ["refit"], "refit_epochs": 0}, "--refit-epochs 0"),
+        ({"synthetic_weight": -1.0}, "--synthetic-weight -1"),
+        ({"eval_split": "train"}, "--eval-split train"),
+    ],
+)
+def test_bad_condition_settings(planted, tiny_gan_run, tmp_path, kw, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        run_compare(planted, tiny_gan_run, tmp_path / "r", spec(**kw), progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+# --------------------------------------------------------------------------- budgets by images seen
+def test_budgets_count_images_seen_never_minutes():
+    assert "max_minutes" not in {f.name for f in fields(Budget)}
+    for b in compare.BUDGETS.values():
+        for model in b.default_models():
+            cfg = compare._train_config(model, b, 0, recipe("baseline", spec()), "cpu")
+            assert cfg.max_minutes == 0, b.name
+            per_epoch = b.epoch_samples_for(model)
+            assert b.images_seen(model, 5000) == b.epochs * (per_epoch or 5000), b.name
+    gpu = compare.BUDGETS["gpu-small"]
+    assert gpu.epoch_samples > 0 and gpu.images_seen("resnet18", 10**6) == gpu.epochs * gpu.epoch_samples
+
+
+def test_the_cpu_budget_trains_fer_cnn_by_the_recipe():
+    cpu = compare.BUDGETS["cpu"]
+    assert cpu.default_models() == ["fer-cnn"] and compare.budget_models("cpu") == ["fer-cnn"]
+    assert compare.budget_models("cpu-small") == list(compare.DEFAULT_MODELS)
+    cfg = compare._train_config("fer-cnn", cpu, 2, recipe("gan-w", spec(synthetic_weight=0.4)), "cpu")
+    assert (cfg.model, cfg.width, cfg.batch_size, cfg.lr) == ("fer-cnn", 0.5, 128, 3e-3)
+    assert (cfg.optimizer, cfg.weight_decay, cfg.schedule) == ("adamw", 5e-4, "onecycle")
+    assert cfg.flip and cfg.affine and cfg.epoch_samples == 0 and cfg.epochs == cpu.epochs
+    assert cfg.synthetic_weight == 0.4 and cfg.seed == 2 and not cfg.class_weighted
+
+
+def test_compare_cli_takes_the_budgets_models_and_the_condition_options(
+    demo_dir, tiny_gan_run, tmp_path, capsys, monkeypatch
+):
+    got = []
+    monkeypatch.setattr(compare, "run_compare", lambda data, gen, out, s: got.append(s) or {"runs": []})
+    base = ("compare", demo_dir, "--generator", tiny_gan_run, "--out", tmp_path / "r")
+    code, _, err = run_cli(
+        capsys,
+        *base,
+        "--budget",
+        "cpu",
+        "--conditions",
+        "gan-cap0.5,gan-w,refit",
+        "--eval-split",
+        "val",
+        "--synthetic-weight",
+        "0.3",
+        "--refit-epochs",
+        "2",
+        "--max-ratio",
+        "2",
+    )
+    assert code == 0, err
+    s = got[-1]
+    assert s.models == ["fer-cnn"] and s.conditions == ["baseline", "gan-cap0.5", "gan-w", "refit"]
+    assert (s.eval_split, s.synthetic_weight, s.refit_epochs, s.max_ratio) == ("val", 0.3, 2, 2.0)
+    code, _, err = run_cli(capsys, *base, "--budget", "cpu-small")
+    assert code == 0, err
+    assert got[-1].models == list(compare.DEFAULT_MODELS) and got[-1].eval_split == "test"
+
+
+# --------------------------------------------------------------------------- the time left
+def test_the_time_left_is_printed_from_the_durations_of_finished_runs(monkeypatch):
+    printed = []
+    monkeypatch.setattr(compare.console, "print", lambda text, *a, **k: printed.append(str(text)))
+    durations = iter([120.0, 120.0, 30.0])
+    monkeypatch.setattr(compare, "one_run", lambda cmp, key, slot: {"seconds": next(durations)})
+    cmp = SimpleNamespace(spec=SimpleNamespace(gpus=[]), progress=True)
+    todo = [("m", "gan", s) for s in range(3)]
+    clock = RunClock([60.0], left=3)  # one run an earlier call finished took 60 s
+    compare.run_grid(cmp, todo, finished=1, total=4, clock=clock)
+    assert printed == [
+        "[bold]run 2/4[/bold]: m · gan · seed 0 (time left: about 3 min (3 run(s) × 60 s))",
+        "[bold]run 3/4[/bold]: m · gan · seed 1 (time left: about 3 min (2 run(s) × 90 s))",
+        "[bold]run 4/4[/bold]: m · gan · seed 2 (time left: about 2 min (1 run(s) × 100 s))",
+    ]
+    assert clock.left == 0 and clock.line() is None
+    assert RunClock([], left=5).line() is None  # nothing measured yet: no guess
+    assert (
+        RunClock([3600.0], left=4, parallel=2).line() == "time left: about 2 h 00 min (4 run(s) × 3600 s over 2 GPUs)"
+    )
+
+
+def test_a_rerun_estimates_from_the_durations_its_finished_runs_recorded(compared, planted, tiny_gan_run, monkeypatch):
+    report, summary, _ = compared
+    seen = []
+
+    def stop(cmp, todo, finished, total, clock):
+        seen.append((list(clock.seconds), clock.left))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compare, "run_grid", stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_compare(planted, tiny_gan_run, report, spec(seeds=SEEDS + 1), progress=False)
+    [(seconds, left)] = seen
+    assert seconds == [r["seconds"] for r in summary["runs"]] and all(s > 0 for s in seconds)
+    assert left == len(CONDITIONS)  # the third seed of each condition

@@ -169,7 +169,7 @@ CASES = {
     "rebalance-fer2013-contempt": ("rebalance", "--format fer2013-csv cannot hold contempt"),
     # 12. rebalance resumed with other settings names the option
     "rebalance-seed": ("rebalance", "--seed was 1, now 2"),
-    "rebalance-target": ("rebalance", "the plan (--target, --classes, --fraction)"),
+    "rebalance-target": ("rebalance", "the plan (--target, --classes, --fraction, --max-ratio)"),
     "rebalance-format": ("rebalance", '--format was "folders", now "fer2013-csv"'),
     "rebalance-generator": ("rebalance", "--generator was"),
     "rebalance-data": ("rebalance", "DATA was"),

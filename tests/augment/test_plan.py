@@ -77,6 +77,32 @@ def test_fraction_of_the_shortfall_rounds_half_up(fraction, expected):
     assert all(p.add <= max(0, p.target - p.real) for p in plan)
 
 
+# --------------------------------------------------------------------------- the cap (--max-ratio)
+@pytest.mark.parametrize(
+    "max_ratio, fraction, expected",
+    [
+        # real: neutral 10, happy 20, sad 7, disgust 1, contempt 3; shortfalls to max: 10, 0, 13, 19, 17
+        (1.0, 1.0, {"neutral": 10, "happy": 0, "sad": 7, "disgust": 1, "contempt": 3}),
+        (0.5, 1.0, {"neutral": 5, "happy": 0, "sad": 4, "disgust": 1, "contempt": 2}),  # 3.5→4, 0.5→1, 1.5→2
+        (0.25, 1.0, {"neutral": 3, "happy": 0, "sad": 2, "disgust": 0, "contempt": 1}),  # 2.5→3, 1.75→2, 0.25→0
+        (2.0, 1.0, {"neutral": 10, "happy": 0, "sad": 13, "disgust": 2, "contempt": 6}),  # the shortfall is less
+        (2.0, 0.5, {"neutral": 5, "happy": 0, "sad": 7, "disgust": 2, "contempt": 6}),  # the cap of the fraction
+        (0.0, 1.0, {"neutral": 10, "happy": 0, "sad": 13, "disgust": 19, "contempt": 17}),  # 0: no cap
+    ],
+)
+def test_max_ratio_caps_synthetic_at_r_times_the_real_count(max_ratio, fraction, expected):
+    plan = plan_rebalance(COUNTS, "max", fraction=fraction, max_ratio=max_ratio)
+    assert adds(plan) == expected
+    assert all(p.target == 20 for p in plan)  # the target stays; the cap only lowers what is added
+    if max_ratio:
+        assert all(p.add <= share(max_ratio, p.real) for p in plan)
+
+
+def test_negative_max_ratio_is_refused():
+    with pytest.raises(UserError, match="--max-ratio -1"):
+        plan_rebalance(COUNTS, "max", max_ratio=-1)
+
+
 def test_share_rounding():
     assert [share(0.5, n) for n in range(6)] == [0, 1, 1, 2, 2, 3]  # half up, not to even
     assert share(0.25, 6) == 2 and share(0.25, 10) == 3 and share(0.25, 9) == 2
@@ -118,3 +144,23 @@ def test_generator_must_know_the_classes_it_fills():
     # limiting the classes to what the generator knows is the way out
     plan = plan_rebalance(COUNTS, "max", classes=["disgust"], available=["disgust"])
     assert adds(plan)["disgust"] == 19 and sum(adds(plan).values()) == 19
+
+
+def test_rebalance_max_ratio_on_the_command_line(demo_dir, tiny_gan_run, tmp_path, capsys):
+    """--max-ratio 0.5: disgust and contempt (6 real, shortfall 18) get 3 synthetic faces, not 18."""
+    from tests.conftest import run_cli
+
+    out = tmp_path / "out"
+    args = ("rebalance", demo_dir, "--generator", tiny_gan_run, "--out", out, "--dry-run", "--max-ratio", "0.5")
+    code, stdout, err = run_cli(capsys, *args)
+    assert code == 0, err
+    assert "at most 0.5 × real" in stdout
+    rows = {
+        line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:5]]
+        for line in stdout.splitlines()
+        if line.count("│") >= 5 and line.split("│")[1].strip() in ("disgust", "contempt", "happy")
+    }
+    assert rows["disgust"] == ["6", "+3", "9"] and rows["contempt"] == ["6", "+3", "9"]
+    assert rows["happy"] == ["24", "0", "24"] and not out.exists()
+    code, _, err = run_cli(capsys, *args[:-1], "-2")
+    assert code != 0 and "--max-ratio -2" in err
