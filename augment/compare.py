@@ -551,7 +551,7 @@ def one_run(cmp: Comparison, key: tuple[str, str, int], slot: int | None) -> dic
     run_dir = cmp.run_dir(key)
     r = recipe(cond, cmp.spec)
     part = condition_data(cmp.data, cmp.pool, r, seed)
-    cfg = _train_config(model, cmp.budget, seed, r, cmp.device)
+    cfg = budget_train_config(model, cmp.budget, seed, r, cmp.device)
     eval_device = cmp.device
     if slot is not None or cmp.spec.nproc > 1:
         _train_subprocess(part, run_dir, cfg, cmp.spec, slot)
@@ -754,7 +754,7 @@ def _check_report_dir(report_dir: Path, ident: dict[str, Any]) -> None:
     write_json(path, ident)
 
 
-def _train_config(model: str, budget: Budget, seed: int, r: Recipe, device: str):
+def budget_train_config(model: str, budget: Budget, seed: int, r: Recipe, device: str):
     """A run's TrainConfig: the budget's settings, then the condition's (class weights, synthetic weight,
     head refit)."""
     from classifier.config import TrainConfig

@@ -25,7 +25,25 @@ def _demo_data(out: Path):
     return ds
 
 
-def _demo_gan(ds, gan_dir: Path, gan_steps: int, gan_width: int, device: str) -> None:
+def _demo_judge(ds, out: Path, device: str) -> Path:
+    """Step 2, first: the demo's grading judge, the demo budget's fer-cnn trained on the real faces without
+    class weights (about 20 s; the default ResNet18 judge takes 2 minutes on the demo faces). gan-train's
+    best-checkpoint selection and gan-eval grade with it."""
+    from dataclasses import replace
+
+    from augment.compare import BUDGETS, Recipe, budget_train_config
+    from classifier.config import TrainConfig
+    from classifier.train import train_classifier
+
+    judge_dir = out / "judge"
+    if not (judge_dir / "summary.json").exists():
+        console.print(f"training the demo's grading judge (fer-cnn, no class weights) into {judge_dir}")
+        cfg = budget_train_config("fer-cnn", BUDGETS["demo"], 0, Recipe(), device)
+        train_classifier(ds.subset(~ds.synthetic), judge_dir, replace(cfg, val_fraction=TrainConfig().val_fraction))
+    return judge_dir
+
+
+def _demo_gan(ds, gan_dir: Path, judge_dir: Path, gan_steps: int, gan_width: int, device: str) -> None:
     """Step 2: the "full" GAN recipe at the demo's width, sized to the demo faces (resumes)."""
     from gan.config import recipe_config
     from gan.train import train_gan
@@ -39,17 +57,18 @@ def _demo_gan(ds, gan_dir: Path, gan_steps: int, gan_width: int, device: str) ->
         sample_every=300,
         checkpoint_every=150,
         device=device,
+        judge=str(judge_dir),
     )
     cfg.size, cfg.channels = ds.size, ds.channels
     train_gan(ds, gan_dir, cfg)
 
 
-def _demo_gan_eval(ds, gan_dir: Path, dev: str) -> None:
+def _demo_gan_eval(ds, gan_dir: Path, judge_dir: Path, dev: str) -> None:
     """Step 3: score the generator and print how often the judge puts samples in their class."""
     from gan.evaluate import evaluate_gan
 
     console.rule("3/5 gan-eval")
-    ev = evaluate_gan(gan_dir, ds, per_class=100, device=dev)
+    ev = evaluate_gan(gan_dir, ds, judge_dir=judge_dir, per_class=100, device=dev)
     assign = ev["judge"]["sample_assignment"]
     console.print("judge assigns samples to their class: " + ", ".join(f"{c} {v:.2f}" for c, v in assign.items()))
 
@@ -117,8 +136,9 @@ def run_demo(
     dev = pick_device(device)
     ds = _demo_data(out)
     gan_dir = out / "gan"
-    _demo_gan(ds, gan_dir, gan_steps, gan_width, device)
-    _demo_gan_eval(ds, gan_dir, dev)
+    judge_dir = _demo_judge(ds, out, device)
+    _demo_gan(ds, gan_dir, judge_dir, gan_steps, gan_width, device)
+    _demo_gan_eval(ds, gan_dir, judge_dir, dev)
     _demo_rebalance(ds, gan_dir, out, min_prob, dev)
     summary = _demo_compare(ds, gan_dir, out, seeds, min_prob, device)
     return {"out": str(out), "report": str(out / "report" / "REPORT.md"), "summary": summary}

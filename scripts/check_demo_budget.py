@@ -28,7 +28,7 @@ def baseline_accuracy(data: compare.CompareData, spec: compare.CompareSpec, seed
     budget = compare.BUDGETS[spec.budget]
     r = compare.recipe("baseline", spec)
     part = compare.condition_data(data, None, r, seed)
-    train_classifier(part, run_dir, compare._train_config(spec.models[0], budget, seed, r, "cpu"), progress=False)
+    train_classifier(part, run_dir, compare.budget_train_config(spec.models[0], budget, seed, r, "cpu"), progress=False)
     pred = compare.predict_test(run_dir, data.test, "cpu")
     return float((pred == data.test.labels).mean())
 

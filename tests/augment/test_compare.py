@@ -747,7 +747,7 @@ def test_budgets_count_images_seen_never_minutes():
     assert "max_minutes" not in {f.name for f in fields(Budget)}
     for b in compare.BUDGETS.values():
         for model in b.default_models():
-            cfg = compare._train_config(model, b, 0, recipe("baseline", spec()), "cpu")
+            cfg = compare.budget_train_config(model, b, 0, recipe("baseline", spec()), "cpu")
             assert cfg.max_minutes == 0, b.name
             per_epoch = b.epoch_samples_for(model)
             assert b.images_seen(model, 5000) == b.epochs * (per_epoch or 5000), b.name
@@ -759,7 +759,7 @@ def test_the_cpu_budget_trains_fer_cnn_by_the_recipe():
     cpu = compare.BUDGETS["cpu"]
     assert cpu.default_models() == ["fer-cnn"] and compare.budget_models("cpu") == ["fer-cnn"]
     assert compare.budget_models("cpu-small") == list(compare.DEFAULT_MODELS)
-    cfg = compare._train_config("fer-cnn", cpu, 2, recipe("gan-w", spec(synthetic_weight=0.4)), "cpu")
+    cfg = compare.budget_train_config("fer-cnn", cpu, 2, recipe("gan-w", spec(synthetic_weight=0.4)), "cpu")
     assert (cfg.model, cfg.width, cfg.batch_size, cfg.lr) == ("fer-cnn", 0.5, 128, 3e-3)
     assert (cfg.optimizer, cfg.weight_decay, cfg.schedule) == ("adamw", 5e-4, "onecycle")
     assert cfg.flip and cfg.affine and cfg.epoch_samples == 0 and cfg.epochs == cpu.epochs
