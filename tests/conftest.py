@@ -309,3 +309,14 @@ def tiny_judge_run(demo_ds, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     with quiet_env():
         train_classifier(demo_ds, run, tiny_classifier_config(epochs=1), progress=False)
     yield from _shared_run(run)
+
+
+@pytest.fixture
+def empty_hub(monkeypatch, tmp_path) -> Path:
+    """A torch hub cache with nothing in it: no test picks up (or fetches) real Inception weights, and
+    gan-eval falls back to the judge's features."""
+    import torch
+
+    hub = tmp_path / "hub"
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
+    return hub

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from augment.core.errors import UserError
 from gan.metrics import (
@@ -26,12 +24,6 @@ from tests.conftest import TINY_GAN_STEPS
 pytestmark = pytest.mark.usefixtures("quiet")
 
 
-@pytest.fixture
-def empty_hub(monkeypatch, tmp_path) -> Path:
-    """A torch hub cache with nothing in it, so no test ever picks up (or fetches) real Inception weights."""
-    hub = tmp_path / "hub"
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
-    return hub
 
 
 # --------------------------------------------------------------------------- Fréchet distance

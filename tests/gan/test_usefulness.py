@@ -22,12 +22,6 @@ from tests.conftest import TINY_GAN_STEPS, run_cli, tiny_gan_config
 pytestmark = pytest.mark.usefixtures("quiet")
 
 
-@pytest.fixture
-def empty_hub(monkeypatch, tmp_path) -> Path:
-    """No FID Inception weights anywhere: gan-eval falls back to the judge's features."""
-    hub = tmp_path / "hub"
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
-    return hub
 
 
 def poisoned_test(ds):
