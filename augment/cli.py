@@ -22,7 +22,14 @@ from augment.demo_faces import write_demo_dataset
 from augment.plan import plan_rebalance
 from augment.rebalance import QualityFilter, run_rebalance
 from classifier.config import TrainConfig
-from gan.config import CHECKPOINT_CHOICES, DEFAULT_CHECKPOINT, EVAL_PER_CLASS, RECIPES, GanConfig, recipe_config
+from gan.config import (
+    DEFAULT_CHECKPOINT,
+    EVAL_PER_CLASS,
+    RECIPES,
+    GanConfig,
+    check_checkpoint,
+    recipe_config,
+)
 
 
 class _Interrupted(Exception):
@@ -268,11 +275,6 @@ CheckpointOpt = Annotated[
 ]
 
 
-def _check_checkpoint(checkpoint: str) -> None:
-    if checkpoint not in CHECKPOINT_CHOICES:
-        raise UserError(f"--checkpoint {checkpoint}: use {' or '.join(CHECKPOINT_CHOICES)}")
-
-
 @app.command("gan-train")
 def gan_train_cmd(
     data: DataArg,
@@ -422,7 +424,7 @@ def generate_cmd(
     from augment.core.runtime import pick_device
     from gan.generate import generate_to_folder
 
-    _check_checkpoint(checkpoint)
+    check_checkpoint(checkpoint)
     summary = generate_to_folder(run_dir, out_dir, per_class, classes, seed, pick_device(device), overwrite, checkpoint)
     if summary["checkpoint_note"]:
         out.print(f"[yellow]note:[/yellow] {escape(summary['checkpoint_note'])}", highlight=False, soft_wrap=True)
@@ -455,7 +457,7 @@ def gan_eval_cmd(
     from augment.core.runtime import pick_device
     from gan.evaluate import check_per_class, evaluate_gan
 
-    _check_checkpoint(checkpoint)
+    check_checkpoint(checkpoint)
     check_per_class(per_class)
     ds = _load(data, fmt, None, None, None)
     r = evaluate_gan(
@@ -856,7 +858,7 @@ def rebalance_cmd(
     from augment.rebalance import QualityFilter, check_options, check_rebalance_out, run_rebalance
     from gan.sample import load_generator
 
-    _check_checkpoint(checkpoint)
+    check_checkpoint(checkpoint)
     check_options(out_format, judge)  # --dry-run checks the options too
     quality = QualityFilter(min_prob=min_prob, drop_near_copies=drop_near_copies, min_cas=min_cas)
     ds = _load(data, fmt, None, None, None)
@@ -959,7 +961,7 @@ def compare_cmd(
     from augment.compare import CompareSpec, budget_models, run_compare
     from augment.core.labels import resolve_classes
 
-    _check_checkpoint(checkpoint)
+    check_checkpoint(checkpoint)
     ds = _load(data, fmt, None, None, None)
     cond_list = [c.strip() for c in conditions.split(",") if c.strip()]
     if sweep:

@@ -12,6 +12,12 @@ SIZES = (32, 48, 64, 96, 128)  # image sizes the generator and discriminator are
 # Which generator of a run generate, rebalance, gan-eval and compare load: "best" (best.pt, the best on the
 # validation split; the last checkpoint when selection never ran) or "last" (checkpoint.pt).
 CHECKPOINT_CHOICES = ("best", "last")
+
+
+def check_checkpoint(choice: str) -> None:
+    """``--checkpoint``: which of a run's checkpoints to use."""
+    if choice not in CHECKPOINT_CHOICES:
+        raise UserError(f"--checkpoint {choice}: use {' or '.join(CHECKPOINT_CHOICES)}")
 DEFAULT_CHECKPOINT = "best"
 EVAL_PER_CLASS = 200  # samples per class gan-eval scores (and rebalance's CAS when it measures one)
 EVAL_SEED = 12345  # gan-eval's sample seed; GanConfig.select_seed is selection's, and they must differ

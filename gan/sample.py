@@ -11,7 +11,7 @@ import torch
 from augment.core.errors import UserError
 from augment.core.rundir import CHECKPOINT, load_checkpoint
 from augment.core.runtime import step_generator
-from gan.config import CHECKPOINT_CHOICES, DEFAULT_CHECKPOINT
+from gan.config import DEFAULT_CHECKPOINT, check_checkpoint
 
 GRID_COLUMNS = 10
 
@@ -72,8 +72,7 @@ BEST = "best.pt"  # the generator best-checkpoint selection kept, beside the las
 def checkpoint_file(run_dir: Path, checkpoint: str = DEFAULT_CHECKPOINT) -> tuple[Path, str, str]:
     """(file, what it is: best or last, a note when best was asked for but there is none)."""
     run_dir = Path(run_dir)
-    if checkpoint not in CHECKPOINT_CHOICES:
-        raise UserError(f"--checkpoint {checkpoint}: use best or last")
+    check_checkpoint(checkpoint)
     if not (run_dir / CHECKPOINT).exists():
         raise UserError(f"{run_dir}: no GAN checkpoint ({CHECKPOINT}); run 'augment gan-train' first")
     if checkpoint == "best":
