@@ -912,8 +912,14 @@ def rebalance_cmd(
 @app.command("compare")
 def compare_cmd(
     data: DataArg,
-    generator: Annotated[Path, typer.Option(help="A gan-train run folder.")],
     report_dir: Annotated[Path, typer.Option("--out", help="Report folder; rerun to resume (finished runs are kept).")],
+    generator: Annotated[
+        Path | None,
+        typer.Option(
+            help="A gan-train run folder: the GAN conditions need one. Without it only the real-only conditions run, "
+            "and a later call with it adds the GAN conditions to the same --out."
+        ),
+    ] = None,
     models: Annotated[
         str | None,
         typer.Option(

@@ -367,14 +367,19 @@ class Comparison:
 
 
 def run_compare(
-    data: FaceDataset, generator_run: str | Path, report_dir: str | Path, spec: CompareSpec, progress: bool = True
+    data: FaceDataset,
+    generator_run: str | Path | None,
+    report_dir: str | Path,
+    spec: CompareSpec,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """The whole comparison: every model × condition × seed trained (or kept from an earlier call), then
-    results.json and REPORT.md. Rerunning with the same settings resumes."""
+    results.json and REPORT.md. Rerunning with the same settings resumes. Without a generator only the
+    real-only conditions run; a later call with one adds the GAN conditions to the same folder."""
     from augment.core.runtime import pick_device
     from augment.report import write_report
 
-    validate_spec(spec)
+    validate_spec(spec, generator_run)
     device = pick_device(spec.device)
     report_dir = Path(report_dir)
     ident = identity(data, generator_run, spec)
@@ -395,7 +400,7 @@ def run_compare(
     return summary
 
 
-def validate_spec(spec: CompareSpec) -> None:
+def validate_spec(spec: CompareSpec, generator_run: str | Path | None = "") -> None:
     """One line naming the option for every setting compare cannot run."""
     from classifier.models import MODEL_NAMES
 
@@ -403,7 +408,8 @@ def validate_spec(spec: CompareSpec) -> None:
         if m not in MODEL_NAMES:
             raise UserError(f"--models {m}: use some of {', '.join(MODEL_NAMES)}")
     for c in spec.conditions:
-        recipe(c, spec)
+        if recipe(c, spec).synthetic and generator_run is None:
+            raise UserError(f"--conditions {c} uses GAN faces: pass --generator (a gan-train run folder)")
     if spec.synthetic_weight < 0:
         raise UserError(f"--synthetic-weight {spec.synthetic_weight}: use 0 or more (0.5 halves their loss)")
     refits = [c for c in spec.conditions if "refit_head_epochs" in recipe(c, spec).train]
@@ -437,13 +443,18 @@ def prepare_data(data: FaceDataset, spec: CompareSpec) -> CompareData:
 
 
 def synthetic_pool(
-    report_dir: Path, data: CompareData, generator_run: str | Path, spec: CompareSpec, device: str, progress: bool
+    report_dir: Path,
+    data: CompareData,
+    generator_run: str | Path | None,
+    spec: CompareSpec,
+    device: str,
+    progress: bool,
 ) -> tuple[FaceDataset | None, dict[str, Any]]:
     """The filtered synthetic pool, made once and reused by every GAN condition and seed (and by reruns)."""
     from augment.rebalance import QualityFilter, synthesize
     from classifier.judge import get_judge
 
-    if not any(recipe(c, spec).synthetic for c in spec.conditions):
+    if generator_run is None or not any(recipe(c, spec).synthetic for c in spec.conditions):
         return None, {}
     pool_path, report_path = report_dir / "synthetic.npz", report_dir / "synthetic.json"
     if pool_path.exists() and report_path.exists():
@@ -610,13 +621,13 @@ def _on_free_gpu(
 
 
 def gather_results(
-    cmp: Comparison, generator_run: str | Path, synth_report: dict[str, Any], results: list[dict[str, Any]]
+    cmp: Comparison, generator_run: str | Path | None, synth_report: dict[str, Any], results: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """results.json: the setup, the data's counts, the synthesis report and every run's metrics."""
     data = cmp.data
     return {
         "data": data.name,
-        "generator_run": str(generator_run),
+        "generator_run": str(generator_run) if generator_run is not None else None,
         "spec": cmp.spec.__dict__,
         "budget": cmp.budget.__dict__,
         "eval_split": data.eval_split,
@@ -721,34 +732,48 @@ def predictions_from_confusion(result: dict[str, Any], test: FaceDataset, seed: 
     return pred
 
 
-def identity(data: FaceDataset, generator_run: str | Path, spec: CompareSpec) -> dict[str, Any]:
+# The identity keys only the synthetic pool depends on: None in a folder made without --generator, whose
+# real-only runs stay valid when a later call brings a generator and adds the GAN conditions.
+SYNTHETIC_KEYS = ("generator_run", "generator_checkpoint", "generator_step", "min_prob", "judge", "drop_near_copies")
+
+
+def identity(data: FaceDataset, generator_run: str | Path | None, spec: CompareSpec) -> dict[str, Any]:
     """The settings the synthetic pool and the finished runs of a report folder depend on (compare.json)."""
     from gan.sample import load_generator
 
-    _, meta = load_generator(Path(generator_run), checkpoint=spec.checkpoint)
-    return {
+    ident: dict[str, Any] = {
         "data": data.name,
-        "generator_run": str(Path(generator_run).resolve()),
-        "generator_checkpoint": meta["checkpoint"],
-        "generator_step": meta["step"],
         "budget": spec.budget,
         "target": spec.target,
         "classes": spec.classes,
-        "min_prob": spec.min_prob,
-        "judge": str(Path(spec.judge).resolve()) if spec.judge and spec.min_prob > 0 else None,
-        "drop_near_copies": spec.drop_near_copies,
         "eval_split": spec.eval_split,
+        **dict.fromkeys(SYNTHETIC_KEYS),
     }
+    if generator_run is not None:
+        _, meta = load_generator(Path(generator_run), checkpoint=spec.checkpoint)
+        ident.update(
+            generator_run=str(Path(generator_run).resolve()),
+            generator_checkpoint=meta["checkpoint"],
+            generator_step=meta["step"],
+            min_prob=spec.min_prob,
+            judge=str(Path(spec.judge).resolve()) if spec.judge and spec.min_prob > 0 else None,
+            drop_near_copies=spec.drop_near_copies,
+        )
+    return ident
 
 
 def _check_report_dir(report_dir: Path, ident: dict[str, Any]) -> None:
-    """A report folder belongs to one identity; runs of other settings would mix."""
+    """A report folder belongs to one identity; runs of other settings would mix. A folder made without a
+    generator takes one later (its real-only runs do not depend on it); a call without one keeps the folder's."""
     path = report_dir / "compare.json"
     if path.exists():
-        old = {"eval_split": "test", **json.loads(path.read_text())}  # reports from before --eval-split
-        if old != ident:
-            diff = ", ".join(k for k in ident if old.get(k) != ident[k])
+        old = {"eval_split": "test", **dict.fromkeys(SYNTHETIC_KEYS), **json.loads(path.read_text())}
+        either_lacks = ident["generator_run"] is None or old["generator_run"] is None
+        diff = ", ".join(k for k in ident if old[k] != ident[k] and not (either_lacks and k in SYNTHETIC_KEYS))
+        if diff:
             raise UserError(f"{report_dir} holds a comparison with other settings ({diff}); use a new --out")
+        if ident["generator_run"] is None:
+            return
     elif any(p for p in report_dir.iterdir() if not p.name.startswith(".")):
         raise UserError(f"{report_dir} is not empty and holds no comparison; choose a new --out folder")
     write_json(path, ident)

@@ -223,8 +223,9 @@ def _scored_line(summary: dict[str, Any]) -> str:
     return (
         f"- Scored on: test, the real test split only, {summary['test_images']:,} images after removing "
         f"{summary['test_duplicates_removed']:,} that duplicate a training image. No synthetic image is ever in "
-        "validation or test; validation is real and carved from train before synthesis (the generator itself "
-        "was trained on the whole train split, so it saw the validation faces, never the test faces)."
+        "validation or test; validation is real and carved from train before synthesis (the same split gan-train "
+        "holds out at its default --val-fraction, so the generator never saw these validation faces nor the test "
+        "faces)."
     )
 
 
@@ -237,7 +238,8 @@ def conditions_lines(summary: dict[str, Any]) -> list[str]:
 def setup_section(summary: dict[str, Any], agg: dict[str, Any]) -> list[str]:
     """Data, test split, budget, grid, the shortfall filled and what the quality filter kept."""
     md = ["## Setup", ""]
-    md.append(f"- Data: `{summary['data']}`; generator: `{summary['generator_run']}`.")
+    generator = f"`{summary['generator_run']}`" if summary.get("generator_run") else "none (real-only conditions)"
+    md.append(f"- Data: `{summary['data']}`; generator: {generator}.")
     md.append(_scored_line(summary))
     md.append(_budget_line(summary["budget"]))
     conds = summary["spec"]["conditions"]

@@ -244,6 +244,38 @@ def test_a_report_dir_with_other_settings_is_refused(compared, planted, tiny_gan
     assert sorted(p.name for p in stranger.iterdir()) == ["notes.txt"]
 
 
+def test_real_only_conditions_need_no_generator_and_a_later_one_adds_the_gan_runs(
+    planted, tiny_gan_run, tmp_path, monkeypatch
+):
+    report = tmp_path / "r"
+    with pytest.raises(UserError, match=r"--conditions gan uses GAN faces: pass --generator"):
+        run_compare(planted, None, report, spec(seeds=1), progress=False)
+    assert not report.exists()
+
+    real_only = run_compare(planted, None, report, spec(seeds=1, conditions=["baseline", "oversample"]), progress=False)
+    assert [r["condition"] for r in real_only["runs"]] == ["baseline", "oversample"]
+    assert real_only["generator_run"] is None and not (report / "synthetic.npz").exists()
+    assert "generator: none (real-only conditions)" in (report / "REPORT.md").read_text()
+    assert json.loads((report / "compare.json").read_text())["generator_run"] is None
+    stamps = {p: p.stat().st_mtime_ns for p in (report / "runs").rglob("result.json")}
+
+    real_run = compare.one_run  # the real-only runs are kept; only the GAN condition trains
+    trained = []
+    monkeypatch.setattr(compare, "one_run", lambda cmp, key, slot: trained.append(key) or real_run(cmp, key, slot))
+    grid3 = spec(seeds=1, conditions=["baseline", "oversample", "gan"])
+    both = run_compare(planted, tiny_gan_run, report, grid3, progress=False)
+    assert [k[1] for k in trained] == ["gan"]
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert both["runs"][:2] == real_only["runs"]
+    assert json.loads((report / "compare.json").read_text())["generator_step"] is not None
+
+    # once it has a generator, a call without one still reads the folder, and other settings are still refused
+    again = run_compare(planted, None, report, spec(seeds=1, conditions=["baseline"]), progress=False)
+    assert again["runs"] == real_only["runs"][:1]
+    with pytest.raises(UserError, match=r"other settings \(target\)"):
+        run_compare(planted, None, report, spec(seeds=1, conditions=["baseline"], target="median"), progress=False)
+
+
 @pytest.mark.parametrize(
     "kw, message",
     [
