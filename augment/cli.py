@@ -311,6 +311,25 @@ def gan_train_cmd(
         str | None,
         typer.Option(help=_recipe_help("DiffAugment policy, e.g. 'color,translation,cutout'; '' = off", "diffaugment")),
     ] = None,
+    color_p: Annotated[
+        float | None,
+        typer.Option(
+            help=_recipe_help("Share of faces DiffAugment's colour ops touch (below ~0.8: no leak)", "color_p")
+        ),
+    ] = None,
+    ada_target: Annotated[
+        float | None,
+        typer.Option(
+            help=_recipe_help("Adapt --color-p to keep E[sign D(real)] at this (ADA: 0.6; 0 = off)", "ada_target")
+        ),
+    ] = None,
+    lecam_weight: Annotated[
+        float | None, typer.Option(help=_recipe_help("LeCam regularisation of D (0 = off; e.g. 0.3)", "lecam_weight"))
+    ] = None,
+    cond_ramp: Annotated[
+        int | None,
+        typer.Option(help=_recipe_help("Ramp D's class terms in over N steps (transitional; 0 = off)", "cond_ramp")),
+    ] = None,
     balanced: Annotated[
         bool | None,
         typer.Option("--balanced/--natural", help=_recipe_help("Class-balanced real batches", "balanced")),
@@ -375,6 +394,10 @@ def gan_train_cmd(
         spectral_norm=spectral_norm,
         cond_bn=cond_bn,
         diffaugment=diffaugment,
+        color_p=color_p,
+        ada_target=ada_target,
+        lecam_weight=lecam_weight,
+        cond_ramp=cond_ramp,
         balanced=balanced,
         aux_weight=aux_weight,
         ema=ema,

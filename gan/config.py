@@ -18,8 +18,11 @@ def check_checkpoint(choice: str) -> None:
     """``--checkpoint``: which of a run's checkpoints to use."""
     if choice not in CHECKPOINT_CHOICES:
         raise UserError(f"--checkpoint {choice}: use {' or '.join(CHECKPOINT_CHOICES)}")
+
+
 DEFAULT_CHECKPOINT = "best"
 EVAL_PER_CLASS = 200  # samples per class gan-eval scores (and rebalance's CAS when it measures one)
+ADA_IMAGES = 100_000  # real images over which ADA can move the colour probability from 0 to 1
 EVAL_SEED = 12345  # gan-eval's sample seed; GanConfig.select_seed is selection's, and they must differ
 
 
@@ -44,6 +47,18 @@ class GanConfig:
     d_batchnorm: bool = False
     loss: str = "hinge"  # or "bce"
     diffaugment: str = "color,translation,cutout"  # "" turns it off
+    # Share of real and fake faces that get the colour ops (brightness, saturation, contrast); below about 0.8
+    # they no longer leak into G (ADA). With ada_target > 0 this is only where p starts.
+    color_p: float = 1.0
+    # ADA's overfitting heuristic (Karras et al. 2020): every 4 steps p moves toward keeping E[sign D(real)]
+    # at this target (ADA used 0.6), able to cross 0 to 1 in ADA_IMAGES real images; 0 = fixed p.
+    ada_target: float = 0.0
+    # LeCam regularisation of D (Tseng et al. 2021, for GANs on limited data): weight of the pull of D's real
+    # and fake outputs toward the moving averages of the other; 0 = off (they used 0.3 beside DiffAugment).
+    lecam_weight: float = 0.0
+    # Transitional conditioning (Shahbazi et al. 2022): D's class terms (projection and AC-GAN loss) ramp
+    # linearly from 0 to full over this many steps, so G first learns faces, then classes; 0 = from step 0.
+    cond_ramp: int = 0
     balanced: bool = True
     flip: bool = True
     # AC-GAN class loss on top of projection: measured on FER2013 (30 CPU-minutes, judge trained on
@@ -127,6 +142,10 @@ _RULES: tuple[Rule, ...] = (
     ("d_head", one_of("flatten", "sum"), "use flatten or sum"),
     ("loss", one_of("hinge", "bce"), "use hinge or bce"),
     ("aux_weight", at_least(0), "use a weight of 0 (off) or more"),
+    ("color_p", lambda v: 0 <= v <= 1, "use a probability from 0 to 1, e.g. 0.5"),
+    ("ada_target", lambda v: 0 <= v < 1, "use 0 (fixed --color-p) or a target below 1, e.g. 0.6"),
+    ("lecam_weight", at_least(0), "use a weight of 0 (off) or more, e.g. 0.3"),
+    ("cond_ramp", at_least(0), "use a number of steps, or 0 for full conditioning from the start"),
     ("ema", below_one, "use a decay from 0 (off) up to (not including) 1, e.g. 0.999"),
     ("d_steps", at_least(1), "use at least 1 discriminator step per generator step"),
     ("sample_every", at_least(1), _EVERY),

@@ -238,12 +238,13 @@ class Discriminator(nn.Module):
             h = torch.cat([h, _minibatch_std(h, self.mbstd_group)], dim=1)
         return self.top(h)
 
-    def forward(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
-        """Return ``(logit (N,), class logits (N, num_classes) or None)`` for images ``x``, labels ``y``."""
+    def forward(self, x: Tensor, y: Tensor, cond_scale: float = 1.0) -> tuple[Tensor, Tensor | None]:
+        """Return ``(logit (N,), class logits (N, num_classes) or None)`` for images ``x``, labels ``y``;
+        ``cond_scale`` in [0, 1] weighs the projection term (transitional conditioning ramps it in)."""
         h = self.hidden(x, y)
         logit = self.fc(h).squeeze(1)
-        if self.embed is not None:
-            logit = logit + (self.embed(y) * h).sum(dim=1)
+        if self.embed is not None and cond_scale > 0:
+            logit = logit + cond_scale * (self.embed(y) * h).sum(dim=1)
         cls = self.cls(h) if self.cls is not None else None
         return logit, cls
 

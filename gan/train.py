@@ -29,6 +29,7 @@ from augment.core.rundir import (
 )
 from augment.core.runtime import (
     Dist,
+    all_ranks_mean,
     any_rank,
     barrier,
     data_fingerprint,
@@ -38,7 +39,7 @@ from augment.core.runtime import (
     seed_everything,
     step_generator,
 )
-from gan.config import GanConfig
+from gan.config import ADA_IMAGES, GanConfig
 from gan.diffaugment import diff_augment
 from gan.models import Discriminator, Generator
 from gan.plots import plot_losses, plot_selection
@@ -185,6 +186,9 @@ class GanState:
     val: FaceDataset | None = None  # the validation split best-checkpoint selection scores on
     judge: Any = None  # the classifier that scores selection (loaded when selection is due)
     best_score: float = -math.inf
+    color_p: float = 1.0  # DiffAugment's colour probability now (ADA moves it when ada_target > 0)
+    ada_signs: list[float] = field(default_factory=list)  # E[sign D(real)] of the steps since p last moved
+    lecam_ema: list[float] = field(default_factory=lambda: [0.0, 0.0])  # moving averages of D(real), D(fake)
     # What the steps call: G and D themselves, or their DDP wrappers in a torchrun job.
     g_train: torch.nn.Module = field(init=False)
     d_train: torch.nn.Module = field(init=False)
@@ -201,6 +205,11 @@ class GanState:
     @property
     def memory_format(self) -> torch.memory_format:
         return _memory_format(self.cfg)
+
+    @property
+    def cond_scale(self) -> float:
+        """How much of D's class terms count at this step (transitional conditioning)."""
+        return min(1.0, self.step / self.cfg.cond_ramp) if self.cfg.cond_ramp > 0 else 1.0
 
     def autocast(self) -> torch.autocast:
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.startswith("cuda") and self.cfg.amp)
@@ -233,6 +242,7 @@ def new_state(
         plan=BatchPlan(train.labels, len(classes), cfg.batch_size, cfg.seed, cfg.balanced),
         images=torch.from_numpy(train.images),
         labels=torch.from_numpy(train.labels),
+        color_p=cfg.color_p,
     )
 
 
@@ -254,8 +264,24 @@ def noise_batch(st: GanState, s: int, stream: int) -> tuple[torch.Tensor, torch.
     return z, y
 
 
-def _augment(cfg: GanConfig, x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-    return diff_augment(x, cfg.diffaugment, generator=gen) if cfg.diffaugment else x
+def _augment(st: GanState, x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+    return diff_augment(x, st.cfg.diffaugment, generator=gen, color_p=st.color_p) if st.cfg.diffaugment else x
+
+
+def lecam_loss(st: GanState, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | float:
+    """LeCam regularisation (Tseng et al. 2021): D's outputs on real faces are pulled no higher than the
+    moving average of its fake outputs, and fake outputs no lower than that of its real ones."""
+    if st.cfg.lecam_weight <= 0:
+        return 0.0
+    ema_real, ema_fake = st.lecam_ema
+    reg = F.relu(real - ema_fake).pow(2).mean() + F.relu(ema_real - fake).pow(2).mean()
+    return st.cfg.lecam_weight * reg
+
+
+def update_lecam(st: GanState, real_mean: torch.Tensor, fake_mean: torch.Tensor, decay: float = 0.99) -> None:
+    if st.cfg.lecam_weight > 0:
+        r, f = float(real_mean.detach()), float(fake_mean.detach())
+        st.lecam_ema = [decay * st.lecam_ema[0] + (1 - decay) * r, decay * st.lecam_ema[1] + (1 - decay) * f]
 
 
 # --------------------------------------------------------------------------- the steps
@@ -264,35 +290,35 @@ def _d_backward_separate(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The textbook D has BatchNorm: real and fake go through it as separate batches (one mixed batch
     would let BN statistics give the fakes away), each with its own backward."""
-    cfg = st.cfg
+    cfg, scale = st.cfg, st.cond_scale
     with st.autocast():
-        logits_r, aux = st.d_train(real, y_real)
-    loss_r = d_loss_real(cfg.loss, logits_r.float()) + aux_loss(aux, y_real, cfg.aux_weight)
+        logits_r, aux = st.d_train(real, y_real, scale)
+    loss_r = d_loss_real(cfg.loss, logits_r.float()) + aux_loss(aux, y_real, cfg.aux_weight * scale)
     loss_r.backward()
     with st.autocast():
-        logits_f, _ = st.d_train(fake, y_fake)
+        logits_f, _ = st.d_train(fake, y_fake, scale)
     loss_f = d_loss_fake(cfg.loss, logits_f.float())
-    loss_f.backward()
-    return loss_r + loss_f, logits_r.mean(), logits_f.mean()
+    (loss_f + lecam_loss(st, logits_r.detach().float(), logits_f.float())).backward()
+    return loss_r + loss_f, logits_r.float(), logits_f.float()
 
 
 def _d_backward_joint(
     st: GanState, real: torch.Tensor, y_real: torch.Tensor, fake: torch.Tensor, y_fake: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One batch of [real | fake]: a single D forward per step (and one DDP all-reduce)."""
-    cfg = st.cfg
+    cfg, scale = st.cfg, st.cond_scale
     with st.autocast():
-        logits, aux = st.d_train(torch.cat([real, fake]), torch.cat([y_real, y_fake]))
+        logits, aux = st.d_train(torch.cat([real, fake]), torch.cat([y_real, y_fake]), scale)
     logits = logits.float()
     n = real.shape[0]
     aux_real = aux[:n] if aux is not None else None
     loss = (
         d_loss_real(cfg.loss, logits[:n])
         + d_loss_fake(cfg.loss, logits[n:])
-        + aux_loss(aux_real, y_real, cfg.aux_weight)
+        + aux_loss(aux_real, y_real, cfg.aux_weight * scale)
     )
-    loss.backward()
-    return loss, logits[:n].mean(), logits[n:].mean()
+    (loss + lecam_loss(st, logits[:n], logits[n:])).backward()
+    return loss, logits[:n], logits[n:]
 
 
 def d_step(st: GanState, s: int) -> dict[str, torch.Tensor]:
@@ -302,12 +328,13 @@ def d_step(st: GanState, s: int) -> dict[str, torch.Tensor]:
     with torch.no_grad(), st.autocast():
         x_fake = st.g_train(z, y_fake)
     gen_aug = step_generator(st.cfg.seed, s, 10 + st.dist.rank)
-    real, fake = _augment(st.cfg, x_real, gen_aug), _augment(st.cfg, x_fake.float(), gen_aug)
+    real, fake = _augment(st, x_real, gen_aug), _augment(st, x_fake.float(), gen_aug)
     st.opt_d.zero_grad(set_to_none=True)
     backward = _d_backward_separate if st.cfg.d_batchnorm else _d_backward_joint
-    loss, real_mean, fake_mean = backward(st, real, y_real, fake, y_fake)
+    loss, logits_r, logits_f = backward(st, real, y_real, fake, y_fake)
     st.opt_d.step()
-    return {"d_loss": loss, "d_real": real_mean, "d_fake": fake_mean}
+    update_lecam(st, logits_r.mean(), logits_f.mean())
+    return {"d_loss": loss, "d_real": logits_r.mean(), "d_fake": logits_f.mean(), "d_sign": logits_r.sign().mean()}
 
 
 def g_step(st: GanState) -> torch.Tensor:
@@ -316,9 +343,9 @@ def g_step(st: GanState) -> torch.Tensor:
     z, y_fake = noise_batch(st, st.step, 5)
     with st.autocast():
         x_fake = st.g_train(z, y_fake)
-        fake = _augment(cfg, x_fake.float(), step_generator(cfg.seed, st.step, 20))
-        logits_f, aux_f = _unwrap(st.d_train)(fake, y_fake)
-    loss = g_loss_fn(cfg.loss, logits_f.float()) + aux_loss(aux_f, y_fake, cfg.aux_weight)
+        fake = _augment(st, x_fake.float(), step_generator(cfg.seed, st.step, 20))
+        logits_f, aux_f = _unwrap(st.d_train)(fake, y_fake, st.cond_scale)
+    loss = g_loss_fn(cfg.loss, logits_f.float()) + aux_loss(aux_f, y_fake, cfg.aux_weight * st.cond_scale)
     st.opt_g.zero_grad(set_to_none=True)
     loss.backward()
     st.opt_g.step()
@@ -333,6 +360,23 @@ def ema_decay(cfg: GanConfig, step: int) -> float:
 def ema_step(st: GanState) -> None:
     if st.g_ema is not None:
         update_ema(st.g_ema, st.g, ema_decay(st.cfg, st.step))
+
+
+ADA_INTERVAL = 4  # steps between ADA's adjustments of the colour probability
+
+
+def ada_step(st: GanState, d_sign: torch.Tensor) -> None:
+    """ADA's heuristic: every ADA_INTERVAL steps, raise the colour probability when D is too sure of the
+    real faces (E[sign D(real)] above ``ada_target``: overfitting) and lower it otherwise (all ranks agree)."""
+    cfg = st.cfg
+    if cfg.ada_target <= 0:
+        return
+    st.ada_signs.append(float(all_ranks_mean(st.dist, d_sign.detach())))
+    if len(st.ada_signs) >= ADA_INTERVAL:
+        r_t = sum(st.ada_signs) / len(st.ada_signs)
+        move = math.copysign(cfg.batch_size * len(st.ada_signs) / ADA_IMAGES, r_t - cfg.ada_target)
+        st.color_p = min(1.0, max(0.0, st.color_p + move))
+        st.ada_signs = []
 
 
 # --------------------------------------------------------------------------- checkpoints, samples, logs
@@ -352,6 +396,9 @@ def save_state(st: GanState) -> None:
             "classes": st.classes,
             "generator_kwargs": generator_kwargs(st.cfg, len(st.classes)),
             "config": st.config,
+            "color_p": st.color_p,
+            "ada_signs": st.ada_signs,
+            "lecam_ema": st.lecam_ema,
         },
     )
 
@@ -466,7 +513,9 @@ def log_step(st: GanState, log: RunLog, losses: dict[str, torch.Tensor]) -> None
     """Record a finished step: metrics.jsonl every ``log_every`` steps and at the end, the progress bar."""
     cfg = st.cfg
     log.window_images += cfg.batch_size * cfg.d_steps
-    log.last = {k: float(losses[k].detach()) for k in ("d_loss", "g_loss", "d_real", "d_fake")}
+    log.last = {k: float(losses[k].detach()) for k in ("d_loss", "g_loss", "d_real", "d_fake", "d_sign")}
+    if cfg.ada_target > 0 or cfg.color_p < 1:
+        log.last["color_p"] = st.color_p
     if st.step % cfg.log_every == 0 or st.step == cfg.steps:
         now = time.time()
         log.rate = log.window_images / max(now - log.window_t, 1e-9)
@@ -515,6 +564,9 @@ def resume(st: GanState, progress: bool) -> None:
     st.opt_g.load_state_dict(state["opt_g"])
     st.opt_d.load_state_dict(state["opt_d"])
     st.step = int(state["step"])
+    st.color_p = float(state.get("color_p", st.cfg.color_p))
+    st.ada_signs = list(state.get("ada_signs", []))
+    st.lecam_ema = list(state.get("lecam_ema", [0.0, 0.0]))
     if st.dist.main and progress:
         console.print(f"resuming {st.run_dir} from step {st.step}")
 
@@ -577,6 +629,7 @@ def train_loop(st: GanState, log: RunLog, progress: bool) -> None:
             d_losses = d_step(st, st.step * cfg.d_steps + k)
         g_loss = g_step(st)
         ema_step(st)
+        ada_step(st, d_losses["d_sign"])
         st.step += 1
         log_step(st, log, {**d_losses, "g_loss": g_loss})
         if st.step % cfg.checkpoint_every == 0:

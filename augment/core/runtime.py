@@ -147,6 +147,17 @@ def shutdown_distributed(d: Dist) -> None:
             dist.destroy_process_group()
 
 
+def all_ranks_mean(d: Dist, value: Any) -> float:
+    """The mean of a scalar torch tensor over every rank (the value itself outside a torchrun job)."""
+    if not d.enabled:
+        return float(value)
+    import torch.distributed as dist
+
+    t = value.detach().float().reshape(1).clone()
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return float(t.item()) / d.world
+
+
 def any_rank(d: Dist, flag: bool) -> bool:
     """True on every rank if it is true on any: ranks must take the same branch (stop, save)."""
     if not d.enabled:

@@ -155,3 +155,18 @@ def test_per_sample_independence() -> None:
     out = diff_augment(x, "color,translation,cutout", generator=_gen(11))
     flat = out.flatten(1)
     assert len({tuple(row.tolist()) for row in flat}) == 32
+
+
+@pytest.mark.parametrize("p", [0.0, 0.3, 0.7])
+def test_color_p_leaves_the_rest_of_the_samples_at_their_true_brightness(p: float) -> None:
+    x = torch.rand(4000, 1, 6, 6) * 0.2 - 0.1  # faint texture around 0
+    out = diff_augment(x, "color", generator=_gen(3), color_p=p)
+    untouched = (out == x).flatten(1).all(1).float().mean().item()
+    assert abs(untouched - (1 - p)) < 0.03  # a share 1 - p kept exactly
+    moved = (out - x).flatten(1).mean(1).abs()
+    assert (moved[(out != x).flatten(1).any(1)] > 0).all()  # the others are shifted or rescaled
+
+
+def test_color_p_of_1_replays_the_default_exactly() -> None:
+    x = torch.randn(16, 1, 12, 12)
+    assert torch.equal(diff_augment(x, generator=_gen(5), color_p=1.0), diff_augment(x, generator=_gen(5)))

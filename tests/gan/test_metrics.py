@@ -24,8 +24,6 @@ from tests.conftest import TINY_GAN_STEPS
 pytestmark = pytest.mark.usefixtures("quiet")
 
 
-
-
 # --------------------------------------------------------------------------- Fréchet distance
 def test_frechet_zero_for_identical_and_grows_with_shift():
     rng = np.random.default_rng(0)

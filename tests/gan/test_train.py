@@ -21,11 +21,14 @@ from augment.core.errors import UserError
 from augment.core.runtime import Dist, seed_everything
 from gan.config import GanConfig
 from gan.train import (
+    ADA_INTERVAL,
     GanState,
+    ada_step,
     build_models,
     d_step,
     ema_step,
     g_step,
+    lecam_loss,
     new_state,
     noise_batch,
     train_gan,
@@ -145,7 +148,7 @@ def test_d_step_trains_only_d_and_g_step_only_g(demo_ds, tmp_path, recipe):
     st = tiny_state(demo_ds, tmp_path, recipe)
     g0, d0 = params(st.g), params(st.d)
     out = d_step(st, 0)
-    assert out.keys() == {"d_loss", "d_real", "d_fake"} and all(torch.isfinite(v) for v in out.values())
+    assert out.keys() == {"d_loss", "d_real", "d_fake", "d_sign"} and all(torch.isfinite(v) for v in out.values())
     # Every D parameter moves; with hinge at init (all logits near 0) the real and fake gradients on the
     # logit's bias cancel exactly, so that one alone may stay.
     assert d0.keys() - moved(d0, st.d) <= ({"fc.bias"} if st.cfg.loss == "hinge" else set())
@@ -376,6 +379,10 @@ def test_class_subset_and_cli_error(demo_ds, tmp_path, capsys):
         ("ema", 2.0, "--ema 2"),
         ("aux_weight", -1.0, "--aux-weight -1"),
         ("diffaugment", "colour", "--diffaugment colour"),
+        ("color_p", 1.5, "--color-p 1.5"),
+        ("ada_target", 1.0, "--ada-target 1"),
+        ("lecam_weight", -0.1, "--lecam-weight -0.1"),
+        ("cond_ramp", -5, "--cond-ramp -5"),
     ],
 )
 def test_impossible_settings_are_refused_before_anything_is_written(demo_ds, tmp_path, name, value, option):
@@ -383,3 +390,66 @@ def test_impossible_settings_are_refused_before_anything_is_written(demo_ds, tmp
         train_gan(demo_ds, tmp_path / "run", tiny_cfg(demo_ds, **{name: value}), progress=False)
     assert str(e.value).startswith(option)
     assert not (tmp_path / "run").exists()
+
+
+# --------------------------------------------------------------------------- exposure, LeCam, conditioning
+def test_ada_raises_the_colour_probability_while_d_overfits_and_lowers_it_after(demo_ds, tmp_path):
+    st = tiny_state(demo_ds, tmp_path)
+    st.cfg.ada_target, st.color_p = 0.6, 0.5
+    per_move = st.cfg.batch_size * ADA_INTERVAL / gan_train.ADA_IMAGES
+    for _ in range(ADA_INTERVAL):  # D sure of every real face: sign 1 > 0.6
+        ada_step(st, torch.tensor(1.0))
+    assert st.color_p == pytest.approx(0.5 + per_move)
+    for _ in range(3 * ADA_INTERVAL):
+        ada_step(st, torch.tensor(0.2))
+    assert st.color_p == pytest.approx(0.5 - 2 * per_move)
+    st.cfg.ada_target = 0.0  # off: p stays
+    ada_step(st, torch.tensor(1.0))
+    assert st.color_p == pytest.approx(0.5 - 2 * per_move)
+
+
+def test_lecam_pulls_only_outputs_past_the_other_sides_average(demo_ds, tmp_path):
+    st = tiny_state(demo_ds, tmp_path)
+    real, fake = torch.tensor([2.0, -1.0]), torch.tensor([-3.0, 0.5])
+    assert lecam_loss(st, real, fake) == 0.0  # off by default
+    st.cfg.lecam_weight, st.lecam_ema = 0.5, [1.0, -2.0]  # averages: D(real) 1, D(fake) -2
+    # real above the fake average: (2 + 2)^2 and (-1 + 2)^2; fake below the real average: (1 + 3)^2, (1 - 0.5)^2
+    expected = 0.5 * ((16 + 1) / 2 + (16 + 0.25) / 2)
+    assert float(lecam_loss(st, real, fake)) == pytest.approx(expected)
+
+
+def test_cond_ramp_brings_the_class_terms_in_linearly(demo_ds, tmp_path):
+    st = tiny_state(demo_ds, tmp_path)
+    assert st.cond_scale == 1.0
+    st.cfg.cond_ramp = 100
+    st.step = 0
+    assert st.cond_scale == 0.0
+    st.step = 25
+    assert st.cond_scale == 0.25
+    st.step = 400
+    assert st.cond_scale == 1.0
+    x, y = torch.randn(4, 1, 48, 48), torch.tensor([0, 1, 2, 3])
+    st.d.eval()
+    with torch.no_grad():
+        full, _ = st.d(x, y)
+        none, _ = st.d(x, y, 0.0)
+        half, _ = st.d(x, y, 0.5)
+        proj = (st.d.embed(y) * st.d.hidden(x, y)).sum(1)
+    torch.testing.assert_close(full - none, proj)
+    torch.testing.assert_close(half - none, 0.5 * proj)
+
+
+def test_new_options_train_log_and_resume_exactly(demo_ds, tmp_path):
+    kw = {"color_p": 0.5, "ada_target": 0.6, "lecam_weight": 0.3, "cond_ramp": 4}
+    n = 8
+    train_gan(demo_ds, tmp_path / "whole", tiny_cfg(demo_ds, steps=n, **kw), progress=False)
+    train_gan(demo_ds, tmp_path / "split", tiny_cfg(demo_ds, steps=n // 2, **kw), progress=False)
+    train_gan(demo_ds, tmp_path / "split", tiny_cfg(demo_ds, steps=n, **kw), progress=False)
+    a, b = ckpt(tmp_path / "whole"), ckpt(tmp_path / "split")
+    for part in ("g", "d", "g_ema"):
+        assert_same_weights(a[part], b[part])
+    assert a["color_p"] == b["color_p"] and a["lecam_ema"] == b["lecam_ema"] != [0.0, 0.0]
+    whole, split = (read_jsonl(tmp_path / r / "metrics.jsonl") for r in ("whole", "split"))
+    p = [r["color_p"] for r in whole]
+    assert p == [r["color_p"] for r in split] and len(set(p)) > 1  # ADA moved p; the resume carried it on
+    assert all(0 <= r["color_p"] <= 1 and -1 <= r["d_sign"] <= 1 for r in whole)

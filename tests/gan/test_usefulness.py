@@ -22,8 +22,6 @@ from tests.conftest import TINY_GAN_STEPS, run_cli, tiny_gan_config
 pytestmark = pytest.mark.usefixtures("quiet")
 
 
-
-
 def poisoned_test(ds):
     """``ds`` with every test face replaced by noise and every test label moved to another class: a figure
     that does not change under this never read the test split."""
