@@ -523,6 +523,13 @@ def _print_gan_eval(r: dict, run_dir: Path) -> None:
             num(r["frechet"]["per_class"][c], ".1f"),
         )
     out.print(table)
+    spread = Table(title="exposure and spread: samples against real training faces of the class")
+    for col in ("class", "brightness sd", "real", "ratio", "pairwise", "real", "ratio"):
+        spread.add_column(col, justify="left" if col == "class" else "right")
+    for c, v in r["spread"]["per_class"].items():
+        keys = ("brightness_std", "real_brightness_std", "brightness_ratio", "pairwise", "real_pairwise")
+        spread.add_row(c, *(num(v[k], ".1f") for k in keys), num(v["pairwise_ratio"]))
+    out.print(spread)
     weighting = "class-weighted" if j["leans_to_small_classes"] else "no class weights, no balanced sampling"
     lines = (
         f"assign: share of samples the judge {j['run']} ({weighting}) puts in their class (chance {j['chance']:.2f})",
@@ -530,6 +537,8 @@ def _print_gan_eval(r: dict, run_dir: Path) -> None:
         "real training faces; ratio = CAS / real, the class's usefulness",
         "prec, recall: precision and recall (Kynkäänniemi 2019) against the validation faces; KID (Bińkowski 2018) "
         "in the judge's features; FD: " + r["frechet"]["space"],
+        "brightness sd: standard deviation of each face's mean brightness (0-255; banding: ratio above 1); "
+        "pairwise: mean RMS pixel distance between two faces of the class (collapse: ratio near 0)",
         f"near-copies of training faces: {r['memorisation']['near_copies']} (per class in metrics.json)",
         f"pictures: {run_dir}/eval/usefulness.png, confusion.png, judge.png, nearest.png; "
         f"numbers: {run_dir}/eval/metrics.json",

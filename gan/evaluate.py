@@ -26,6 +26,7 @@ from gan.cas import classification_accuracy_score
 from gan.config import DEFAULT_CHECKPOINT, EVAL_PER_CLASS, EVAL_SEED, CasConfig, GanConfig
 from gan.metrics import (
     PR_NEIGHBOURS,
+    exposure_and_spread,
     find_inception_weights,
     frechet_distance,
     inception_features,
@@ -113,6 +114,10 @@ def evaluate_gan(
         },
         **_feature_scores(samples, labels, train, val, judge, inception_weights, seed, device, progress),
         "cas": classification_accuracy_score(samples, labels, train, val, CasConfig(), device),
+        "spread": {
+            "reference": "real training faces of the class",
+            "per_class": exposure_and_spread(samples, labels, train.images, train.labels, classes),
+        },
         "memorisation": _memorisation(samples, labels, train, test, classes, run_dir),
     }
     report["usefulness"] = usefulness_table(report)
@@ -220,7 +225,8 @@ def _frechet(
 
 
 def usefulness_table(report: dict[str, Any]) -> dict[str, dict[str, float | None]]:
-    """Per class, the four figures of the usefulness chart: judge assignment, CAS ratio, precision, recall."""
+    """Per class, the usefulness chart's figures (judge assignment, CAS ratio, precision, recall) and the
+    brightness-spread ratio (samples over real; 1 is real faces' spread)."""
     cas = (report.get("cas") or {}).get("per_class", {})
     pr = report["precision_recall"]["per_class"]
     return {
@@ -229,6 +235,9 @@ def usefulness_table(report: dict[str, Any]) -> dict[str, dict[str, float | None
             "cas_ratio": (cas.get(c) or {}).get("ratio"),
             "precision": (pr.get(c) or {}).get("precision"),
             "recall": (pr.get(c) or {}).get("recall"),
+            "brightness_ratio": ((report.get("spread") or {}).get("per_class", {}).get(c) or {}).get(
+                "brightness_ratio"
+            ),
         }
         for c, a in report["judge"]["sample_assignment"].items()
     }

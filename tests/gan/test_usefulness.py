@@ -76,6 +76,24 @@ def test_recall_falls_for_a_collapsed_generator_precision_for_an_off_target_one(
     assert precision_recall(real[:3], real) is None and precision_recall(real, real[:3]) is None  # k = 3 needs 4+
 
 
+def test_spread_catches_exposure_banding_and_collapse():
+    from gan.metrics import exposure_and_spread, mean_pairwise_distance
+
+    rng = np.random.default_rng(0)
+    real = rng.integers(60, 200, size=(300, 1, 12, 12)).astype(np.uint8)
+    labels = np.zeros(300, dtype=np.int64)
+    same = exposure_and_spread(real[:150], labels[:150], real[150:], labels[150:], ["a"])["a"]
+    assert 0.7 < same["brightness_ratio"] < 1.4 and 0.9 < same["pairwise_ratio"] < 1.1  # two draws of one set
+    banded = np.clip(real[:150].astype(int) + rng.choice([-55, 55], size=(150, 1, 1, 1)), 0, 255).astype(np.uint8)
+    assert exposure_and_spread(banded, labels[:150], real[150:], labels[150:], ["a"])["a"]["brightness_ratio"] > 5
+    collapsed = np.repeat(real[:1], 150, axis=0)
+    out = exposure_and_spread(collapsed, labels[:150], real[150:], labels[150:], ["a"])["a"]
+    assert out["pairwise_ratio"] == 0 and out["brightness_ratio"] < 1e-9
+    assert mean_pairwise_distance(real[:1]) is None
+    pair = np.stack([np.zeros((1, 2, 2)), np.full((1, 2, 2), 10)]).astype(np.uint8)
+    assert mean_pairwise_distance(pair) == pytest.approx(10.0)  # RMS over pixels
+
+
 def test_recall_falls_for_a_collapsed_generator_in_judge_features(tiny_judge_run, demo_ds):
     from classifier.inference import load_classifier
     from gan.validation import judge_features
@@ -370,6 +388,9 @@ def test_gan_eval_reports_usefulness_per_class(evaluated, demo_ds, tiny_judge_ru
     assert set(saved["usefulness"]) == set(classes)
     for c, u in saved["usefulness"].items():
         assert u["assignment"] == judge["sample_assignment"][c] and u["cas_ratio"] == cas["per_class"][c]["ratio"]
+        spread = saved["spread"]["per_class"][c]
+        assert u["brightness_ratio"] == pytest.approx(spread["brightness_std"] / spread["real_brightness_std"])
+        assert spread["real_pairwise"] > 0 and spread["pairwise"] >= 0
 
 
 def test_gan_eval_cas_never_reads_test(evaluated, demo_ds, tiny_judge_run, empty_hub, tmp_path):
