@@ -138,7 +138,7 @@ BUDGETS: dict[str, Budget] = {
         workers=6,
         about="the real experiment on a GPU: full models, 40 epochs, early stopping",
     ),
-    # scripts/gpu_experiment.sh: 2 models × 3 conditions × 2 seeds on one GPU: 12 epochs of 4,096 images
+    # ResNet18 and ResEmoteNet on one GPU: 12 epochs of 4,096 images
     # (49k images a run, the same on every GPU; it replaced a cap of 15 s a run).
     "gpu-small": Budget(
         "gpu-small",
@@ -149,7 +149,7 @@ BUDGETS: dict[str, Budget] = {
         lr=2e-3,
         widths={"resemotenet": 0.5},
         workers=6,
-        about="scripts/gpu_experiment.sh on one GPU: 12 epochs of 4,096 images",
+        about="ResNet18 and ResEmoteNet on one GPU: 12 epochs of 4,096 images",
     ),
 }
 

@@ -1,81 +1,97 @@
 #!/usr/bin/env bash
-# The real experiment on FER2013 on one GPU, in about 8 minutes of an H100:
-#   prepare (from a packed cache that travels with the checkout) → gan-train → gan-eval → rebalance
-#   → compare (ResNet18 and ResEmoteNet; baseline vs GAN-rebalanced vs class-weighted).
-# It prints images/s of each stage and the final table.
+# The FER2013 experiments on one GPU, every budget in steps or images seen (never minutes):
+#   prepare (from a packed cache that travels with the checkout)
+#   → gan-train: the default recipe, 6,000 steps, best checkpoint on validation (issue 12)
+#   → gan-train: the issue-13 variants (colour p, ADA, LeCam, transitional conditioning), same steps
+#   → gan-eval of each (500 samples per class)
+#   → compare --budget cpu on the GPU: screening on validation (1 seed), then the final grid on test (3 seeds)
+# Each stage has its own time limit (the device lends minutes): what finished is kept and reported.
 #
 # Make the packed cache once, where the data is (43 MB, git-ignored), and fetch pytorch-fid's wheel:
 #   augment prepare ../shared/data/fer2013 --out .gpucache/fer2013-packed.npz --packed
 #   pip download --no-deps --only-binary=:all: -d .whl pytorch-fid==0.3.0
-# With the device tool: run(command="scripts/gpu_experiment.sh", carry=[".gpucache", ".whl"]).
 # Then, on the GPU machine, from the checkout:
 #   scripts/gpu_experiment.sh [.gpucache/fer2013-packed.npz] [OUT]
-# Knobs (environment): DEVICE (cuda), GAN_MINUTES (3), GAN_STEPS (20000), SEEDS (2), BUDGET (gpu-small),
-# PY (python3). On a machine without the package installed it runs from the checkout (PYTHONPATH=.).
-set -euo pipefail
+# Knobs (environment): DEVICE (cuda), GAN_STEPS (6000), VARIANTS (all four; '' = none), SEEDS (3),
+# STAGE_S (seconds per stage, 150), PY (python3). Without the package installed it runs from the checkout.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${1:-.gpucache/fer2013-packed.npz}
 OUT=${2:-${OUT:-gpu-experiment}}
 PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
-GAN_MINUTES=${GAN_MINUTES:-3}
-GAN_STEPS=${GAN_STEPS:-20000}
-SEEDS=${SEEDS:-2}
-BUDGET=${BUDGET:-gpu-small}
+GAN_STEPS=${GAN_STEPS:-6000}
+SEEDS=${SEEDS:-3}
+STAGE_S=${STAGE_S:-150}
+VARIANTS=${VARIANTS-"colorp:--color-p 0.5 ada:--ada-target 0.6 lecam:--lecam-weight 0.3 ramp:--cond-ramp 2000"}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 A="$PY -m augment"
 mkdir -p "$OUT"
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
+limit() { timeout "$STAGE_S" "$@" || stamp "stopped or failed (status $?): $*"; }
 
 if ! $PY -c "import pytorch_fid" 2>/dev/null; then  # the GPU image lacks it; carry the wheel in .whl/
   if ls .whl/pytorch_fid-*.whl >/dev/null 2>&1; then
     $PY -m pip install -q --no-index --no-deps --target /tmp/augment-site .whl/pytorch_fid-*.whl
     export PYTHONPATH="$PYTHONPATH:/tmp/augment-site"
-  else
-    echo "pytorch-fid is missing: pip download --no-deps -d .whl pytorch-fid==0.3.0 (here), then carry .whl" >&2
-    exit 2
   fi
 fi
-$PY - <<'PY'
-import torch
-print("torch", torch.__version__, "| cuda", torch.cuda.is_available(),
-      torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")
-PY
+$PY -c "import torch; print('torch', torch.__version__, '| cuda', torch.cuda.is_available(),
+      torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
 stamp "prepare"
 [ -f "$OUT/fer2013.npz" ] || $A prepare "$CACHE" --out "$OUT/fer2013.npz"
-$A inspect "$OUT/fer2013.npz" --plot "$OUT/class_distribution.png" | tail -n 25
 
-stamp "gan-train (full recipe, bf16, up to $GAN_MINUTES min)"
-$A gan-train "$OUT/fer2013.npz" --out "$OUT/gan" --steps "$GAN_STEPS" --batch-size 128 --g-width 48 --d-width 48 \
-  --max-minutes "$GAN_MINUTES" --sample-every 2000 --checkpoint-every 1000 --device "$DEVICE"
+stamp "gan-train default recipe, $GAN_STEPS steps (its grading judge is trained first and shared)"
+limit $A gan-train "$OUT/fer2013.npz" --out "$OUT/gan" --steps "$GAN_STEPS" --device "$DEVICE" --sample-every 1000
+for v in $VARIANTS; do
+  name=${v%%:*}; opts=${v#*:}
+  stamp "gan-train variant $name ($opts)"
+  # shellcheck disable=SC2086
+  limit $A gan-train "$OUT/fer2013.npz" --out "$OUT/gan-$name" --steps "$GAN_STEPS" --device "$DEVICE" \
+    --sample-every 1000 --judge "$OUT/gan/judge-grading" $opts
+done
+for run in "$OUT"/gan "$OUT"/gan-*; do
+  [ -f "$run/checkpoint.pt" ] || continue
+  stamp "gan-eval $run"
+  limit $A gan-eval "$run" "$OUT/fer2013.npz" --per-class 500 --judge "$OUT/gan/judge-grading" --device "$DEVICE" \
+    | tail -n 30
+done
 
-stamp "gan-eval (judge: a ResNet18 trained on the real training images)"
-$A gan-eval "$OUT/gan" "$OUT/fer2013.npz" --per-class 500 --device "$DEVICE"
-
-stamp "rebalance (target max, judge filter p >= 0.3, near-copies dropped)"
-# A generator too weak for the filter should not cost the comparison: report it and go on.
-$A rebalance "$OUT/fer2013.npz" --generator "$OUT/gan" --out "$OUT/rebalanced" --target max --device "$DEVICE" \
-  --overwrite | tail -n 20 || stamp "rebalance failed (above); the comparison still runs"
-
-stamp "compare (budget $BUDGET, $SEEDS seeds)"
-$A compare "$OUT/fer2013.npz" --generator "$OUT/gan" --out "$OUT/report" --models resnet18,resemotenet \
-  --conditions baseline,gan,weighted --seeds "$SEEDS" --budget "$BUDGET" --device "$DEVICE"
+CLASSIC=baseline,oversample,weighted,refit
+SYNTH=gan,gan-cap0.25,gan-cap0.5,gan-cap1,gan-cap2,gan-w,gan+oversample,gan-refit
+stamp "compare screening on validation (budget cpu, 1 seed)"
+limit $A compare "$OUT/fer2013.npz" --generator "$OUT/gan" --out "$OUT/screen" --budget cpu --eval-split val \
+  --conditions "$CLASSIC,$SYNTH" --seeds 1 --device "$DEVICE"
+stamp "compare final grid on test (budget cpu, $SEEDS seeds; the synthetic strategies are the screening's best two)"
+BEST2=$($PY - "$OUT/screen/results.json" <<'PY'
+import json, sys
+try:
+    runs = json.load(open(sys.argv[1]))["runs"]
+except (OSError, KeyError, ValueError):
+    runs = []
+scores = sorted(((r["macro_f1"], r["condition"]) for r in runs if r["condition"].startswith("gan")), reverse=True)
+print(",".join(c for _, c in scores[:2]) or "gan-cap0.5,gan-refit")
+PY
+)
+limit $A compare "$OUT/fer2013.npz" --generator "$OUT/gan" --out "$OUT/final" --budget cpu \
+  --conditions "$CLASSIC,$BEST2" --seeds "$SEEDS" --device "$DEVICE"
 
 stamp "throughput"
 $PY - "$OUT" <<'PY'
 import json, sys
 from pathlib import Path
 out = Path(sys.argv[1])
-log = out / "gan" / "metrics.jsonl"
-gan = [json.loads(l) for l in log.read_text().splitlines() if l.strip()] if log.is_file() else []
-if gan:
-    print(f"gan-train: {gan[-1]['step']} steps, last logged {gan[-1]['images_per_s']:,.0f} images/s")
-for s in sorted((out / "report" / "runs").glob("*/*/seed*/summary.json")):
+for log in sorted(out.glob("gan*/metrics.jsonl")):
+    rows = [json.loads(l) for l in log.read_text().splitlines() if l.strip()]
+    steps = [r for r in rows if "images_per_s" in r]
+    if steps:
+        print(f"{log.parent.name}: {steps[-1]['step']} steps, last logged {steps[-1]['images_per_s']:,.0f} images/s")
+for s in sorted(out.glob("*/runs/*/*/seed*/summary.json")):
     r = json.loads(s.read_text())
-    print(f"train {s.parent.relative_to(out / 'report' / 'runs')}: {r['images_per_s']:,.0f} images/s, "
-          f"{r['epochs_done']} epochs in {r['seconds']:.0f} s")
+    print(f"train {s.parent.relative_to(out)}: {r['images_per_s']:,.0f} images/s, {r['seconds']:.0f} s")
 PY
-stamp "final table"
-sed -n '/^## Verdict/,/^## Pictures/p' "$OUT/report/REPORT.md"
-stamp "done: $OUT/report/REPORT.md"
+for report in "$OUT/screen" "$OUT/final"; do
+  [ -f "$report/REPORT.md" ] && { stamp "table: $report"; sed -n '/^## Verdict/,/^## Pictures/p' "$report/REPORT.md"; }
+done
+stamp "done"
