@@ -418,7 +418,11 @@ def save_samples(st: GanState) -> None:
 
 # --------------------------------------------------------------------------- best checkpoint
 def selection_due(cfg: GanConfig, step: int) -> bool:
-    return cfg.select_every > 0 and step > 0 and step % cfg.select_every == 0
+    """Every ``select_every`` steps, and at the last step, so the end of training is always a candidate
+    (a run shorter than ``select_every`` steps selects nothing)."""
+    if cfg.select_every <= 0 or step <= 0 or cfg.select_every > cfg.steps:
+        return False
+    return step % cfg.select_every == 0 or step == cfg.steps
 
 
 def prepare_selection(st: GanState, data: FaceDataset, val: FaceDataset, progress: bool) -> None:

@@ -223,6 +223,16 @@ def test_selection_keeps_the_best_checkpoint_and_logs_it(selected_run, demo_ds, 
     assert all(torch.equal(v, state["g_ema"][k]) for k, v in g_best.state_dict().items())
 
 
+def test_selection_also_scores_the_last_step():
+    from gan.train import selection_due
+
+    cfg = GanConfig(steps=900, select_every=500)
+    assert [s for s in range(1, 901) if selection_due(cfg, s)] == [500, 900]
+    assert [s for s in range(1, 1001) if selection_due(GanConfig(steps=1000, select_every=500), s)] == [500, 1000]
+    assert not any(selection_due(GanConfig(steps=400, select_every=500), s) for s in range(1, 401))
+    assert not any(selection_due(GanConfig(steps=900, select_every=0), s) for s in range(1, 901))
+
+
 def test_selection_resumes_with_its_best_score(selected_run, demo_ds, tiny_judge_run, tmp_path):
     from gan.train import train_gan
 
