@@ -222,6 +222,7 @@ class RunState:
             return "before the first checkpoint"
         epoch, batch = self.saved
         return f"after epoch {epoch}" if batch == 0 else f"in epoch {epoch + 1} after batch {batch}"
+
     refit_checkpoint: dict[str, Any] | None = None  # the main stage is over: the refit resumes from this
 
 
