@@ -124,7 +124,6 @@ BUDGETS: dict[str, Budget] = {
         widths={"fer-cnn": 0.5},
         sizes={"fer-cnn": 32},
         lr=3e-3,
-        workers=1,
         models=("fer-cnn",),
         train={"weight_decay": 5e-4, "schedule": "onecycle"},
         about="the embedded demo faces: fer-cnn on 32 px faces, 12 epochs of 1,024 images",
