@@ -97,8 +97,11 @@ BUDGETS: dict[str, Budget] = {
         about="fits 45 min on 2 CPU cores: short epochs, narrower models",
     ),
     # A classifier trained far enough to matter (issue 11): fer-cnn at half width on 48 px grayscale faces,
-    # AdamW (wd 5e-4), one-cycle peaking at 3e-3, batch 128, flips and small affine shifts. Images seen per
-    # run: `epochs` full epochs of the train split. PROVISIONAL: the lead sets `epochs` from a measurement.
+    # AdamW (wd 5e-4), one-cycle peaking at 3e-3, batch 128, flips and small affine shifts; 10 full epochs of
+    # the train split (258k images seen on FER2013). Measured on FER2013 (seed 0, 2026-11-28): accuracy
+    # 0.614 and macro-F1 0.531 on the deduplicated test set (best epoch 9 on validation). One epoch took
+    # 62 s (462 images/s, 2 threads, idle) where the PyTorch DCGAN example ran at 86 images/s: a run is
+    # about 10 minutes there, about 9 where that example runs at 100 images/s.
     "cpu": Budget(
         "cpu",
         epochs=10,
