@@ -75,6 +75,11 @@ def _demo_gan_eval(ds, gan_dir: Path, judge_dir: Path, dev: str) -> None:
     ev = evaluate_gan(gan_dir, ds, judge_dir=judge_dir, per_class=100, device=dev)
     assign = ev["judge"]["sample_assignment"]
     console.print("judge assigns samples to their class: " + ", ".join(f"{c} {v:.2f}" for c, v in assign.items()))
+    spread = ev["spread"]["per_class"]
+    console.print(
+        "variety (mean pairwise distance, samples over real faces; near 0 is collapse): "
+        + ", ".join(f"{c} {v['pairwise_ratio']:.2f}" for c, v in spread.items() if v["pairwise_ratio"] is not None)
+    )
 
 
 def _demo_rebalance(ds, gan_dir: Path, out: Path, min_prob: float, dev: str) -> None:
@@ -85,7 +90,7 @@ def _demo_rebalance(ds, gan_dir: Path, out: Path, min_prob: float, dev: str) -> 
 
     console.rule("4/5 rebalance")
     if min_prob <= 0:
-        console.print("judge filter off for the demo's 2-minute generator (near-copies are still dropped)")
+        console.print("judge filter off for the demo's short-trained generator (near-copies are still dropped)")
     plan = plan_rebalance(ds.counts("train"), "max", None, 1.0)
     judge = get_judge(ds, gan_dir, None, dev) if min_prob > 0 else None
     rb = run_rebalance(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def test_demo_end_to_end_with_tiny_budgets(tmp_path: Path, monkeypatch) -> None:
     ):
         assert (out / picture).is_file(), picture
     assert list((out / "gan" / "samples").glob("step_*.png"))
+    gan_config = json.loads((out / "gan" / "config.json").read_text())
+    assert gan_config["color_p"] == inspect.signature(run_demo).parameters["color_p"].default == 0.5
     manifest = (out / "rebalanced" / "manifest.csv").read_text().splitlines()
     assert any(",synthetic," in row for row in manifest)
     assert {r["condition"] for r in result["summary"]["runs"]} == {"baseline", "gan", "oversample", "weighted"}
