@@ -43,9 +43,7 @@ def _demo_judge(ds, out: Path, device: str) -> Path:
     return judge_dir
 
 
-def _demo_gan(
-    ds, gan_dir: Path, judge_dir: Path, gan_steps: int, gan_width: int, color_p: float, device: str
-) -> None:
+def _demo_gan(ds, gan_dir: Path, judge_dir: Path, gan_steps: int, gan_width: int, color_p: float, device: str) -> None:
     """Step 2: the "full" GAN recipe at the demo's width and colour probability, sized to the demo faces
     (resumes)."""
     from gan.config import recipe_config
