@@ -948,8 +948,9 @@ def compare_cmd(
     generator: Annotated[
         Path | None,
         typer.Option(
-            help="A gan-train run folder: the GAN conditions need one. Without it only the real-only conditions run, "
-            "and a later call with it adds the GAN conditions to the same --out."
+            help="A gan-train run folder: the GAN conditions need one. Without it the default --conditions shrink to "
+            "the real-only ones (listing a GAN condition is refused), and a later call with a generator adds the GAN "
+            "conditions to the same --out."
         ),
     ] = None,
     models: Annotated[
@@ -996,12 +997,15 @@ def compare_cmd(
     checkpoint: CheckpointOpt = _COMPARE.checkpoint,
 ) -> None:
     """Train classifiers with and without synthetic data (and classical fixes); test on real images."""
-    from augment.compare import CompareSpec, budget_models, run_compare
+    from augment.compare import CompareSpec, budget_models, real_only, run_compare
     from augment.core.labels import resolve_classes
 
     check_checkpoint(checkpoint)
     ds = _load(data, fmt, None, None, None)
     cond_list = [c.strip() for c in conditions.split(",") if c.strip()]
+    if generator is None and conditions == ",".join(DEFAULT_CONDITIONS):
+        cond_list = real_only(cond_list)
+        out.print(f"no --generator: running the real-only conditions ({', '.join(cond_list)})")
     if sweep:
         cond_list += [c for c in ("gan25", "gan50") if c not in cond_list]
     if "baseline" not in cond_list:

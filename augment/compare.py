@@ -44,7 +44,7 @@ from augment.core.progress import console
 from augment.core.splits import ensure_val_split
 from augment.plan import ClassPlan, capped, plan_rebalance, share
 from augment.rebalance import QualityFilter
-from gan.config import DEFAULT_CHECKPOINT
+from gan.config import DEFAULT_CHECKPOINT, GanConfig
 
 DEFAULT_CONDITIONS = ("baseline", "gan", "oversample", "weighted")
 DEFAULT_MODELS = ("resnet18", "resemotenet")  # compare's models when the budget names none
@@ -296,6 +296,11 @@ def recipe(cond: str, spec: CompareSpec) -> Recipe:
     return recipes[cond]
 
 
+def real_only(conditions: list[str]) -> list[str]:
+    """The conditions that use no GAN faces (what compare can run without a generator)."""
+    return [c for c in conditions if not recipe(c, CompareSpec(models=[], conditions=[], seeds=1)).synthetic]
+
+
 def describe(r: Recipe) -> str:
     """A recipe in words (REPORT.md's setup section, results.json)."""
     parts = []
@@ -435,7 +440,8 @@ def prepare_data(data: FaceDataset, spec: CompareSpec) -> CompareData:
     real = data.subset(~data.synthetic)
     if spec.eval_split == "test":
         scored, n_dup = clean_test(real)
-    trainval = ensure_val_split(real.subset(real.splits != "test"), 0.1, seed=0)
+    # carved as gan-train carves its validation split (gan.validation.real_splits) at its default fraction
+    trainval = ensure_val_split(real.subset(real.splits != "test"), GanConfig.val_fraction, seed=0)
     if spec.eval_split == "val":
         scored, n_dup = clean_split(trainval, "val")
     train, val = trainval.split("train"), trainval.split("val")

@@ -220,12 +220,16 @@ def _scored_line(summary: dict[str, Any]) -> str:
             "a training image. The test split is never used: these figures choose strategies, and only the final "
             "grid is scored on test. Each run also picks its best epoch on this split, which favours no condition."
         )
+    generator = (
+        " (carved as gan-train carves the split it holds out: a generator trained at the default --val-fraction "
+        "never saw these validation faces, nor the test faces)"
+        if summary.get("generator_run")
+        else ""
+    )
     return (
         f"- Scored on: test, the real test split only, {summary['test_images']:,} images after removing "
         f"{summary['test_duplicates_removed']:,} that duplicate a training image. No synthetic image is ever in "
-        "validation or test; validation is real and carved from train before synthesis (the same split gan-train "
-        "holds out at its default --val-fraction, so the generator never saw these validation faces nor the test "
-        "faces)."
+        f"validation or test; validation is real and carved from train before synthesis{generator}."
     )
 
 

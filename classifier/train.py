@@ -274,7 +274,8 @@ def setup(data: FaceDataset, run_dir: Path, cfg: TrainConfig, progress: bool) ->
     train, val = prepare_splits(data, cfg)
     classes = list(train.classes)
     val = val.remap_to(classes) if val.classes != classes else val
-    folder = open_run(run_dir, _run_config(data, cfg, train, val), "classifier", TrainConfig.RESUMABLE)
+    run_config = _run_config(data, cfg, train, val)
+    folder = open_run(run_dir, run_config, "classifier", TrainConfig.RESUMABLE, defaults=TrainConfig().to_dict())
     seed_everything(cfg.seed)
     kwargs = model_kwargs(cfg, len(classes), train.channels, train.size)
     verbose = dist_info.main and progress

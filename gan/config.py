@@ -23,6 +23,7 @@ def check_checkpoint(choice: str) -> None:
 DEFAULT_CHECKPOINT = "best"
 EVAL_PER_CLASS = 200  # samples per class gan-eval scores (and rebalance's CAS when it measures one)
 ADA_IMAGES = 100_000  # real images over which ADA can move the colour probability from 0 to 1
+ADA_INTERVAL = 4  # steps between ADA's adjustments of the colour probability
 EVAL_SEED = 12345  # gan-eval's sample seed; GanConfig.select_seed is selection's, and they must differ
 
 
@@ -50,8 +51,8 @@ class GanConfig:
     # Share of real and fake faces that get the colour ops (brightness, saturation, contrast); below about 0.8
     # they no longer leak into G (ADA). With ada_target > 0 this is only where p starts.
     color_p: float = 1.0
-    # ADA's overfitting heuristic (Karras et al. 2020): every 4 steps p moves toward keeping E[sign D(real)]
-    # at this target (ADA used 0.6), able to cross 0 to 1 in ADA_IMAGES real images; 0 = fixed p.
+    # ADA's overfitting heuristic (Karras et al. 2020): every ADA_INTERVAL steps p moves toward keeping
+    # E[sign D(real)] at this target (ADA used 0.6), able to cross 0 to 1 in ADA_IMAGES real images; 0 = fixed p.
     ada_target: float = 0.0
     # LeCam regularisation of D (Tseng et al. 2021, for GANs on limited data): weight of the pull of D's real
     # and fake outputs toward the moving averages of the other; 0 = off (they used 0.3 beside DiffAugment).
@@ -111,9 +112,22 @@ class GanConfig:
         from gan.diffaugment import parse_policy
 
         try:
-            parse_policy(self.diffaugment)
+            policy = parse_policy(self.diffaugment)
         except ValueError as e:
             raise UserError(f"--diffaugment {self.diffaugment}: {e}") from e
+        self._check_no_op_options(policy)
+
+    def _check_no_op_options(self, policy: list[str]) -> None:
+        """Refuse an option that would silently do nothing with the other settings."""
+        for name, value, off in (("color_p", self.color_p, 1.0), ("ada_target", self.ada_target, 0.0)):
+            if value != off and "color" not in policy:
+                flag = "--" + name.replace("_", "-")
+                raise UserError(f"{flag} {value:g} acts on DiffAugment's colour ops: add color to --diffaugment")
+        if self.cond_ramp > 0 and self.conditioning == "concat" and self.aux_weight <= 0:
+            raise UserError(
+                f"--cond-ramp {self.cond_ramp} ramps D's projection and AC-GAN terms: with --conditioning concat and "
+                "no --aux-weight there is nothing to ramp"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -127,7 +127,8 @@ def diff_augment(
 
 
 def _sometimes(x: Tensor, generator: _Gen, p: float, ops: list[Callable[[Tensor, _Gen], Tensor]]) -> Tensor:
-    """``ops`` applied to a random share ``p`` of the samples (all draws made, so the stream stays aligned)."""
+    """``ops`` applied to a random share ``p`` of the samples (for p > 0 every op draws for every sample, so
+    the random stream does not depend on which samples were chosen)."""
     if p <= 0:
         return x
     chosen = _rand(x, generator) < p

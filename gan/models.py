@@ -243,7 +243,7 @@ class Discriminator(nn.Module):
         ``cond_scale`` in [0, 1] weighs the projection term (transitional conditioning ramps it in)."""
         h = self.hidden(x, y)
         logit = self.fc(h).squeeze(1)
-        if self.embed is not None and cond_scale > 0:
+        if self.embed is not None:  # computed at scale 0 too: DDP expects every parameter in the graph
             logit = logit + cond_scale * (self.embed(y) * h).sum(dim=1)
         cls = self.cls(h) if self.cls is not None else None
         return logit, cls

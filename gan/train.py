@@ -39,7 +39,7 @@ from augment.core.runtime import (
     seed_everything,
     step_generator,
 )
-from gan.config import ADA_IMAGES, GanConfig
+from gan.config import ADA_IMAGES, ADA_INTERVAL, GanConfig
 from gan.diffaugment import diff_augment
 from gan.models import Discriminator, Generator
 from gan.plots import plot_losses, plot_selection
@@ -128,11 +128,14 @@ def d_loss_fake(kind: str, fake: torch.Tensor) -> torch.Tensor:
     return F.relu(1.0 + fake).mean() if kind == "hinge" else F.softplus(fake).mean()
 
 
-def aux_loss(class_logits: torch.Tensor | None, labels: torch.Tensor, weight: float) -> torch.Tensor | float:
-    """The AC-GAN term: D's class head on real images (D step) or on fakes (G step)."""
+def aux_loss(
+    class_logits: torch.Tensor | None, labels: torch.Tensor, weight: float, scale: float = 1.0
+) -> torch.Tensor | float:
+    """The AC-GAN term: D's class head on real images (D step) or on fakes (G step), × ``scale`` (the
+    transitional ramp; at 0 the term stays in the graph, so DDP sees the head's parameters used)."""
     if class_logits is None or weight <= 0:
         return 0.0
-    return weight * F.cross_entropy(class_logits.float(), labels)
+    return scale * weight * F.cross_entropy(class_logits.float(), labels)
 
 
 def g_loss_fn(kind: str, fake: torch.Tensor) -> torch.Tensor:
@@ -268,19 +271,28 @@ def _augment(st: GanState, x: torch.Tensor, gen: torch.Generator | None) -> torc
     return diff_augment(x, st.cfg.diffaugment, generator=gen, color_p=st.color_p) if st.cfg.diffaugment else x
 
 
-def lecam_loss(st: GanState, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | float:
+def lecam_loss(
+    st: GanState, real: torch.Tensor | None = None, fake: torch.Tensor | None = None
+) -> torch.Tensor | float:
     """LeCam regularisation (Tseng et al. 2021): D's outputs on real faces are pulled no higher than the
-    moving average of its fake outputs, and fake outputs no lower than that of its real ones."""
+    moving average of its fake outputs, and fake outputs no lower than that of its real ones. Either half
+    alone when only its logits are given (the BatchNorm D's separate real and fake passes)."""
     if st.cfg.lecam_weight <= 0:
         return 0.0
     ema_real, ema_fake = st.lecam_ema
-    reg = F.relu(real - ema_fake).pow(2).mean() + F.relu(ema_real - fake).pow(2).mean()
+    reg: torch.Tensor | float = 0.0
+    if real is not None:
+        reg = reg + F.relu(real - ema_fake).pow(2).mean()
+    if fake is not None:
+        reg = reg + F.relu(ema_real - fake).pow(2).mean()
     return st.cfg.lecam_weight * reg
 
 
 def update_lecam(st: GanState, real_mean: torch.Tensor, fake_mean: torch.Tensor, decay: float = 0.99) -> None:
+    """The moving averages of D's real and fake outputs, over every rank's slice (the same on all ranks,
+    whatever their number)."""
     if st.cfg.lecam_weight > 0:
-        r, f = float(real_mean.detach()), float(fake_mean.detach())
+        r, f = all_ranks_mean(st.dist, real_mean.detach()), all_ranks_mean(st.dist, fake_mean.detach())
         st.lecam_ema = [decay * st.lecam_ema[0] + (1 - decay) * r, decay * st.lecam_ema[1] + (1 - decay) * f]
 
 
@@ -293,12 +305,12 @@ def _d_backward_separate(
     cfg, scale = st.cfg, st.cond_scale
     with st.autocast():
         logits_r, aux = st.d_train(real, y_real, scale)
-    loss_r = d_loss_real(cfg.loss, logits_r.float()) + aux_loss(aux, y_real, cfg.aux_weight * scale)
-    loss_r.backward()
+    loss_r = d_loss_real(cfg.loss, logits_r.float()) + aux_loss(aux, y_real, cfg.aux_weight, scale)
+    (loss_r + lecam_loss(st, real=logits_r.float())).backward()
     with st.autocast():
         logits_f, _ = st.d_train(fake, y_fake, scale)
     loss_f = d_loss_fake(cfg.loss, logits_f.float())
-    (loss_f + lecam_loss(st, logits_r.detach().float(), logits_f.float())).backward()
+    (loss_f + lecam_loss(st, fake=logits_f.float())).backward()
     return loss_r + loss_f, logits_r.float(), logits_f.float()
 
 
@@ -315,7 +327,7 @@ def _d_backward_joint(
     loss = (
         d_loss_real(cfg.loss, logits[:n])
         + d_loss_fake(cfg.loss, logits[n:])
-        + aux_loss(aux_real, y_real, cfg.aux_weight * scale)
+        + aux_loss(aux_real, y_real, cfg.aux_weight, scale)
     )
     (loss + lecam_loss(st, logits[:n], logits[n:])).backward()
     return loss, logits[:n], logits[n:]
@@ -345,7 +357,7 @@ def g_step(st: GanState) -> torch.Tensor:
         x_fake = st.g_train(z, y_fake)
         fake = _augment(st, x_fake.float(), step_generator(cfg.seed, st.step, 20))
         logits_f, aux_f = _unwrap(st.d_train)(fake, y_fake, st.cond_scale)
-    loss = g_loss_fn(cfg.loss, logits_f.float()) + aux_loss(aux_f, y_fake, cfg.aux_weight * st.cond_scale)
+    loss = g_loss_fn(cfg.loss, logits_f.float()) + aux_loss(aux_f, y_fake, cfg.aux_weight, st.cond_scale)
     st.opt_g.zero_grad(set_to_none=True)
     loss.backward()
     st.opt_g.step()
@@ -362,9 +374,6 @@ def ema_step(st: GanState) -> None:
         update_ema(st.g_ema, st.g, ema_decay(st.cfg, st.step))
 
 
-ADA_INTERVAL = 4  # steps between ADA's adjustments of the colour probability
-
-
 def ada_step(st: GanState, d_sign: torch.Tensor) -> None:
     """ADA's heuristic: every ADA_INTERVAL steps, raise the colour probability when D is too sure of the
     real faces (E[sign D(real)] above ``ada_target``: overfitting) and lower it otherwise (all ranks agree)."""
@@ -374,8 +383,8 @@ def ada_step(st: GanState, d_sign: torch.Tensor) -> None:
     st.ada_signs.append(float(all_ranks_mean(st.dist, d_sign.detach())))
     if len(st.ada_signs) >= ADA_INTERVAL:
         r_t = sum(st.ada_signs) / len(st.ada_signs)
-        move = math.copysign(cfg.batch_size * len(st.ada_signs) / ADA_IMAGES, r_t - cfg.ada_target)
-        st.color_p = min(1.0, max(0.0, st.color_p + move))
+        step = cfg.batch_size * len(st.ada_signs) / ADA_IMAGES
+        st.color_p = min(1.0, max(0.0, st.color_p + float(np.sign(r_t - cfg.ada_target)) * step))
         st.ada_signs = []
 
 
@@ -419,7 +428,8 @@ def save_samples(st: GanState) -> None:
 # --------------------------------------------------------------------------- best checkpoint
 def selection_due(cfg: GanConfig, step: int) -> bool:
     """Every ``select_every`` steps, and at the last step, so the end of training is always a candidate
-    (a run shorter than ``select_every`` steps selects nothing)."""
+    (a run shorter than ``select_every`` steps selects nothing). A run later extended with a larger
+    ``--steps`` keeps the score of its old last step: its best.pt may differ from an uninterrupted run's."""
     if cfg.select_every <= 0 or step <= 0 or cfg.select_every > cfg.steps:
         return False
     return step % cfg.select_every == 0 or step == cfg.steps
@@ -593,7 +603,7 @@ def setup(data: FaceDataset, run_dir: Path, cfg: GanConfig, progress: bool) -> G
         "val_counts": val.counts(),
         "val_fingerprint": val_fingerprint(val),
     }
-    folder = open_run(run_dir, config, "gan", GanConfig.RESUMABLE)
+    folder = open_run(run_dir, config, "gan", GanConfig.RESUMABLE, defaults=GanConfig().to_dict())
     st = new_state(cfg, train, dist, device, run_dir, folder.config)
     if folder.resuming:
         resume(st, progress)
@@ -640,9 +650,10 @@ def train_loop(st: GanState, log: RunLog, progress: bool) -> None:
             save_state(st)
         if st.step % cfg.sample_every == 0:
             save_samples(st)
-        if selection_due(cfg, st.step):
-            select_step(st)
-        if out_of_time(st, log, progress):
+        stop = out_of_time(st, log, progress)
+        if selection_due(cfg, st.step) or (stop and st.judge is not None):
+            select_step(st)  # a run stopped by --max-minutes is scored where it stopped
+        if stop:
             break
 
 

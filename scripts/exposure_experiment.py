@@ -24,7 +24,7 @@ from augment.core.atomic import write_json  # noqa: E402
 from augment.core.readers import load_dataset  # noqa: E402
 from classifier.judge import get_judge, judge_probabilities  # noqa: E402
 from gan.cas import classification_accuracy_score  # noqa: E402
-from gan.config import EVAL_SEED, CasConfig  # noqa: E402
+from gan.config import EVAL_SEED, CasConfig, check_checkpoint  # noqa: E402
 from gan.evaluate import eval_splits  # noqa: E402
 from gan.metrics import exposure_and_spread, judge_assignment, kernel_inception_distance  # noqa: E402
 from gan.sample import generate_images, load_generator  # noqa: E402
@@ -54,6 +54,8 @@ def score(samples, labels, train, val, judge, classes, device, seed) -> dict:
     f_s, f_v = judge_features(judge, samples, device), judge_features(judge, val.images, device)
     f_t = judge_features(judge, train.images, device)
     cas = classification_accuracy_score(samples, labels, train, val, CasConfig(), device)
+    if cas is None:
+        raise SystemExit("the data has no validation faces of the generator's classes: CAS cannot be measured")
     pr = per_class_precision_recall(f_v, val.labels, f_s, labels, classes)
     spread = exposure_and_spread(samples, labels, train.images, train.labels, classes)
     per_class = {}
@@ -82,23 +84,25 @@ def main() -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("data")
     ap.add_argument("--per-class", type=int, default=500)
-    ap.add_argument("--checkpoint", default="best")
+    ap.add_argument("--checkpoint", default="best", help="best or last")
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
+    check_checkpoint(a.checkpoint)
     data = load_dataset(a.data)
-    g, meta = load_generator(a.run, checkpoint=a.checkpoint)
+    g, meta = load_generator(a.run, checkpoint=a.checkpoint, device=a.device)
     classes = meta["classes"]
     train, val, notes = eval_splits(data, meta, g)
-    judge = get_judge(data, a.run, None, "cpu", True, kind="grading")
+    judge = get_judge(data, a.run, None, a.device, True, kind="grading")
     labels = np.repeat(np.arange(len(classes)), a.per_class)
     results = {"run": str(a.run), "checkpoint": meta["checkpoint"], "step": meta["step"], "notes": notes, "seeds": {}}
     for i in range(a.seeds):
         seed = EVAL_SEED + i
-        drawn = generate_images(g, labels, seed=seed, device="cpu")
+        drawn = generate_images(g, labels, seed=seed, device=a.device)
         variants = {"free": drawn, "match": match_exposure(drawn, labels, train.images, train.labels, seed)}
         results["seeds"][seed] = {
-            v: score(x, labels, train, val, judge, classes, "cpu", seed) for v, x in variants.items()
+            v: score(x, labels, train, val, judge, classes, a.device, seed) for v, x in variants.items()
         }
         for v, r in results["seeds"][seed].items():
             mean_assign = np.mean([p["assignment"] for p in r["per_class"].values()])

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What the device tool runs: scripts/gpu_experiment.sh under a hard time limit, then what is worth bringing
-# back (few files: the small ones packed in one tarball). Usage, from the checkout:
-#   run(command="LIMIT_S=560 STAGE_S=150 scripts/gpu_device_run.sh", carry=[".gpucache", ".whl"], timeout_s=590)
+# back (few files: the small ones packed in one tarball). Usage, from the checkout, two calls back to back
+# (the lent machine keeps /tmp only while it stays warm, about 30 s between calls):
+#   run(command="MODE=gan LIMIT_S=560 scripts/gpu_device_run.sh", carry=[".gpucache", ".whl"], timeout_s=590)
+#   run(command="MODE=compare LIMIT_S=560 scripts/gpu_device_run.sh", carry=[".gpucache", ".whl"], timeout_s=590)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BACK=${OUT:-gpu-experiment-back}

@@ -5,15 +5,19 @@
 #   → gan-train: the issue-13 variants (colour p, ADA, LeCam, transitional conditioning), same steps
 #   → gan-eval of each (500 samples per class)
 #   → compare --budget cpu on the GPU: screening on validation (1 seed), then the final grid on test (3 seeds)
-# Each stage has its own time limit (the device lends minutes): what finished is kept and reported.
+# The budgets are steps and images; the device lends minutes, so each stage also has a safety stop: gan-train
+# stops cleanly (checkpoint, and a best-checkpoint score where it stopped) after GAN_MINUTES, other stages are
+# killed after STAGE_S and resume on a rerun. MODE=gan runs the GAN stages, MODE=compare the compare stages,
+# MODE=all both (a 10-minute call fits MODE=gan with two variants; MODE=compare needs its own call).
 #
 # Make the packed cache once, where the data is (43 MB, git-ignored), and fetch pytorch-fid's wheel:
 #   augment prepare ../shared/data/fer2013 --out .gpucache/fer2013-packed.npz --packed
 #   pip download --no-deps --only-binary=:all: -d .whl pytorch-fid==0.3.0
 # Then, on the GPU machine, from the checkout:
 #   scripts/gpu_experiment.sh [.gpucache/fer2013-packed.npz] [OUT]
-# Knobs (environment): DEVICE (cuda), GAN_STEPS (6000), VARIANTS (all four; '' = none), SEEDS (3),
-# STAGE_S (seconds per stage, 150), PY (python3). Without the package installed it runs from the checkout.
+# Knobs (environment): MODE (all), DEVICE (cuda), GAN_STEPS (6000), GAN_MINUTES (2), VARIANTS (colour p and
+# ADA; '' = none), SEEDS (3), STAGE_S (seconds per non-GAN stage, 150), PY (python3). Without the package
+# installed it runs from the checkout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${1:-.gpucache/fer2013-packed.npz}
@@ -23,7 +27,9 @@ DEVICE=${DEVICE:-cuda}
 GAN_STEPS=${GAN_STEPS:-6000}
 SEEDS=${SEEDS:-3}
 STAGE_S=${STAGE_S:-150}
-VARIANTS=${VARIANTS-"colorp:--color-p 0.5 ada:--ada-target 0.6 lecam:--lecam-weight 0.3 ramp:--cond-ramp 2000"}
+MODE=${MODE:-all}
+GAN_MINUTES=${GAN_MINUTES:-2}
+VARIANTS=${VARIANTS-"colorp:--color-p 0.5 ada:--ada-target 0.6"}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 A="$PY -m augment"
 mkdir -p "$OUT"
@@ -42,14 +48,16 @@ $PY -c "import torch; print('torch', torch.__version__, '| cuda', torch.cuda.is_
 stamp "prepare"
 [ -f "$OUT/fer2013.npz" ] || $A prepare "$CACHE" --out "$OUT/fer2013.npz"
 
+if [ "$MODE" != compare ]; then
 stamp "gan-train default recipe, $GAN_STEPS steps (its grading judge is trained first and shared)"
-limit $A gan-train "$OUT/fer2013.npz" --out "$OUT/gan" --steps "$GAN_STEPS" --device "$DEVICE" --sample-every 1000
+$A gan-train "$OUT/fer2013.npz" --out "$OUT/gan" --steps "$GAN_STEPS" --device "$DEVICE" --sample-every 1000 \
+  --max-minutes "$GAN_MINUTES" || stamp "gan-train failed"
 for v in $VARIANTS; do
   name=${v%%:*}; opts=${v#*:}
   stamp "gan-train variant $name ($opts)"
   # shellcheck disable=SC2086
-  limit $A gan-train "$OUT/fer2013.npz" --out "$OUT/gan-$name" --steps "$GAN_STEPS" --device "$DEVICE" \
-    --sample-every 1000 --judge "$OUT/gan/judge-grading" $opts
+  $A gan-train "$OUT/fer2013.npz" --out "$OUT/gan-$name" --steps "$GAN_STEPS" --device "$DEVICE" \
+    --sample-every 1000 --max-minutes "$GAN_MINUTES" --judge "$OUT/gan/judge-grading" $opts || stamp "failed"
 done
 for run in "$OUT"/gan "$OUT"/gan-*; do
   [ -f "$run/checkpoint.pt" ] || continue
@@ -57,6 +65,8 @@ for run in "$OUT"/gan "$OUT"/gan-*; do
   limit $A gan-eval "$run" "$OUT/fer2013.npz" --per-class 500 --judge "$OUT/gan/judge-grading" --device "$DEVICE" \
     | tail -n 30
 done
+fi
+[ "$MODE" = gan ] && { stamp "done (MODE=gan)"; exit 0; }
 
 CLASSIC=baseline,oversample,weighted,refit
 SYNTH=gan,gan-cap0.25,gan-cap0.5,gan-cap1,gan-cap2,gan-w,gan+oversample,gan-refit

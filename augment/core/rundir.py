@@ -38,14 +38,16 @@ class RunFolder:
     old: dict[str, Any] | None  # config.json before this invocation
     resuming: bool  # a checkpoint is there to resume from
     recorded: bool = False  # record_run has written this invocation
+    # What a setting an older config.json lacks was: the default of the code that wrote it (an option added
+    # later defaults to what the code did before it existed).
+    defaults: dict[str, Any] | None = None
 
     def changes(self) -> dict[str, dict[str, Any]]:
         """What this invocation changes in config.json: {key: {"was": old, "now": new}}."""
         if self.old is None:
             return {}
-        return {
-            k: {"was": self.old.get(k), "now": v} for k, v in self.config.items() if k in self.old and self.old[k] != v
-        }
+        old = {**as_json(self.defaults or {}), **self.old}
+        return {k: {"was": old.get(k), "now": v} for k, v in self.config.items() if k in old and old[k] != v}
 
 
 def read_config(run_dir: Path) -> dict[str, Any] | None:
@@ -58,8 +60,15 @@ def read_config(run_dir: Path) -> dict[str, Any] | None:
         raise UserError(f"{path}: unreadable run config ({err}); use a new --out folder") from err
 
 
-def open_run(run_dir: Path, config: dict[str, Any], kind: str, may_change: Sequence[str]) -> RunFolder:
-    """Check that ``run_dir`` can take this run of ``kind``; writes nothing.
+def open_run(
+    run_dir: Path,
+    config: dict[str, Any],
+    kind: str,
+    may_change: Sequence[str],
+    defaults: dict[str, Any] | None = None,
+) -> RunFolder:
+    """Check that ``run_dir`` can take this run of ``kind``; writes nothing. ``defaults``: what a setting
+    the folder's config.json lacks was (an option added since counts as its default, never as a change).
 
     A folder with a checkpoint is a run to resume: only the keys in ``may_change`` (how far to train,
     how often to log and checkpoint, where to run) may differ from its config.json; a learning rate,
@@ -76,7 +85,7 @@ def open_run(run_dir: Path, config: dict[str, Any], kind: str, may_change: Seque
             raise UserError(f"{run_dir} is not empty and holds no {kind} run; choose a new --out folder")
     elif old.get("kind") != kind:
         raise UserError(f"{run_dir} holds a {old.get('kind', 'different')} run, not a {kind} run; use a new --out")
-    folder = RunFolder(run_dir, kind, as_json(config), old, resuming)
+    folder = RunFolder(run_dir, kind, as_json(config), old, resuming, defaults=defaults)
     if resuming:
         refused = {k: d for k, d in folder.changes().items() if k not in may_change}
         if refused:

@@ -828,6 +828,16 @@ def test_compare_cli_takes_the_budgets_models_and_the_condition_options(
     assert code == 0, err
     assert got[-1].models == list(compare.DEFAULT_MODELS) and got[-1].eval_split == "test"
 
+    # without --generator the default conditions shrink to the real-only ones; a named GAN condition stays
+    # (and run_compare refuses it)
+    no_gen = ("compare", demo_dir, "--out", tmp_path / "r2")
+    code, out, err = run_cli(capsys, *no_gen)
+    assert code == 0, err
+    assert got[-1].conditions == ["baseline", "oversample", "weighted"] and "no --generator" in out
+    code, _, err = run_cli(capsys, *no_gen, "--conditions", "baseline,gan")
+    assert code == 0, err
+    assert got[-1].conditions == ["baseline", "gan"]
+
 
 # --------------------------------------------------------------------------- the time left
 def test_the_time_left_is_printed_from_the_durations_of_finished_runs(monkeypatch):

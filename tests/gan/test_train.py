@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -383,11 +384,13 @@ def test_class_subset_and_cli_error(demo_ds, tmp_path, capsys):
         ("ada_target", 1.0, "--ada-target 1"),
         ("lecam_weight", -0.1, "--lecam-weight -0.1"),
         ("cond_ramp", -5, "--cond-ramp -5"),
+        ("color_p", 0.5, "--color-p 0.5 acts on DiffAugment's colour ops"),  # with --diffaugment translation
     ],
 )
 def test_impossible_settings_are_refused_before_anything_is_written(demo_ds, tmp_path, name, value, option):
+    extra = {"diffaugment": "translation"} if "colour ops" in option else {}
     with pytest.raises(UserError) as e:
-        train_gan(demo_ds, tmp_path / "run", tiny_cfg(demo_ds, **{name: value}), progress=False)
+        train_gan(demo_ds, tmp_path / "run", tiny_cfg(demo_ds, **{name: value}, **extra), progress=False)
     assert str(e.value).startswith(option)
     assert not (tmp_path / "run").exists()
 
@@ -441,9 +444,10 @@ def test_cond_ramp_brings_the_class_terms_in_linearly(demo_ds, tmp_path):
 
 def test_new_options_train_log_and_resume_exactly(demo_ds, tmp_path):
     kw = {"color_p": 0.5, "ada_target": 0.6, "lecam_weight": 0.3, "cond_ramp": 4}
-    n = 8
+    n, cut = 10, 6  # the cut falls between two ADA adjustments: the signs gathered so far must carry over
     train_gan(demo_ds, tmp_path / "whole", tiny_cfg(demo_ds, steps=n, **kw), progress=False)
-    train_gan(demo_ds, tmp_path / "split", tiny_cfg(demo_ds, steps=n // 2, **kw), progress=False)
+    train_gan(demo_ds, tmp_path / "split", tiny_cfg(demo_ds, steps=cut, **kw), progress=False)
+    assert len(ckpt(tmp_path / "split")["ada_signs"]) == cut % ADA_INTERVAL
     train_gan(demo_ds, tmp_path / "split", tiny_cfg(demo_ds, steps=n, **kw), progress=False)
     a, b = ckpt(tmp_path / "whole"), ckpt(tmp_path / "split")
     for part in ("g", "d", "g_ema"):
@@ -453,3 +457,51 @@ def test_new_options_train_log_and_resume_exactly(demo_ds, tmp_path):
     p = [r["color_p"] for r in whole]
     assert p == [r["color_p"] for r in split] and len(set(p)) > 1  # ADA moved p; the resume carried it on
     assert all(0 <= r["color_p"] <= 1 and -1 <= r["d_sign"] <= 1 for r in whole)
+
+
+def test_options_that_would_do_nothing_are_refused(demo_ds, tmp_path):
+    for kw, message in (
+        ({"ada_target": 0.6, "diffaugment": ""}, "--ada-target 0.6 acts on DiffAugment's colour ops"),
+        ({"cond_ramp": 100, "conditioning": "concat", "aux_weight": 0.0}, "--cond-ramp 100 ramps D's projection"),
+    ):
+        with pytest.raises(UserError, match=re.escape(message)):
+            train_gan(demo_ds, tmp_path / "run", tiny_cfg(demo_ds, **kw), progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_ramp_holds_d_class_terms_still_while_it_is_near_zero(demo_ds, tmp_path):
+    """In training, not only in D's forward: at scale ~0 the projection embedding and class head get no
+    gradient (they stay in the graph for DDP); at full scale they move."""
+    moved_by = {}
+    for ramp in (0, 10**9):
+        st = tiny_state(demo_ds, tmp_path)
+        st.cfg.cond_ramp = ramp
+        before = params(st.d)
+        d_step(st, 0)
+        moved_by[ramp] = moved(before, st.d)
+    class_terms = {k for k in moved_by[0] if k.startswith(("embed.", "cls."))}
+    assert class_terms  # they move at full conditioning...
+    assert not class_terms & moved_by[10**9]  # ...and not at scale 1e-9 × step 0 = 0
+
+
+def test_lecam_reaches_d_through_both_halves_with_a_batchnorm_d(demo_ds, tmp_path):
+    """The textbook (BatchNorm) D runs real and fake as separate passes: LeCam's real half must reach D too."""
+    grads = {}
+    for weight in (0.0, 1.0):
+        st = tiny_state(demo_ds, tmp_path, "classic")
+        st.cfg.lecam_weight = weight
+        st.lecam_ema = [-100.0, -100.0]  # only the real half is active: D(real) far above the fake average
+        d_step(st, 0)
+        grads[weight] = {k: p.detach().clone() for k, p in st.d.named_parameters()}
+    assert any(not torch.equal(grads[0.0][k], grads[1.0][k]) for k in grads[0.0])
+
+
+def test_a_run_from_before_an_option_existed_resumes_only_with_its_default(demo_ds, tmp_path):
+    run = tmp_path / "old"
+    train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=2, checkpoint_every=1), progress=False)
+    config = json.loads((run / "config.json").read_text())
+    del config["lecam_weight"], config["color_p"]  # as written by the code before these options
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match=r"lecam_weight: was 0.0, now 0.3"):
+        train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=4, lecam_weight=0.3), progress=False)
+    assert train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=4), progress=False)["step"] == 4

@@ -233,6 +233,16 @@ def test_selection_also_scores_the_last_step():
     assert not any(selection_due(GanConfig(steps=900, select_every=0), s) for s in range(1, 901))
 
 
+def test_a_run_stopped_by_its_time_budget_is_scored_where_it_stopped(demo_ds, tiny_judge_run, tmp_path, monkeypatch):
+    import gan.train as gan_train
+    from gan.train import train_gan
+
+    monkeypatch.setattr(gan_train, "out_of_time", lambda st, log, progress: st.step == 2)
+    train_gan(demo_ds, tmp_path / "run", selection_cfg(demo_ds, tiny_judge_run), progress=False)
+    records = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "selection" in r]
+    assert [r["step"] for r in records] == [2]  # not 3 or 6: the run stopped at 2
+
+
 def test_selection_resumes_with_its_best_score(selected_run, demo_ds, tiny_judge_run, tmp_path):
     from gan.train import train_gan
 
