@@ -516,6 +516,7 @@ def finished_runs(
         if result_file.exists():
             done[key] = json.loads(result_file.read_text())
             _check_recipe(cmp, key, done[key])
+            _check_config(cmp, key, done[key])
         else:
             todo.append(key)
     return done, todo
@@ -530,6 +531,22 @@ def _check_recipe(cmp: Comparison, key: tuple[str, str, int], result: dict[str, 
             f"{cmp.run_dir(key)} was trained as {describe(Recipe(**result['recipe']))}, but {key[1]} now means "
             f"{describe(Recipe(**now))} (--max-ratio, --synthetic-weight or --refit-epochs changed); use a new --out"
         )
+
+
+_WHERE_KEYS = ("device", "workers", "amp", "checkpoint_every")  # where and how fast a run trained, not what
+
+
+def _check_config(cmp: Comparison, key: tuple[str, str, int], result: dict[str, Any]) -> None:
+    """A finished run is kept only if it was trained as a run of this grid would be now (a budget whose
+    images seen changed, for one, makes it another experiment)."""
+    if "config" not in result:
+        return
+    now = budget_train_config(key[0], cmp.budget, key[2], recipe(key[1], cmp.spec), cmp.device, len(cmp.data.train))
+    old = result["config"]
+    diff = [k for k, v in now.to_dict().items() if k not in _WHERE_KEYS and k in old and old[k] != v]
+    if diff:
+        detail = ", ".join(f"{k} {old[k]!r}, now {now.to_dict()[k]!r}" for k in diff[:3])
+        raise UserError(f"{cmp.run_dir(key)} was trained with other settings ({detail}); delete it or use a new --out")
 
 
 @dataclass
@@ -571,7 +588,7 @@ def one_run(cmp: Comparison, key: tuple[str, str, int], slot: int | None) -> dic
     run_dir = cmp.run_dir(key)
     r = recipe(cond, cmp.spec)
     part = condition_data(cmp.data, cmp.pool, r, seed)
-    cfg = budget_train_config(model, cmp.budget, seed, r, cmp.device)
+    cfg = budget_train_config(model, cmp.budget, seed, r, cmp.device, len(cmp.data.train))
     eval_device = cmp.device
     if slot is not None or cmp.spec.nproc > 1:
         _train_subprocess(part, run_dir, cfg, cmp.spec, slot)
@@ -788,15 +805,18 @@ def _check_report_dir(report_dir: Path, ident: dict[str, Any]) -> None:
     write_json(path, ident)
 
 
-def budget_train_config(model: str, budget: Budget, seed: int, r: Recipe, device: str):
+def budget_train_config(model: str, budget: Budget, seed: int, r: Recipe, device: str, real_train: int = 0):
     """A run's TrainConfig: the budget's settings, then the condition's (class weights, synthetic weight,
-    head refit)."""
+    head refit). A budget of full epochs counts them in ``real_train`` images (the real train split) for a
+    condition that adds images, so it sees as many as the baseline, not more: it may not win by training
+    longer."""
     from classifier.config import TrainConfig
 
+    adds_images = r.synthetic > 0 or r.duplicates > 0
     cfg = TrainConfig(
         model=model,
         epochs=budget.epochs,
-        epoch_samples=budget.epoch_samples_for(model),
+        epoch_samples=budget.epoch_samples_for(model) or (real_train if adds_images else 0),
         patience=budget.patience,
         width=budget.widths.get(model, 1.0),
         size=budget.sizes.get(model, 0),

@@ -276,6 +276,17 @@ def test_real_only_conditions_need_no_generator_and_a_later_one_adds_the_gan_run
         run_compare(planted, None, report, spec(seeds=1, conditions=["baseline"], target="median"), progress=False)
 
 
+def test_a_finished_run_trained_otherwise_is_refused_not_kept(planted, tmp_path):
+    report = tmp_path / "r"
+    run_compare(planted, None, report, spec(seeds=1, conditions=["baseline"]), progress=False)
+    result_file = next((report / "runs").rglob("result.json"))
+    result = json.loads(result_file.read_text())
+    result["config"]["epoch_samples"] = 999  # as if trained under an older budget
+    result_file.write_text(json.dumps(result))
+    with pytest.raises(UserError, match=r"was trained with other settings \(epoch_samples 999, now 64\)"):
+        run_compare(planted, None, report, spec(seeds=1, conditions=["baseline"]), progress=False)
+
+
 @pytest.mark.parametrize(
     "kw, message",
     [
@@ -796,6 +807,10 @@ def test_the_cpu_budget_trains_fer_cnn_by_the_recipe():
     assert (cfg.optimizer, cfg.weight_decay, cfg.schedule) == ("adamw", 5e-4, "onecycle")
     assert cfg.flip and cfg.affine and cfg.epoch_samples == 0 and cfg.epochs == cpu.epochs
     assert cfg.synthetic_weight == 0.4 and cfg.seed == 2 and not cfg.class_weighted
+    # full epochs count real training images: a condition that adds images trains no longer than baseline
+    for cond, per_epoch in (("oversample", 25839), ("gan-cap0.5", 25839), ("weighted", 0), ("refit", 0)):
+        cfg = compare.budget_train_config("fer-cnn", cpu, 2, recipe(cond, spec()), "cpu", 25839)
+        assert cfg.epoch_samples == per_epoch, cond
 
 
 def test_compare_cli_takes_the_budgets_models_and_the_condition_options(
