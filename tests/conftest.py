@@ -270,8 +270,9 @@ def demo_ds(demo_dir: Path):
         return load_dataset(demo_dir)
 
 
-def _tree_state(root: Path) -> dict[str, tuple[int, int]]:
-    """Every path below ``root`` with (size, mtime) for files: what a shared run must still show at the end."""
+def tree_state(root: Path) -> dict[str, tuple[int, int]]:
+    """Every path below ``root`` with (size, mtime) for files: what "nothing changed" compares (a shared run
+    must still show it at the end)."""
     return {
         str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else (-1, -1)
         for p in root.rglob("*")
@@ -280,9 +281,9 @@ def _tree_state(root: Path) -> dict[str, tuple[int, int]]:
 
 def _shared_run(run: Path) -> Iterator[Path]:
     """Hand out a session-shared run, then check that no test wrote into it."""
-    before = _tree_state(run)
+    before = tree_state(run)
     yield run
-    assert _tree_state(run) == before, f"a test wrote into the shared run {run}; copy it (shutil.copytree) first"
+    assert tree_state(run) == before, f"a test wrote into the shared run {run}; copy it (shutil.copytree) first"
 
 
 @pytest.fixture(scope="session")

@@ -29,18 +29,10 @@ from augment.core.manifest import (
     synthetic_row,
     write_manifest,
 )
-from tests.conftest import assert_one_line_error, make_folder_tree, run_cli, write_image
+from tests.conftest import assert_one_line_error, make_folder_tree, run_cli, tree_state, write_image
 
 pytestmark = pytest.mark.usefixtures("quiet")
 REPO = Path(__file__).resolve().parents[2]
-
-
-def tree_state(root: Path) -> dict[str, tuple[int, int]]:
-    """Every path below ``root`` with (size, mtime) of files: what "nothing changed" compares."""
-    return {
-        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else (-1, -1)
-        for p in root.rglob("*")
-    }
 
 
 def synthetic_seeds(out: Path) -> set[str]:
