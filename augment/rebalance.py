@@ -81,15 +81,18 @@ class _Screen:
     threshold: float
     device: str
 
-    def __call__(self, cand: np.ndarray, name: str, bank: np.ndarray) -> tuple[np.ndarray, int, int]:
-        """Which candidates pass, with the numbers dropped by the judge and as near-copies."""
+    def __call__(self, cand: np.ndarray, name: str, bank: np.ndarray) -> tuple[np.ndarray, int, int, np.ndarray]:
+        """Which candidates pass, the numbers dropped by the judge and as near-copies, and the judge's
+        probability of ``name`` for each candidate (empty when the judge filter is off)."""
         from classifier.judge import judge_probabilities
         from gan.metrics import near_copies, nearest_distances
 
         keep = np.ones(len(cand), dtype=bool)
         dropped_judge = dropped_copy = 0
+        probs = np.zeros(0)
         if self.judge is not None and self.quality.min_prob > 0:
-            ok = judge_probabilities(self.judge, cand, [name], self.device)[:, 0] >= self.quality.min_prob
+            probs = judge_probabilities(self.judge, cand, [name], self.device)[:, 0]
+            ok = probs >= self.quality.min_prob
             dropped_judge = int((~ok).sum())
             keep &= ok
         if self.quality.drop_near_copies and len(bank) and keep.any():
@@ -98,7 +101,7 @@ class _Screen:
             copy[np.flatnonzero(keep)] = near_copies(dist, self.threshold)
             dropped_copy = int(copy.sum())
             keep &= ~copy
-        return keep, dropped_judge, dropped_copy
+        return keep, dropped_judge, dropped_copy, probs
 
 
 def train_near_copy_threshold(train: np.ndarray, quality: QualityFilter) -> float:
@@ -136,34 +139,36 @@ def _make_screen(
     return _Screen(judge, quality, threshold, device)
 
 
+EARLY_TRIES = 1000  # candidates seen before a class whose pass rate cannot fill it is given up early
+
+
 def _fill_class(
     p: ClassPlan, g: Any, label: int, seed: int, bank: np.ndarray, screen: _Screen, advance: Callable[[int], Any]
 ) -> tuple[np.ndarray, list[int], dict[str, int]]:
     """``p.add`` accepted faces of one class, their noise indices, and the counts of the report.
 
     Candidates come in a fixed order (the class's sampling seed, noise index 0, 1, ...), so the
-    accepted set is the same on every rerun.
+    accepted set is the same on every rerun. A class that cannot be filled within ``max_tries``
+    candidates per wanted image stops with the pass rate, as soon as that rate shows it.
     """
     from gan.generate import sampling_seed
     from gan.sample import generate_images
 
     accepted: list[np.ndarray] = []
     indices: list[int] = []
+    probs: list[np.ndarray] = []
     tried = dropped_judge = dropped_copy = 0
     while len(accepted) < p.add:
-        if tried >= screen.quality.max_tries * p.add:
-            raise UserError(
-                f"{p.name}: only {len(accepted)} of {p.add} samples passed the quality filter after "
-                f"{tried} tries; lower --min-prob or train the generator longer"
-            )
+        _check_fill_rate(p, len(accepted), tried, screen.quality, probs)
         n = int(min(1024, max(64, 1.5 * (p.add - len(accepted)))))
         cand = generate_images(
             g, np.full(n, label), seed=sampling_seed(seed, label), device=screen.device, offset=tried
         )
-        keep, judged, copies = screen(cand, p.name, bank)
+        keep, judged, copies, own = screen(cand, p.name, bank)
         taken = np.flatnonzero(keep)[: p.add - len(accepted)]
         accepted += list(cand[taken])
         indices += (tried + taken).tolist()
+        probs.append(own)
         tried += n
         dropped_judge += judged
         dropped_copy += copies
@@ -176,6 +181,33 @@ def _fill_class(
         "dropped_near_copies": dropped_copy,
     }
     return arr, indices, counts
+
+
+def _check_fill_rate(p: ClassPlan, accepted: int, tried: int, quality: QualityFilter, probs: list[np.ndarray]) -> None:
+    """One line, before more is generated, when a class cannot be filled: its tries are spent, or after
+    ``EARLY_TRIES`` candidates even twice its pass rate so far would spend them (FER2013's fear passed
+    0.7% at p >= 0.3, which would have taken hours to fail)."""
+    limit = quality.max_tries * p.add
+    rate = accepted / tried if tried else 1.0
+    hopeless = tried >= EARLY_TRIES and tried + (p.add - accepted) / max(2 * rate, 1e-12) > limit
+    if tried < limit and not hopeless:
+        return
+    hint = _min_prob_hint(np.concatenate(probs) if probs else np.zeros(0), quality)
+    raise UserError(
+        f"{p.name}: only {accepted} of {p.add} samples passed the quality filter after {tried} tries "
+        f"({rate:.1%}; the limit is {quality.max_tries} tries per wanted image); "
+        f"{hint or 'lower --min-prob'} or train the generator longer"
+    )
+
+
+def _min_prob_hint(probs: np.ndarray, quality: QualityFilter) -> str:
+    """The highest of a few lower --min-prob values whose pass rate on the candidates seen would fill the
+    class within half its tries ('' when none would, or the judge filter is off)."""
+    for t in (0.25, 0.2, 0.15, 0.1, 0.05):
+        share = float((probs >= t).mean()) if len(probs) else 0.0
+        if t < quality.min_prob and share * quality.max_tries >= 2:
+            return f"--min-prob {t} would pass {share:.0%} of them"
+    return ""
 
 
 def synthesize(

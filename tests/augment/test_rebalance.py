@@ -313,6 +313,26 @@ def test_impossible_filter_raises_instead_of_looping(data, plan, tiny_gan_run):
         synthesize(only(plan, "contempt"), tiny_gan_run, train, (model, meta), quality, progress=False)
 
 
+def test_a_hopeless_pass_rate_stops_early_with_its_rate(data, plan, tiny_gan_run):
+    """1 in 256 candidates passes: after one round of 1,024 (EARLY_TRIES) not even twice that rate could
+    fill 700 faces within 30 tries per wanted image, so it stops there, not after 21,000 tries."""
+    train = data.split("train")
+    judge = stub_judge(data, every=256)
+    big = [ClassPlan(p.name, p.real, p.real + 700, 700 if p.name == "disgust" else 0) for p in plan]
+    with pytest.raises(UserError, match=r"disgust: only 4 of 700 samples .* 1024 tries \(0\.4%.*lower --min-prob or"):
+        synthesize(big, tiny_gan_run, train, judge, QualityFilter(min_prob=0.5, drop_near_copies=False))
+
+
+def test_the_min_prob_hint_names_a_threshold_that_would_fill():
+    from augment.rebalance import _min_prob_hint
+
+    probs = np.linspace(0, 0.3, 600, endpoint=False)  # a sixth of them at 0.25 or more
+    assert _min_prob_hint(probs, QualityFilter(min_prob=0.3)) == "--min-prob 0.25 would pass 17% of them"
+    assert _min_prob_hint(probs, QualityFilter(min_prob=0.3, max_tries=5)) == "--min-prob 0.15 would pass 50% of them"
+    assert _min_prob_hint(np.zeros(600), QualityFilter(min_prob=0.3)) == ""
+    assert _min_prob_hint(probs, QualityFilter(min_prob=0.0, drop_near_copies=True)) == ""
+
+
 def test_near_copies_of_training_faces_are_dropped(data, plan, tiny_gan_run, monkeypatch):
     """With every training face planted as a 'generated' one, the near-copy filter must catch them."""
     import gan.sample
