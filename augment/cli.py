@@ -330,6 +330,12 @@ def gan_train_cmd(
         int | None,
         typer.Option(help=_recipe_help("Ramp D's class terms in over N steps (transitional; 0 = off)", "cond_ramp")),
     ] = None,
+    ms_weight: Annotated[
+        float | None,
+        typer.Option(
+            help=_recipe_help("Mode seeking: pairs of noises of one class drawn apart (0 = off)", "ms_weight")
+        ),
+    ] = None,
     balanced: Annotated[
         bool | None,
         typer.Option("--balanced/--natural", help=_recipe_help("Class-balanced real batches", "balanced")),
@@ -398,6 +404,7 @@ def gan_train_cmd(
         ada_target=ada_target,
         lecam_weight=lecam_weight,
         cond_ramp=cond_ramp,
+        ms_weight=ms_weight,
         balanced=balanced,
         aux_weight=aux_weight,
         ema=ema,

@@ -60,6 +60,10 @@ class GanConfig:
     # Transitional conditioning (Shahbazi et al. 2022): D's class terms (projection and AC-GAN loss) ramp
     # linearly from 0 to full over this many steps, so G first learns faces, then classes; 0 = from step 0.
     cond_ramp: int = 0
+    # Mode seeking (Mao et al. 2019, MSGAN, for conditional GANs that ignore their noise): G's batch comes in
+    # pairs (two noises, one class) and G's loss gains this weight / (pair's image distance / noise distance);
+    # 0 = off. Against the demo's one-face-per-class collapse.
+    ms_weight: float = 0.0
     balanced: bool = True
     flip: bool = True
     # AC-GAN class loss on top of projection: measured on FER2013 (30 CPU-minutes, judge trained on
@@ -160,6 +164,7 @@ _RULES: tuple[Rule, ...] = (
     ("ada_target", lambda v: 0 <= v < 1, "use 0 (fixed --color-p) or a target below 1, e.g. 0.6"),
     ("lecam_weight", at_least(0), "use a weight of 0 (off) or more, e.g. 0.3"),
     ("cond_ramp", at_least(0), "use a number of steps, or 0 for full conditioning from the start"),
+    ("ms_weight", at_least(0), "use a weight of 0 (off) or more, e.g. 1"),
     ("ema", below_one, "use a decay from 0 (off) up to (not including) 1, e.g. 0.999"),
     ("d_steps", at_least(1), "use at least 1 discriminator step per generator step"),
     ("sample_every", at_least(1), _EVERY),

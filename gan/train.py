@@ -353,15 +353,34 @@ def g_step(st: GanState) -> torch.Tensor:
     """One generator update; D is called as its own module, so DDP does not all-reduce D's gradients."""
     cfg = st.cfg
     z, y_fake = noise_batch(st, st.step, 5)
+    if cfg.ms_weight > 0:
+        y_fake = paired_labels(y_fake)
     with st.autocast():
         x_fake = st.g_train(z, y_fake)
         fake = _augment(st, x_fake.float(), step_generator(cfg.seed, st.step, 20))
         logits_f, aux_f = _unwrap(st.d_train)(fake, y_fake, st.cond_scale)
     loss = g_loss_fn(cfg.loss, logits_f.float()) + aux_loss(aux_f, y_fake, cfg.aux_weight, st.cond_scale)
+    loss = loss + mode_seeking_loss(x_fake.float(), z, cfg.ms_weight)
     st.opt_g.zero_grad(set_to_none=True)
     loss.backward()
     st.opt_g.step()
     return loss
+
+
+def paired_labels(y: torch.Tensor) -> torch.Tensor:
+    """Mode seeking's pairs: row i + B/2 gets row i's class (an odd batch's last row keeps its own)."""
+    h = len(y) // 2
+    return torch.cat([y[:h], y[:h], y[2 * h :]])
+
+
+def mode_seeking_loss(x: torch.Tensor, z: torch.Tensor, weight: float) -> torch.Tensor:
+    """MSGAN's term (Mao et al. 2019): weight / (mean |G(z1) - G(z2)| / mean |z1 - z2| + 1e-5) over the
+    pairs (i, i + B/2) of one class; large when G draws the same face from different noise. 0 when off."""
+    h = len(x) // 2
+    if weight <= 0 or h == 0:
+        return x.new_zeros(())
+    ratio = (x[:h] - x[h : 2 * h]).abs().mean() / (z[:h] - z[h : 2 * h]).abs().mean()
+    return weight / (ratio + 1e-5)
 
 
 def ema_decay(cfg: GanConfig, step: int) -> float:

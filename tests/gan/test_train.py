@@ -30,8 +30,10 @@ from gan.train import (
     ema_step,
     g_step,
     lecam_loss,
+    mode_seeking_loss,
     new_state,
     noise_batch,
+    paired_labels,
     train_gan,
     training_split,
 )
@@ -443,7 +445,7 @@ def test_cond_ramp_brings_the_class_terms_in_linearly(demo_ds, tmp_path):
 
 
 def test_new_options_train_log_and_resume_exactly(demo_ds, tmp_path):
-    kw = {"color_p": 0.5, "ada_target": 0.6, "lecam_weight": 0.3, "cond_ramp": 4}
+    kw = {"color_p": 0.5, "ada_target": 0.6, "lecam_weight": 0.3, "cond_ramp": 4, "ms_weight": 1.0}
     n, cut = 10, 6  # the cut falls between two ADA adjustments: the signs gathered so far must carry over
     train_gan(demo_ds, tmp_path / "whole", tiny_cfg(demo_ds, steps=n, **kw), progress=False)
     train_gan(demo_ds, tmp_path / "split", tiny_cfg(demo_ds, steps=cut, **kw), progress=False)
@@ -457,6 +459,22 @@ def test_new_options_train_log_and_resume_exactly(demo_ds, tmp_path):
     p = [r["color_p"] for r in whole]
     assert p == [r["color_p"] for r in split] and len(set(p)) > 1  # ADA moved p; the resume carried it on
     assert all(0 <= r["color_p"] <= 1 and -1 <= r["d_sign"] <= 1 for r in whole)
+
+
+def test_mode_seeking_pairs_one_class_and_pushes_the_pair_apart():
+    assert paired_labels(torch.tensor([0, 1, 2, 3, 4])).tolist() == [0, 1, 0, 1, 4]
+    z = torch.tensor([[1.0, 1.0], [0.0, 0.0], [-1.0, 1.0], [2.0, 0.0]])  # pairs (0, 2) and (1, 3): |dz| 1
+    x = torch.zeros(4, 1, 2, 2, requires_grad=True)
+    assert float(mode_seeking_loss(x, z, 0.0)) == 0.0  # off
+    assert float(mode_seeking_loss(x, z, 2.0)) == pytest.approx(2 / 1e-5)  # one face from two noises
+    apart = torch.zeros(4, 1, 2, 2)
+    apart[2:] = 0.5  # every pixel 0.5 apart over a noise distance of 1: 2 / (0.5 + 1e-5)
+    assert float(mode_seeking_loss(apart, z, 2.0)) == pytest.approx(2 / (0.5 + 1e-5))
+    y = torch.zeros(4, 1, 2, 2)
+    y[2:] = 0.1
+    y.requires_grad_(True)
+    mode_seeking_loss(y, z, 1.0).backward()
+    assert (y.grad[2:] < 0).all() and (y.grad[:2] > 0).all()  # descending the loss moves the pair apart
 
 
 def test_options_that_would_do_nothing_are_refused(demo_ds, tmp_path):
