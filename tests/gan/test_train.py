@@ -464,17 +464,22 @@ def test_new_options_train_log_and_resume_exactly(demo_ds, tmp_path):
 def test_mode_seeking_pairs_one_class_and_pushes_the_pair_apart():
     assert paired_labels(torch.tensor([0, 1, 2, 3, 4])).tolist() == [0, 1, 0, 1, 4]
     z = torch.tensor([[1.0, 1.0], [0.0, 0.0], [-1.0, 1.0], [2.0, 0.0]])  # pairs (0, 2) and (1, 3): |dz| 1
-    x = torch.zeros(4, 1, 2, 2, requires_grad=True)
-    assert float(mode_seeking_loss(x, z, 0.0)) == 0.0  # off
-    assert float(mode_seeking_loss(x, z, 2.0)) == pytest.approx(2 / 1e-5)  # one face from two noises
-    apart = torch.zeros(4, 1, 2, 2)
-    apart[2:] = 0.5  # every pixel 0.5 apart over a noise distance of 1: 2 / (0.5 + 1e-5)
-    assert float(mode_seeking_loss(apart, z, 2.0)) == pytest.approx(2 / (0.5 + 1e-5))
-    y = torch.zeros(4, 1, 2, 2)
-    y[2:] = 0.1
+    face = torch.tensor([[-1.0, 1.0], [1.0, -1.0]]).expand(4, 1, 2, 2)
+    assert float(mode_seeking_loss(face, z, 0.0)) == 0.0  # off
+    assert float(mode_seeking_loss(face, z, 2.0)) == pytest.approx(2 / 1e-5)  # one face from two noises
+    brighter = face.clone()
+    brighter[2:] = 0.5 * face[2:] + 0.3  # the same face, dimmer and brighter: exposure is not variety
+    assert float(mode_seeking_loss(brighter, z, 2.0)) > 1000
+    other = face.clone()
+    other[2:] = -face[2:]  # the mirror pattern: standardised pixels (±√3/2) √3 apart over a noise distance of 1
+    assert float(mode_seeking_loss(other, z, 2.0)) == pytest.approx(2 / 3**0.5, rel=1e-2)
+    y = face.clone()
+    y[2:] = torch.tensor([[-1.0, 0.8], [1.0, -0.8]])
     y.requires_grad_(True)
     mode_seeking_loss(y, z, 1.0).backward()
-    assert (y.grad[2:] < 0).all() and (y.grad[:2] > 0).all()  # descending the loss moves the pair apart
+    assert y.grad.abs().sum() > 0 and float(mode_seeking_loss(y - 0.1 * y.grad, z, 1.0)) < float(
+        mode_seeking_loss(y, z, 1.0)
+    )  # a step down the loss draws the pair apart
 
 
 def test_options_that_would_do_nothing_are_refused(demo_ds, tmp_path):
