@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from augment.core.progress import console
+from augment.rebalance import QualityFilter
 
 
 def _demo_data(out: Path):
@@ -25,27 +26,34 @@ def _demo_data(out: Path):
     return ds
 
 
-def _demo_judge(ds, out: Path, device: str) -> Path:
-    """Step 2, first: the demo's grading judge, the demo budget's fer-cnn trained on the real faces without
-    class weights (about 20 s; the default ResNet18 judge takes 2 minutes on the demo faces). gan-train's
-    best-checkpoint selection and gan-eval grade with it."""
+def _demo_judge(ds, judge_dir: Path, device: str, class_weighted: bool = False) -> Path:
+    """Step 2, first: a judge of the demo faces, the demo budget's fer-cnn trained on the real faces (about
+    20 s; the default ResNet18 judge takes 2 minutes on the demo faces). Without class weights it is the
+    grading judge (gan-train's best-checkpoint selection and gan-eval); with them, the filter judge that
+    rebalance and compare find in the GAN run's ``judge/`` (the grading one recalls no real disgust or
+    contempt face, so it would pass no sample of those classes)."""
     from dataclasses import replace
 
     from augment.compare import BUDGETS, Recipe, budget_train_config
     from classifier.config import TrainConfig
     from classifier.train import train_classifier
 
-    judge_dir = out / "judge"
     if not (judge_dir / "summary.json").exists():
-        console.print(f"training the demo's grading judge (fer-cnn, no class weights) into {judge_dir}")
-        cfg = budget_train_config("fer-cnn", BUDGETS["demo"], 0, Recipe(), device)
+        kind = (
+            "filter judge (fer-cnn, class-weighted)" if class_weighted else "grading judge (fer-cnn, no class weights)"
+        )
+        console.print(f"training the demo's {kind} into {judge_dir}")
+        r = Recipe(train={"class_weighted": True} if class_weighted else {})
+        cfg = budget_train_config("fer-cnn", BUDGETS["demo"], 0, r, device)
         train_classifier(ds.subset(~ds.synthetic), judge_dir, replace(cfg, val_fraction=TrainConfig().val_fraction))
     return judge_dir
 
 
-def _demo_gan(ds, gan_dir: Path, judge_dir: Path, gan_steps: int, gan_width: int, color_p: float, device: str) -> None:
-    """Step 2: the "full" GAN recipe at the demo's width and colour probability, sized to the demo faces
-    (resumes)."""
+def _demo_gan(
+    ds, gan_dir: Path, judge_dir: Path, gan_steps: int, gan_width: int, color_p: float, ms_weight: float, device: str
+) -> None:
+    """Step 2: the "full" GAN recipe at the demo's width, colour probability and mode seeking, sized to the
+    demo faces (resumes)."""
     from gan.config import recipe_config
     from gan.train import train_gan
 
@@ -56,6 +64,7 @@ def _demo_gan(ds, gan_dir: Path, judge_dir: Path, gan_steps: int, gan_width: int
         g_width=gan_width,
         d_width=gan_width,
         color_p=color_p,
+        ms_weight=ms_weight,
         sample_every=300,
         checkpoint_every=150,
         device=device,
@@ -88,7 +97,7 @@ def _demo_rebalance(ds, gan_dir: Path, out: Path, min_prob: float, dev: str) -> 
 
     console.rule("4/5 rebalance")
     if min_prob <= 0:
-        console.print("judge filter off for the demo's short-trained generator (near-copies are still dropped)")
+        console.print("judge filter off (near-copies are still dropped)")
     plan = plan_rebalance(ds.counts("train"), "max", None, 1.0)
     judge = get_judge(ds, gan_dir, None, dev) if min_prob > 0 else None
     rb = run_rebalance(
@@ -127,29 +136,34 @@ def run_demo(
     seeds: int = 3,
     device: str = "auto",
     gan_width: int = 16,
-    min_prob: float = 0.0,
+    min_prob: float = QualityFilter.min_prob,
     color_p: float = 0.5,
+    ms_weight: float = 0.5,
 ) -> dict[str, Any]:
     """demo faces → gan-train → gan-eval → rebalance → compare → report; every step resumes.
 
     The demo faces are simple, so the GAN's networks are half as wide as for FER2013 (4x cheaper), and the
-    comparison (3 seeds) trains the demo budget's fer-cnn at half width on 32 px faces. DiffAugment's colour
-    ops touch half the faces (``color_p``): measured on the demo faces at 900 steps, with every face
-    recoloured the generator drew one face per class (mean pairwise distance 0.19-0.31 of real faces', the
-    spread of brightness 0.11-0.20 of theirs); at 0.5, 0.63-0.85 and 0.78-1.22. The judge
-    filter is off by default here: the demo's 900-step generator's disgust and contempt samples are never
-    put in their class (assignment 0.00 in every variant measured), so p >= 0.3 cannot fill those classes;
-    rebalance on real data keeps it on.
+    comparison (3 seeds) trains the demo budget's fer-cnn at half width on 32 px faces. Measured on the demo
+    faces at 900 steps (2026-11-28; per class, mean pairwise distance and spread of brightness of samples
+    over real faces'): with every face recoloured by DiffAugment the generator drew one face per class
+    (0.19-0.31, 0.11-0.20); with half of them (``color_p`` 0.5) it drew one face per class in many
+    exposures (0.63-0.85, 0.78-1.22); mode seeking on standardised faces (``ms_weight`` 0.5) added faces
+    that differ in shape, not only exposure (0.84-1.01, 0.78-1.06). Only then did the class-weighted filter
+    judge pass at least 6% of every class's samples at p >= 0.3 (disgust and contempt had been 0.00), so
+    the judge filter is on here too.
     """
     from augment.core.runtime import pick_device
+    from classifier.judge import JUDGE_DIR
 
     out = Path(out)
     dev = pick_device(device)
     ds = _demo_data(out)
     gan_dir = out / "gan"
-    judge_dir = _demo_judge(ds, out, device)
-    _demo_gan(ds, gan_dir, judge_dir, gan_steps, gan_width, color_p, device)
+    judge_dir = _demo_judge(ds, out / "judge", device)
+    _demo_gan(ds, gan_dir, judge_dir, gan_steps, gan_width, color_p, ms_weight, device)
     _demo_gan_eval(ds, gan_dir, judge_dir, dev)
+    if min_prob > 0:
+        _demo_judge(ds, gan_dir / JUDGE_DIR, device, class_weighted=True)
     _demo_rebalance(ds, gan_dir, out, min_prob, dev)
     summary = _demo_compare(ds, gan_dir, out, seeds, min_prob, device)
     return {"out": str(out), "report": str(out / "report" / "REPORT.md"), "summary": summary}

@@ -22,7 +22,8 @@ def test_demo_end_to_end_with_tiny_budgets(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setitem(compare.BUDGETS, "demo", replace(demo, epochs=1, epoch_samples=64))
     monkeypatch.setattr(classifier.judge, "default_judge_config", lambda n: tiny_classifier_config(epochs=1))
     out = tmp_path / "demo"
-    result = run_demo(out, gan_steps=4, seeds=1, device="cpu", gan_width=8, min_prob=0.0)
+    # the judge filter on, at a p that a 4-step generator's faces meet (a 1-epoch judge is near-uniform)
+    result = run_demo(out, gan_steps=4, seeds=1, device="cpu", gan_width=8, min_prob=0.05)
 
     report = Path(result["report"])
     assert report.is_file() and "## Verdict" in report.read_text()
@@ -37,7 +38,16 @@ def test_demo_end_to_end_with_tiny_budgets(tmp_path: Path, monkeypatch) -> None:
         assert (out / picture).is_file(), picture
     assert list((out / "gan" / "samples").glob("step_*.png"))
     gan_config = json.loads((out / "gan" / "config.json").read_text())
-    assert gan_config["color_p"] == inspect.signature(run_demo).parameters["color_p"].default == 0.5
+    defaults = inspect.signature(run_demo).parameters
+    assert gan_config["color_p"] == defaults["color_p"].default == 0.5
+    assert gan_config["ms_weight"] == defaults["ms_weight"].default == 0.5
+    assert defaults["min_prob"].default == 0.3  # the filter is on by default, as in rebalance
+    filter_judge = json.loads((out / "gan" / "judge" / "config.json").read_text())
+    assert filter_judge["model"] == "fer-cnn" and filter_judge["class_weighted"] is True
+    grading_judge = json.loads((out / "judge" / "config.json").read_text())
+    assert grading_judge["class_weighted"] is False
+    synthesis = json.loads((out / "rebalanced" / "rebalance.json").read_text())["synthesis"]
+    assert synthesis["min_prob"] == 0.05 and sum(c["generated"] for c in synthesis["per_class"].values()) > 0
     manifest = (out / "rebalanced" / "manifest.csv").read_text().splitlines()
     assert any(",synthetic," in row for row in manifest)
     assert {r["condition"] for r in result["summary"]["runs"]} == {"baseline", "gan", "oversample", "weighted"}
@@ -45,7 +55,7 @@ def test_demo_end_to_end_with_tiny_budgets(tmp_path: Path, monkeypatch) -> None:
 
     # A second run resumes: the GAN is not retrained, finished comparison runs are kept.
     before = (out / "gan" / "checkpoint.pt").stat().st_mtime_ns
-    run_demo(out, gan_steps=4, seeds=1, device="cpu", gan_width=8, min_prob=0.0)
+    run_demo(out, gan_steps=4, seeds=1, device="cpu", gan_width=8, min_prob=0.05)
     assert (out / "gan" / "checkpoint.pt").stat().st_mtime_ns == before
 
 
