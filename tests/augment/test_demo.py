@@ -41,7 +41,7 @@ def test_demo_end_to_end_with_tiny_budgets(tmp_path: Path, monkeypatch) -> None:
     defaults = inspect.signature(run_demo).parameters
     assert gan_config["color_p"] == defaults["color_p"].default == 0.5
     assert gan_config["ms_weight"] == defaults["ms_weight"].default == 0.5
-    assert defaults["min_prob"].default == 0.3  # the filter is on by default, as in rebalance
+    assert defaults["min_prob"].default == 0.2  # the filter is on by default
     filter_judge = json.loads((out / "gan" / "judge" / "config.json").read_text())
     assert filter_judge["model"] == "fer-cnn" and filter_judge["class_weighted"] is True
     grading_judge = json.loads((out / "judge" / "config.json").read_text())
