@@ -2,7 +2,7 @@
 # The FER2013 experiments on one GPU, every budget in steps or images seen (never minutes):
 #   prepare (from a packed cache that travels with the checkout)
 #   → gan-train: the default recipe, 6,000 steps, best checkpoint on validation (issue 12)
-#   → gan-train: the issue-13 variants (colour p, ADA, LeCam, transitional conditioning), same steps
+#   → gan-train: the issue-13 variants (colour p, ADA, LeCam, transitional conditioning, mode seeking), same steps
 #   → gan-eval of each (500 samples per class)
 #   → compare --budget cpu on the GPU: screening on validation (1 seed), then the final grid on test (3 seeds)
 # The budgets are steps and images; the device lends minutes, so each stage also has a safety stop: gan-train
@@ -15,8 +15,8 @@
 #   pip download --no-deps --only-binary=:all: -d .whl pytorch-fid==0.3.0
 # Then, on the GPU machine, from the checkout:
 #   scripts/gpu_experiment.sh [.gpucache/fer2013-packed.npz] [OUT]
-# Knobs (environment): MODE (all), DEVICE (cuda), GAN_STEPS (6000), GAN_MINUTES (2), VARIANTS (colour p and
-# ADA; '' = none), SEEDS (3), STAGE_S (seconds per non-GAN stage, 150), PY (python3). Without the package
+# Knobs (environment): MODE (all), DEVICE (cuda), GAN_STEPS (6000), GAN_MINUTES (2), VARIANTS (colour p and mode
+# seeking; '' = none), SEEDS (3), STAGE_S (seconds per non-GAN stage, 150), PY (python3). Without the package
 # installed it runs from the checkout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +29,7 @@ SEEDS=${SEEDS:-3}
 STAGE_S=${STAGE_S:-150}
 MODE=${MODE:-all}
 GAN_MINUTES=${GAN_MINUTES:-2}
-VARIANTS=${VARIANTS-"colorp:--color-p 0.5 ada:--ada-target 0.6"}
+VARIANTS=${VARIANTS-"colorp:--color-p 0.5 ms:--ms-weight 0.5"}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 A="$PY -m augment"
 mkdir -p "$OUT"
