@@ -147,10 +147,10 @@ def run_demo(
     over real faces'): with every face recoloured by DiffAugment the generator drew one face per class
     (0.19-0.31, 0.11-0.20); with half of them (``color_p`` 0.5) it drew one face per class in many
     exposures (0.63-0.85, 0.78-1.22); mode seeking on standardised faces (``ms_weight`` 0.5) added faces
-    that differ in shape, not only exposure (0.84-1.01, 0.78-1.06). Only then did the class-weighted filter
-    judge pass disgust and contempt samples at all (0.00 before), so the judge filter is on here too, at
-    p >= 0.2 (1.6 × chance for 8 classes): at rebalance's 0.3 two runs of the same recipe passed 6% and
-    1.6% of their contempt samples, too few to fill the class within 30 tries per face, and 21% at 0.2.
+    that differ in shape, not only exposure (0.78-0.94, 0.65-0.90). The judge filter is on, with the demo
+    budget's class-weighted fer-cnn as the filter judge (30 s; the default ResNet18 takes 2 minutes), at
+    p >= 0.2 (1.6 x chance for 8 classes): at rebalance's 0.3 it passed 1% of the contempt samples, too
+    few to fill the class within 30 tries per face; at 0.2, 20% or more of every class's.
     """
     from augment.core.runtime import pick_device
     from classifier.judge import JUDGE_DIR
