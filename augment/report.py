@@ -110,25 +110,33 @@ def _recall_change(summary: dict[str, Any], model: str, minority: list[str]) -> 
     return helped, hurt
 
 
+def scored_split(summary: dict[str, Any]) -> str:
+    """What the figures are scored on, in words: test, or validation when screening (--eval-split val)."""
+    return "validation" if summary.get("eval_split") == "val" else "test"
+
+
 def minority_counts_line(summary: dict[str, Any], classes: list[str]) -> str:
-    """How many real test images the focus classes' recall rests on, and how many duplicates were removed."""
+    """How many real scored images the focus classes' recall rests on, and how many duplicates were removed."""
     dups = summary.get("test_duplicates_by_class") or {}
+    split = scored_split(summary)
     parts = []
     for c in classes:
         n = summary["test_counts"][c]
         removed = dups.get(c, 0)
         note = f" after removing {removed:,} that duplicate a training face" if removed else ""
-        parts.append(f"{c}: {n:,} test image{'s' if n != 1 else ''}{note}")
-    return "- The recall of the smallest and hardest classes rests on few real test images: " + "; ".join(parts) + "."
+        parts.append(f"{c}: {n:,} {split} image{'s' if n != 1 else ''}{note}")
+    return (
+        f"- The recall of the smallest and hardest classes rests on few real {split} images: " + "; ".join(parts) + "."
+    )
 
 
 def method_line(summary: dict[str, Any]) -> str:
     st = summary["stats"]
     n_seeds = summary["spec"]["seeds"]
     line = (
-        f"- Intervals are 95% percentile intervals of a paired bootstrap over seeds and test images together "
-        f"({st['resamples']:,} resamples); a difference is called significant at p < {1 - st['level']:.2f} only "
-        f"from at least {st['min_seeds']} seeds and when it varies at all."
+        f"- Intervals are 95% percentile intervals of a paired bootstrap over seeds and {scored_split(summary)} "
+        f"images together ({st['resamples']:,} resamples); a difference is called significant at "
+        f"p < {1 - st['level']:.2f} only from at least {st['min_seeds']} seeds and when it varies at all."
     )
     if n_seeds < st["min_seeds"]:
         line += f" With {n_seeds} seed(s) no difference is tested: rerun with --seeds {st['min_seeds']} or more."
@@ -280,7 +288,8 @@ def model_results(summary: dict[str, Any], agg: dict[str, Any], model: str) -> l
     ]
     md += _table(head, means) + [""]
     md += [
-        "Paired differences against baseline (same seeds and test images; [95% interval], bootstrap p; ✓/✗ "
+        f"Paired differences against baseline (same seeds and {scored_split(summary)} images; [95% interval], "
+        "bootstrap p; ✓/✗ "
         "significant; untested with fewer than 3 seeds or no variance):",
         "",
     ]

@@ -712,6 +712,7 @@ def test_screening_scores_on_validation_and_never_on_test(screened, planted):
     md = (report / "REPORT.md").read_text()
     assert "(screening on validation)" in md.splitlines()[0]
     assert "Scored on: **validation (screening)**" in md and "The test split is never used" in md
+    assert "rests on few real validation images" in md and "test image" not in md.split("## Setup")[0]
 
 
 def test_screening_needs_no_test_split_and_the_final_grid_does(demo_ds):
