@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from augment.core.progress import console
+from augment.rebalance import QualityFilter
 
 
 def _demo_data(out: Path):
@@ -135,7 +136,7 @@ def run_demo(
     seeds: int = 3,
     device: str = "auto",
     gan_width: int = 16,
-    min_prob: float = 0.2,
+    min_prob: float = QualityFilter.min_prob,
     color_p: float = 0.5,
     ms_weight: float = 0.5,
 ) -> dict[str, Any]:
@@ -149,8 +150,8 @@ def run_demo(
     exposures (0.63-0.85, 0.78-1.22); mode seeking on standardised faces (``ms_weight`` 0.5) added faces
     that differ in shape, not only exposure (0.78-0.94, 0.65-0.90). The judge filter is on, with the demo
     budget's class-weighted fer-cnn as the filter judge (30 s; the default ResNet18 takes 2 minutes), at
-    p >= 0.2 (1.6 x chance for 8 classes): at rebalance's 0.3 it passed 1% of the contempt samples, too
-    few to fill the class within 30 tries per face; at 0.2, 20% or more of every class's.
+    rebalance's default p: at 0.3 it passed 1% of the contempt samples, too few to fill the class within 30
+    tries per face; at 0.2, 20% or more of every class's.
     """
     from augment.core.runtime import pick_device
     from classifier.judge import JUDGE_DIR

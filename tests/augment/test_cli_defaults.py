@@ -185,11 +185,7 @@ def test_the_min_prob_default_is_written_once():
         for path in sorted((ROOT / package).rglob("*.py")):
             rel = path.relative_to(ROOT).as_posix()
             nonzero += [(rel, line, v) for line, v in _literal_min_prob_defaults(path) if v != 0]
-    # 0 (filter off) is a choice, not a copy of the default; so is the demo's own threshold for its faces
-    demo = [(rel, line, v) for rel, line, v in nonzero if rel == "augment/demo.py"]
-    assert len(demo) <= 1 and all(v != QualityFilter().min_prob for _, _, v in demo), demo
-    rest = [n for n in nonzero if n not in demo]
-    assert len(rest) == 1, rest
-    rel, line, value = rest[0]
+    assert len(nonzero) == 1, nonzero  # 0 (filter off) is a choice, not a copy of the default
+    rel, line, value = nonzero[0]
     assert rel == "augment/rebalance.py" and value == QualityFilter().min_prob
     assert "min_prob" in (ROOT / rel).read_text().splitlines()[line - 1]

@@ -16,6 +16,7 @@ def test_demo_end_to_end_with_tiny_budgets(tmp_path: Path, monkeypatch) -> None:
     import classifier.judge
     from augment import compare
     from augment.demo import run_demo
+    from augment.rebalance import QualityFilter
     from tests.conftest import tiny_classifier_config
 
     demo = compare.BUDGETS["demo"]
@@ -41,7 +42,7 @@ def test_demo_end_to_end_with_tiny_budgets(tmp_path: Path, monkeypatch) -> None:
     defaults = inspect.signature(run_demo).parameters
     assert gan_config["color_p"] == defaults["color_p"].default == 0.5
     assert gan_config["ms_weight"] == defaults["ms_weight"].default == 0.5
-    assert defaults["min_prob"].default == 0.2  # the filter is on by default
+    assert defaults["min_prob"].default == QualityFilter().min_prob > 0  # the filter is on, as in rebalance
     filter_judge = json.loads((out / "gan" / "judge" / "config.json").read_text())
     assert filter_judge["model"] == "fer-cnn" and filter_judge["class_weighted"] is True
     grading_judge = json.loads((out / "judge" / "config.json").read_text())
