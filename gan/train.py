@@ -360,7 +360,8 @@ def g_step(st: GanState) -> torch.Tensor:
         fake = _augment(st, x_fake.float(), step_generator(cfg.seed, st.step, 20))
         logits_f, aux_f = _unwrap(st.d_train)(fake, y_fake, st.cond_scale)
     loss = g_loss_fn(cfg.loss, logits_f.float()) + aux_loss(aux_f, y_fake, cfg.aux_weight, st.cond_scale)
-    loss = loss + mode_seeking_loss(x_fake.float(), z, cfg.ms_weight)
+    if cfg.ms_weight > 0:  # off: no extra op in the step, and the digests stay the same
+        loss = loss + mode_seeking_loss(x_fake.float(), z, cfg.ms_weight)
     st.opt_g.zero_grad(set_to_none=True)
     loss.backward()
     st.opt_g.step()
