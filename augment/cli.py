@@ -336,6 +336,13 @@ def gan_train_cmd(
             help=_recipe_help("Mode seeking: pairs of noises of one class drawn apart (0 = off)", "ms_weight")
         ),
     ] = None,
+    exposure_norm: Annotated[
+        bool | None,
+        typer.Option(
+            "--exposure-norm/--no-exposure-norm",
+            help=_recipe_help("G learns faces of one exposure; samples take real faces' (per class)", "exposure_norm"),
+        ),
+    ] = None,
     balanced: Annotated[
         bool | None,
         typer.Option("--balanced/--natural", help=_recipe_help("Class-balanced real batches", "balanced")),
@@ -405,6 +412,7 @@ def gan_train_cmd(
         lecam_weight=lecam_weight,
         cond_ramp=cond_ramp,
         ms_weight=ms_weight,
+        exposure_norm=exposure_norm,
         balanced=balanced,
         aux_weight=aux_weight,
         ema=ema,

@@ -64,6 +64,9 @@ class GanConfig:
     # pairs (two noises, one class) and G's loss gains this weight / (pair's image distance / noise distance);
     # 0 = off. Against the demo's one-face-per-class collapse.
     ms_weight: float = 0.0
+    # Exposure normalisation: G learns faces with their own brightness and contrast removed, and each sample
+    # takes the (mean, spread) of a real face of its class, so the noise cannot set exposure (issue 13's banding).
+    exposure_norm: bool = False
     balanced: bool = True
     flip: bool = True
     # AC-GAN class loss on top of projection: measured on FER2013 (30 CPU-minutes, judge trained on

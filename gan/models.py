@@ -21,6 +21,8 @@ __all__ = [
     "Discriminator",
     "Generator",
     "base_resolution",
+    "expose",
+    "normalise_exposure",
 ]
 
 #: Output size -> start resolution s0 of G (and end resolution of D). 48 and 96 are not powers of two,
@@ -79,6 +81,36 @@ class _BatchNorm2d(nn.BatchNorm2d):
         return super().forward(x)
 
 
+#: Exposure normalisation (``gan-train --exposure-norm``): G learns faces of one brightness and contrast,
+#: and each sample gets the (mean, spread) of a real face of its class, drawn from this many per class.
+EXPOSURE_PAIRS = 512
+NORM_SPREAD = 0.45  # the spread (std on the [-1, 1] scale) of a normalised face: a typical FER2013 face's
+
+
+def exposure_stats(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Each image's mean and spread (std, at least 0.01 so blank faces stay finite) on its own scale."""
+    flat = x.flatten(1)
+    return flat.mean(1), flat.std(1).clamp_min(0.01)
+
+
+def normalise_exposure(x: Tensor) -> Tensor:
+    """Faces in [-1, 1] with their own brightness and contrast removed: mean 0, spread NORM_SPREAD."""
+    mean, spread = exposure_stats(x)
+    return ((x - mean.view(-1, 1, 1, 1)) / spread.view(-1, 1, 1, 1) * NORM_SPREAD).clamp(-1, 1)
+
+
+def expose(x: Tensor, z: Tensor, y: Tensor, pairs: Tensor) -> Tensor:
+    """Faces given the (mean, spread) of a real face of their class. The pair is picked by the noise's
+    fine digits (the fraction of a large multiple of its sum), so it is fixed by (z, y) and unrelated to
+    the face G draws from z."""
+    u = torch.frac((z.double().sum(1) * 7919.0).abs())
+    idx = (u * pairs.shape[1]).long().clamp(max=pairs.shape[1] - 1)
+    mean, spread = pairs[y, idx].to(x.dtype).unbind(-1)
+    own_mean, own_spread = exposure_stats(x)
+    scale = (spread / own_spread).view(-1, 1, 1, 1)
+    return ((x - own_mean.view(-1, 1, 1, 1)) * scale + mean.view(-1, 1, 1, 1)).clamp(-1, 1)
+
+
 class Generator(nn.Module):
     """Conditional DCGAN G: [z, embed(y)] -> Linear -> C0 x s0 x s0 -> (ConvT4x4/2, BN, ReLU)* -> conv3x3.
 
@@ -95,6 +127,7 @@ class Generator(nn.Module):
         width: int = 32,
         cond_bn: bool = False,
         embed_dim: int = 64,
+        exposure: bool = False,
     ) -> None:
         super().__init__()
         s0, n_blocks = base_resolution(size)
@@ -122,15 +155,32 @@ class Generator(nn.Module):
         self.to_img = nn.Conv2d(c_in, channels, 3, 1, 1)
         self.act = nn.ReLU(inplace=True)
         self.apply(_dcgan_init)
+        self.exposure = exposure
+        if exposure:  # (mean, spread) pairs of real faces per class, filled by gan-train (set_exposure)
+            self.register_buffer("exposure_pairs", torch.zeros(num_classes, EXPOSURE_PAIRS, 2))
 
-    def forward(self, z: Tensor, y: Tensor) -> Tensor:
-        """Map noise ``z`` (N, z_dim) and labels ``y`` (N,) to images (N, channels, size, size) in [-1, 1]."""
+    def forward(self, z: Tensor, y: Tensor, raw: bool = False) -> Tensor:
+        """Map noise ``z`` (N, z_dim) and labels ``y`` (N,) to images (N, channels, size, size) in [-1, 1].
+        A generator trained on exposure-normalised faces gives them a real face's exposure unless ``raw``."""
         h = torch.cat([z, self.embed(y)], dim=1)
         h = self.fc(h).view(-1, self.c0, self.s0, self.s0)
         h = self.act(self.fc_norm(h, y))
         for conv, norm in zip(self.convs, self.norms, strict=True):
             h = self.act(norm(conv(h), y))
-        return torch.tanh(self.to_img(h))
+        x = torch.tanh(self.to_img(h))
+        return expose(x, z, y, self.exposure_pairs) if self.exposure and not raw else x
+
+    @torch.no_grad()
+    def set_exposure(self, images: Tensor, labels: Tensor, generator: torch.Generator) -> None:
+        """Draw each class's exposure pairs from its real faces (uint8 images, with replacement)."""
+        chunks = [images[i : i + 4096].float().div(127.5).sub(1.0) for i in range(0, len(images), 4096)]
+        stats = torch.cat([torch.stack(exposure_stats(x), dim=1) for x in chunks])
+        for k in range(self.num_classes):
+            rows = torch.nonzero(labels == k).flatten()
+            if len(rows) == 0:  # a class with no faces takes every class's exposures
+                rows = torch.arange(len(labels))
+            pick = rows[torch.randint(len(rows), (EXPOSURE_PAIRS,), generator=generator)]
+            self.exposure_pairs[k] = stats[pick].to(self.exposure_pairs)
 
     def sample_noise(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Standard-normal noise (n, z_dim) on the model's device (``generator`` must live on that device)."""

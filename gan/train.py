@@ -41,7 +41,7 @@ from augment.core.runtime import (
 )
 from gan.config import ADA_IMAGES, ADA_INTERVAL, GanConfig
 from gan.diffaugment import diff_augment
-from gan.models import Discriminator, Generator
+from gan.models import Discriminator, Generator, normalise_exposure
 from gan.plots import plot_losses, plot_selection
 from gan.sample import BEST, save_sample_grid
 from gan.validation import real_splits, score_generator, val_fingerprint
@@ -56,6 +56,7 @@ def generator_kwargs(cfg: GanConfig, num_classes: int) -> dict[str, Any]:
         "z_dim": cfg.z_dim,
         "width": cfg.g_width,
         "cond_bn": cfg.cond_bn,
+        "exposure": cfg.exposure_norm,
     }
 
 
@@ -225,6 +226,8 @@ def new_state(
     seed_everything(cfg.seed)
     classes = list(train.classes)
     g, d = build_models(cfg, len(classes))
+    if cfg.exposure_norm:
+        g.set_exposure(torch.from_numpy(train.images), torch.from_numpy(train.labels), step_generator(cfg.seed, 0, 6))
     g_ema = copy.deepcopy(g).eval() if cfg.ema > 0 else None
     g.to(device, memory_format=_memory_format(cfg))
     d.to(device, memory_format=_memory_format(cfg))
@@ -256,6 +259,8 @@ def real_batch(st: GanState, s: int) -> tuple[torch.Tensor, torch.Tensor]:
     x = _to_float(st.images[idx.to(st.images.device)].to(st.device, non_blocking=True))
     if st.cfg.flip:
         x = _flip(x, step_generator(st.cfg.seed, s, 3))
+    if st.cfg.exposure_norm:
+        x = normalise_exposure(x)
     return x.contiguous(memory_format=st.memory_format), st.labels[idx.to(st.device)]
 
 
@@ -338,7 +343,7 @@ def d_step(st: GanState, s: int) -> dict[str, torch.Tensor]:
     x_real, y_real = real_batch(st, s)
     z, y_fake = noise_batch(st, s, 4)
     with torch.no_grad(), st.autocast():
-        x_fake = st.g_train(z, y_fake)
+        x_fake = st.g_train(z, y_fake, raw=True)
     gen_aug = step_generator(st.cfg.seed, s, 10 + st.dist.rank)
     real, fake = _augment(st, x_real, gen_aug), _augment(st, x_fake.float(), gen_aug)
     st.opt_d.zero_grad(set_to_none=True)
@@ -356,7 +361,7 @@ def g_step(st: GanState) -> torch.Tensor:
     if cfg.ms_weight > 0:
         y_fake = paired_labels(y_fake)
     with st.autocast():
-        x_fake = st.g_train(z, y_fake)
+        x_fake = st.g_train(z, y_fake, raw=True)
         fake = _augment(st, x_fake.float(), step_generator(cfg.seed, st.step, 20))
         logits_f, aux_f = _unwrap(st.d_train)(fake, y_fake, st.cond_scale)
     loss = g_loss_fn(cfg.loss, logits_f.float()) + aux_loss(aux_f, y_fake, cfg.aux_weight, st.cond_scale)

@@ -7,10 +7,14 @@ from torch.nn.utils import parametrize
 from augment.core.runtime import count_parameters
 from gan.config import recipe_config
 from gan.models import (
+    EXPOSURE_PAIRS,
+    NORM_SPREAD,
     SUPPORTED_SIZES,
     Discriminator,
     Generator,
     base_resolution,
+    exposure_stats,
+    normalise_exposure,
 )
 from gan.train import build_models
 
@@ -233,3 +237,43 @@ def test_count_parameters() -> None:
     assert count_parameters(lin) == 16
     lin.bias.requires_grad_(False)
     assert count_parameters(lin) == 12
+
+
+def test_normalised_faces_share_one_exposure() -> None:
+    face = torch.rand(1, 1, 8, 8) * 0.4 - 0.2  # pixels well inside [-1, 1]: nothing clips
+    dark, bright = face * 0.5 - 0.6, face * 1.5 + 0.3
+    mean, spread = exposure_stats(normalise_exposure(torch.cat([face, dark, bright])))
+    torch.testing.assert_close(mean, torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(spread, torch.full((3,), NORM_SPREAD))
+    blank = normalise_exposure(torch.full((1, 1, 8, 8), 0.7))  # a blank FER2013 face stays finite
+    torch.testing.assert_close(blank, torch.zeros_like(blank), atol=1e-4, rtol=0)
+
+
+def test_an_exposure_generator_gives_each_sample_a_real_face_exposure_of_its_class() -> None:
+    g = Generator(2, size=32, z_dim=16, width=8, embed_dim=8, exposure=True)
+    assert g.exposure_pairs.shape == (2, EXPOSURE_PAIRS, 2)
+    # class 0: dark, flat faces; class 1: bright, contrasty ones
+    gen = torch.Generator().manual_seed(1)
+    level = torch.cat([torch.empty(30).uniform_(lo, hi, generator=gen) for lo, hi in ((30, 70), (120, 160))])
+    contrast = torch.cat([torch.empty(30).uniform_(lo, hi, generator=gen) for lo, hi in ((2, 10), (25, 40))])
+    noise = torch.randn(60, 1, 32, 32, generator=gen)
+    images = (level.view(-1, 1, 1, 1) + contrast.view(-1, 1, 1, 1) * noise).clamp(0, 255).round()
+    labels = torch.tensor([0] * 30 + [1] * 30)
+    g.set_exposure(images.to(torch.uint8), labels, torch.Generator().manual_seed(0))
+    real_mean, real_spread = exposure_stats(images.float() / 127.5 - 1)
+    for k in (0, 1):  # every pair is one real face's (mean, spread), of its own class
+        real = torch.stack([real_mean, real_spread], 1)[labels == k]
+        assert ((g.exposure_pairs[k][:, None] - real[None]).abs().sum(-1).min(1).values < 1e-5).all()
+    z, y = g.sample_noise(64), torch.tensor([0, 1] * 32)  # (train mode: an untrained G in eval draws flat faces)
+    raw, out = g(z, y, raw=True), g(z, y)
+    assert torch.equal(out, g(z, y))  # the pair is fixed by (z, y)
+    mean, spread = exposure_stats(out)
+    assert mean[y == 0].max() < -0.4 < mean[y == 1].min()  # the class sets the exposure, not the noise
+    assert spread[y == 0].max() < 0.15 < spread[y == 1].min()
+    assert not torch.equal(raw, out) and raw.min() >= -1 and raw.max() <= 1
+    # each sample has one real face's exposure, of its class, picked by the noise: many faces are used
+    for k in (0, 1):
+        real = torch.stack([real_mean, real_spread], 1)[labels == k]
+        dist = (torch.stack([mean, spread], 1)[y == k][:, None] - real[None]).abs().sum(-1)
+        nearest = dist.min(1).values  # exact but for the pixels the clamp to [-1, 1] cuts
+        assert nearest.median() < 0.005 and nearest.max() < 0.05 and len(set(dist.argmin(1).tolist())) > 12

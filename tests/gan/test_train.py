@@ -446,6 +446,7 @@ def test_cond_ramp_brings_the_class_terms_in_linearly(demo_ds, tmp_path):
 
 def test_new_options_train_log_and_resume_exactly(demo_ds, tmp_path):
     kw = {"color_p": 0.5, "ada_target": 0.6, "lecam_weight": 0.3, "cond_ramp": 4, "ms_weight": 1.0}
+    kw["exposure_norm"] = True
     n, cut = 10, 6  # the cut falls between two ADA adjustments: the signs gathered so far must carry over
     train_gan(demo_ds, tmp_path / "whole", tiny_cfg(demo_ds, steps=n, **kw), progress=False)
     train_gan(demo_ds, tmp_path / "split", tiny_cfg(demo_ds, steps=cut, **kw), progress=False)
@@ -528,3 +529,23 @@ def test_a_run_from_before_an_option_existed_resumes_only_with_its_default(demo_
     with pytest.raises(UserError, match=r"lecam_weight: was 0.0, now 0.3"):
         train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=4, lecam_weight=0.3), progress=False)
     assert train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=4), progress=False)["step"] == 4
+
+
+def test_exposure_norm_trains_on_one_exposure_and_samples_take_their_class_real_ones(demo_ds, tmp_path):
+    from gan.metrics import exposure_and_spread
+    from gan.models import exposure_stats
+    from gan.sample import generate_images, load_generator
+
+    cfg = tiny_cfg(demo_ds, steps=2, exposure_norm=True)
+    train = training_split(demo_ds, cfg)
+    st = new_state(cfg, train, Dist(), "cpu", tmp_path / "st", {})
+    mean, spread = exposure_stats(gan_train.real_batch(st, 0)[0])
+    assert mean.abs().max() < 0.05 and (spread - 0.45).abs().max() < 0.05  # D sees one exposure
+    train_gan(demo_ds, tmp_path / "run", cfg, progress=False)
+    g, _ = load_generator(tmp_path / "run")
+    assert g.exposure and torch.equal(g.exposure_pairs, st.g.exposure_pairs)  # kept in the checkpoint
+    labels = np.repeat(np.arange(len(train.classes)), 200)
+    faces = generate_images(g, labels, seed=5)
+    spread_of = exposure_and_spread(faces, labels, train.images, train.labels, list(train.classes))
+    ratios = [v["brightness_ratio"] for v in spread_of.values()]
+    assert all(0.75 < r < 1.25 for r in ratios), ratios  # 2 steps in: brightness spread as real faces'
