@@ -15,9 +15,9 @@
 #   pip download --no-deps --only-binary=:all: -d .whl pytorch-fid==0.3.0
 # Then, on the GPU machine, from the checkout:
 #   scripts/gpu_experiment.sh [.gpucache/fer2013-packed.npz] [OUT]
-# Knobs (environment): MODE (all), DEVICE (cuda), GAN_STEPS (6000), GAN_MINUTES (2), VARIANTS (colour p and mode
-# seeking; '' = none), SEEDS (3), STAGE_S (seconds per non-GAN stage, 150), PY (python3). Without the package
-# installed it runs from the checkout.
+# Knobs (environment): MODE (all), DEVICE (cuda), GAN_STEPS (6000), GAN_MINUTES (2), VARIANTS (name:options,
+# separated by ';': colour p, mode seeking, exposure normalisation; '' = none), SEEDS (3), STAGE_S (seconds
+# per non-GAN stage, 150), PY (python3). Without the package installed it runs from the checkout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${1:-.gpucache/fer2013-packed.npz}
@@ -29,7 +29,7 @@ SEEDS=${SEEDS:-3}
 STAGE_S=${STAGE_S:-150}
 MODE=${MODE:-all}
 GAN_MINUTES=${GAN_MINUTES:-2}
-VARIANTS=${VARIANTS-"colorp:--color-p 0.5 ms:--ms-weight 0.5"}
+VARIANTS=${VARIANTS-"colorp:--color-p 0.5;ms:--ms-weight 0.5;expo:--exposure-norm"}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 A="$PY -m augment"
 mkdir -p "$OUT"
@@ -52,7 +52,8 @@ if [ "$MODE" != compare ]; then
 stamp "gan-train default recipe, $GAN_STEPS steps (its grading judge is trained first and shared)"
 $A gan-train "$OUT/fer2013.npz" --out "$OUT/gan" --steps "$GAN_STEPS" --device "$DEVICE" --sample-every 1000 \
   --max-minutes "$GAN_MINUTES" || stamp "gan-train failed"
-for v in $VARIANTS; do
+IFS=';' read -ra VARIANT_LIST <<< "$VARIANTS"  # name:options, separated by ';' (options hold spaces)
+for v in "${VARIANT_LIST[@]}"; do
   name=${v%%:*}; opts=${v#*:}
   stamp "gan-train variant $name ($opts)"
   # shellcheck disable=SC2086
