@@ -103,8 +103,8 @@ def expose(x: Tensor, z: Tensor, y: Tensor, pairs: Tensor) -> Tensor:
     """Faces given the (mean, spread) of a real face of their class. The pair is picked by the noise's
     fine digits (the fraction of a large multiple of its sum), so it is fixed by (z, y) and unrelated to
     the face G draws from z."""
-    u = torch.frac((z.double().sum(1) * 7919.0).abs())
-    idx = (u * pairs.shape[1]).long().clamp(max=pairs.shape[1] - 1)
+    u = torch.frac((z.detach().cpu().double().sum(1) * 7919.0).abs())  # float64 (MPS has none): on the CPU
+    idx = (u * pairs.shape[1]).long().clamp(max=pairs.shape[1] - 1).to(y.device)
     mean, spread = pairs[y, idx].to(x.dtype).unbind(-1)
     own_mean, own_spread = exposure_stats(x)
     scale = (spread / own_spread).view(-1, 1, 1, 1)
