@@ -85,6 +85,9 @@ class _BatchNorm2d(nn.BatchNorm2d):
 #: and each sample gets the (mean, spread) of a real face of its class, drawn from this many per class.
 EXPOSURE_PAIRS = 512
 NORM_SPREAD = 0.45  # the spread (std on the [-1, 1] scale) of a normalised face: a typical FER2013 face's
+# Below this spread (about 6 grey levels) an image is blank, not a face (FER2013's train split holds 13): its
+# exposure would turn a sample into a flat copy of it.
+MIN_FACE_SPREAD = 0.05
 
 
 def exposure_stats(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -172,13 +175,15 @@ class Generator(nn.Module):
 
     @torch.no_grad()
     def set_exposure(self, images: Tensor, labels: Tensor, generator: torch.Generator) -> None:
-        """Draw each class's exposure pairs from its real faces (uint8 images, with replacement)."""
+        """Draw each class's exposure pairs from its real faces (uint8 images, with replacement), blank
+        images left out."""
         chunks = [images[i : i + 4096].float().div(127.5).sub(1.0) for i in range(0, len(images), 4096)]
         stats = torch.cat([torch.stack(exposure_stats(x), dim=1) for x in chunks])
+        face = stats[:, 1] >= MIN_FACE_SPREAD
         for k in range(self.num_classes):
-            rows = torch.nonzero(labels == k).flatten()
+            rows = torch.nonzero((labels == k) & face).flatten()
             if len(rows) == 0:  # a class with no faces takes every class's exposures
-                rows = torch.arange(len(labels))
+                rows = torch.nonzero(face).flatten() if face.any() else torch.arange(len(labels))
             pick = rows[torch.randint(len(rows), (EXPOSURE_PAIRS,), generator=generator)]
             self.exposure_pairs[k] = stats[pick].to(self.exposure_pairs)
 

@@ -255,12 +255,14 @@ def test_an_exposure_generator_gives_each_sample_a_real_face_exposure_of_its_cla
     # class 0: dark, flat faces; class 1: bright, contrasty ones
     gen = torch.Generator().manual_seed(1)
     level = torch.cat([torch.empty(30).uniform_(lo, hi, generator=gen) for lo, hi in ((30, 70), (120, 160))])
-    contrast = torch.cat([torch.empty(30).uniform_(lo, hi, generator=gen) for lo, hi in ((2, 10), (25, 40))])
+    contrast = torch.cat([torch.empty(30).uniform_(lo, hi, generator=gen) for lo, hi in ((8, 14), (25, 40))])
     noise = torch.randn(60, 1, 32, 32, generator=gen)
     images = (level.view(-1, 1, 1, 1) + contrast.view(-1, 1, 1, 1) * noise).clamp(0, 255).round()
+    images[:5] = 0  # blank images (FER2013 has some) lend no exposure: a sample would be a flat copy of one
     labels = torch.tensor([0] * 30 + [1] * 30)
     g.set_exposure(images.to(torch.uint8), labels, torch.Generator().manual_seed(0))
     real_mean, real_spread = exposure_stats(images.float() / 127.5 - 1)
+    assert g.exposure_pairs[0, :, 1].min() > 0.01
     for k in (0, 1):  # every pair is one real face's (mean, spread), of its own class
         real = torch.stack([real_mean, real_spread], 1)[labels == k]
         assert ((g.exposure_pairs[k][:, None] - real[None]).abs().sum(-1).min(1).values < 1e-5).all()
