@@ -23,6 +23,7 @@ __all__ = [
     "base_resolution",
     "expose",
     "normalise_exposure",
+    "standardise",
 ]
 
 #: Output size -> start resolution s0 of G (and end resolution of D). 48 and 96 are not powers of two,
@@ -96,10 +97,16 @@ def exposure_stats(x: Tensor) -> tuple[Tensor, Tensor]:
     return flat.mean(1), flat.std(1).clamp_min(0.01)
 
 
+def standardise(x: Tensor) -> Tensor:
+    """Each image with its own brightness and contrast removed: mean 0, spread 1 (any N x ... shape)."""
+    mean, spread = exposure_stats(x)
+    shape = (-1,) + (1,) * (x.dim() - 1)
+    return (x - mean.view(shape)) / spread.view(shape)
+
+
 def normalise_exposure(x: Tensor) -> Tensor:
     """Faces in [-1, 1] with their own brightness and contrast removed: mean 0, spread NORM_SPREAD."""
-    mean, spread = exposure_stats(x)
-    return ((x - mean.view(-1, 1, 1, 1)) / spread.view(-1, 1, 1, 1) * NORM_SPREAD).clamp(-1, 1)
+    return (standardise(x) * NORM_SPREAD).clamp(-1, 1)
 
 
 def expose(x: Tensor, z: Tensor, y: Tensor, pairs: Tensor) -> Tensor:
@@ -109,9 +116,7 @@ def expose(x: Tensor, z: Tensor, y: Tensor, pairs: Tensor) -> Tensor:
     u = torch.frac((z.detach().cpu().double().sum(1) * 7919.0).abs())  # float64 (MPS has none): on the CPU
     idx = (u * pairs.shape[1]).long().clamp(max=pairs.shape[1] - 1).to(y.device)
     mean, spread = pairs[y, idx].to(x.dtype).unbind(-1)
-    own_mean, own_spread = exposure_stats(x)
-    scale = (spread / own_spread).view(-1, 1, 1, 1)
-    return ((x - own_mean.view(-1, 1, 1, 1)) * scale + mean.view(-1, 1, 1, 1)).clamp(-1, 1)
+    return (standardise(x) * spread.view(-1, 1, 1, 1) + mean.view(-1, 1, 1, 1)).clamp(-1, 1)
 
 
 class Generator(nn.Module):

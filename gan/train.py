@@ -41,7 +41,7 @@ from augment.core.runtime import (
 )
 from gan.config import ADA_IMAGES, ADA_INTERVAL, GanConfig
 from gan.diffaugment import diff_augment
-from gan.models import Discriminator, Generator, normalise_exposure
+from gan.models import Discriminator, Generator, normalise_exposure, standardise
 from gan.plots import plot_losses, plot_selection
 from gan.sample import BEST, save_sample_grid
 from gan.validation import real_splits, score_generator, val_fingerprint
@@ -387,8 +387,7 @@ def mode_seeking_loss(x: torch.Tensor, z: torch.Tensor, weight: float) -> torch.
     h = len(x) // 2
     if weight <= 0 or h == 0:
         return x.new_zeros(())
-    flat = x.flatten(1)
-    flat = (flat - flat.mean(1, keepdim=True)) / (flat.std(1, keepdim=True) + 1e-3)
+    flat = standardise(x.flatten(1))
     ratio = (flat[:h] - flat[h : 2 * h]).abs().mean() / (z[:h] - z[h : 2 * h]).abs().mean()
     return weight / (ratio + 1e-5)
 
