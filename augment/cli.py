@@ -24,6 +24,7 @@ from augment.rebalance import QualityFilter, run_rebalance
 from classifier.config import TrainConfig
 from gan.config import (
     DEFAULT_CHECKPOINT,
+    EVAL_CAS_SEEDS,
     EVAL_PER_CLASS,
     RECIPES,
     GanConfig,
@@ -483,6 +484,9 @@ def gan_eval_cmd(
         ),
     ] = None,
     per_class: Annotated[int, typer.Option(help="Samples per class to score.")] = EVAL_PER_CLASS,
+    cas_seeds: Annotated[
+        int, typer.Option(help="Sample seeds the CAS macro-F1 is given over (its mean and each seed's).")
+    ] = EVAL_CAS_SEEDS,
     inception_weights: Annotated[
         Path | None, typer.Option(help="Local FID Inception weights (pt_inception-2015-12-05-6726825d.pth).")
     ] = None,
@@ -493,10 +497,11 @@ def gan_eval_cmd(
     """Per class: CAS (classifier trained on samples vs on real faces, tested on real validation faces),
     judge assignment and sample confusion matrix, precision/recall, KID, Fréchet distance, memorisation."""
     from augment.core.runtime import pick_device
-    from gan.evaluate import check_per_class, evaluate_gan
+    from gan.evaluate import check_cas_seeds, check_per_class, evaluate_gan
 
     check_checkpoint(checkpoint)
     check_per_class(per_class)
+    check_cas_seeds(cas_seeds)
     ds = _load(data, fmt, None, None, None)
     r = evaluate_gan(
         run_dir,
@@ -506,10 +511,22 @@ def gan_eval_cmd(
         inception_weights=inception_weights,
         device=pick_device(device),
         checkpoint=checkpoint,
+        cas_seeds=cas_seeds,
     )
     for note in r["notes"]:
         out.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False, soft_wrap=True)
     _print_gan_eval(r, run_dir)
+
+
+def _cas_line(c: dict | None) -> str:
+    if not c:
+        return "CAS macro-F1: not measured (no validation faces)"
+    each = ", ".join(f"{f:.3f}" for f in c["synthetic_macro_f1"])
+    sd = f" ± {c['sd']:.3f} (sd)" if c["sd"] is not None else ""
+    return (
+        f"CAS macro-F1 over {len(c['seeds'])} sample seed(s): {c['mean']:.3f}{sd} ({each}); "
+        f"real-trained {c['real_macro_f1']:.3f}"
+    )
 
 
 def _print_gan_eval(r: dict, run_dir: Path) -> None:
@@ -554,6 +571,7 @@ def _print_gan_eval(r: dict, run_dir: Path) -> None:
         "in the judge's features; FD: " + r["frechet"]["space"],
         "brightness sd: standard deviation of each face's mean brightness (0-255; banding: ratio above 1); "
         "pairwise: mean RMS pixel distance between two faces of the class (collapse: ratio near 0)",
+        _cas_line(r["cas_over_seeds"]),
         f"near-copies of training faces: {r['memorisation']['near_copies']} (per class in metrics.json)",
         f"pictures: {run_dir}/eval/usefulness.png, confusion.png, judge.png, nearest.png; "
         f"numbers: {run_dir}/eval/metrics.json",

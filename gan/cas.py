@@ -48,6 +48,13 @@ def train_cas_classifier(
     return model.eval()
 
 
+def cas_metrics(images: np.ndarray, labels: np.ndarray, val: FaceDataset, cfg: CasConfig, device: str) -> dict:
+    """The classification metrics on the real ``val`` faces of the CAS classifier trained on ``images``."""
+    model = train_cas_classifier(images, labels, len(val.classes), cfg, device)
+    pred = predict_proba(model, val.images, device=device).argmax(1)
+    return classification_metrics(val.labels, pred, list(val.classes))
+
+
 def equal_real_draw(train: FaceDataset, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
     """``per_class`` real training faces of every class: a random draw, repeated to ``per_class`` when a
     class has fewer (each face as often as the others, give or take one). Also the distinct faces used."""
@@ -88,12 +95,8 @@ def classification_accuracy_score(
     classes = list(train.classes)
     per_class = int(np.bincount(sample_labels, minlength=len(classes)).max())
     real_x, real_y, distinct = equal_real_draw(train, per_class, cfg.seed)
-    scores = {}
-    for name, (x, y) in {"synthetic": (samples, sample_labels), "real": (real_x, real_y)}.items():
-        model = train_cas_classifier(x, y, len(classes), cfg, device)
-        pred = predict_proba(model, val.images, device=device).argmax(1)
-        scores[name] = classification_metrics(val.labels, pred, classes)
-    syn, real = scores["synthetic"], scores["real"]
+    syn = cas_metrics(samples, sample_labels, val, cfg, device)
+    real = cas_metrics(real_x, real_y, val, cfg, device)
     return {
         "classifier": cfg.to_dict(),
         "train_per_class": per_class,

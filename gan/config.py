@@ -25,6 +25,7 @@ EVAL_PER_CLASS = 200  # samples per class gan-eval scores (and rebalance's CAS w
 ADA_IMAGES = 100_000  # real images over which ADA can move the colour probability from 0 to 1
 ADA_INTERVAL = 4  # steps between ADA's adjustments of the colour probability
 EVAL_SEED = 12345  # gan-eval's sample seed; GanConfig.select_seed is selection's, and they must differ
+EVAL_CAS_SEEDS = 3  # sample seeds gan-eval's CAS macro-F1 is given over (EVAL_SEED and the next ones)
 
 
 @dataclass

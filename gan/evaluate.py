@@ -22,8 +22,8 @@ from augment.core.errors import UserError
 from augment.core.progress import console
 from augment.core.resize import resize_dataset
 from classifier.judge import Judge, describe_judge, get_judge, judge_columns, judge_dir_of, judge_probabilities
-from gan.cas import classification_accuracy_score
-from gan.config import DEFAULT_CHECKPOINT, EVAL_PER_CLASS, EVAL_SEED, CasConfig, GanConfig
+from gan.cas import cas_metrics, classification_accuracy_score
+from gan.config import DEFAULT_CHECKPOINT, EVAL_CAS_SEEDS, EVAL_PER_CLASS, EVAL_SEED, CasConfig, GanConfig
 from gan.metrics import (
     PR_NEIGHBOURS,
     exposure_and_spread,
@@ -69,6 +69,39 @@ def check_seed(seed: int, meta: dict[str, Any]) -> None:
         )
 
 
+def check_cas_seeds(n: int) -> None:
+    if n < 1:
+        raise UserError(f"--cas-seeds {n}: give the CAS over at least 1 sample seed, e.g. {EVAL_CAS_SEEDS}")
+
+
+def sample_seeds(seed: int, n: int, meta: dict[str, Any]) -> list[int]:
+    """``seed`` and the next seeds, ``n`` in all, skipping the one best-checkpoint selection scored with."""
+    check_seed(seed, meta)
+    select = meta["config"].get("select_seed", GanConfig.select_seed)
+    seeds = [seed]
+    while len(seeds) < n:
+        seeds.append(seeds[-1] + 1 + (seeds[-1] + 1 == select))
+    return seeds
+
+
+def cas_over_seeds(
+    g: Any, labels: np.ndarray, val: FaceDataset, first: dict[str, Any], seeds: list[int], device: str
+) -> dict[str, Any]:
+    """The CAS macro-F1 of samples drawn with each of ``seeds`` (``first``: the full CAS of ``seeds[0]``'s),
+    their mean and standard deviation, against the real-trained classifier's (the same for every seed)."""
+    f1 = [first["synthetic_macro_f1"]]
+    for s in seeds[1:]:
+        samples = generate_images(g, labels, seed=s, device=device)
+        f1.append(cas_metrics(samples, labels, val, CasConfig(), device)["macro_f1"])
+    return {
+        "seeds": seeds,
+        "synthetic_macro_f1": f1,
+        "mean": float(np.mean(f1)),
+        "sd": float(np.std(f1, ddof=1)) if len(f1) > 1 else None,
+        "real_macro_f1": first["real_macro_f1"],
+    }
+
+
 def check_per_class(per_class: int) -> None:
     """``gan-eval --per-class``: a Fréchet distance needs at least two samples of a class."""
     if per_class < 2:
@@ -85,10 +118,13 @@ def evaluate_gan(
     seed: int = EVAL_SEED,
     progress: bool = True,
     checkpoint: str = DEFAULT_CHECKPOINT,
+    cas_seeds: int = EVAL_CAS_SEEDS,
 ) -> dict[str, Any]:
     """Score the run's ``checkpoint`` (best, falling back to last, or last) and write ``RUN/eval/``:
-    metrics.json, judge.png, confusion.png, usefulness.png, nearest.png."""
+    metrics.json, judge.png, confusion.png, usefulness.png, nearest.png. Every score is of the samples
+    drawn with ``seed``; the CAS macro-F1 is also given over ``cas_seeds`` sample seeds."""
     check_per_class(per_class)
+    check_cas_seeds(cas_seeds)
     run_dir = Path(run_dir)
     g, meta = load_generator(run_dir, device=device, checkpoint=checkpoint)
     check_seed(seed, meta)
@@ -114,12 +150,16 @@ def evaluate_gan(
         },
         **_feature_scores(samples, labels, train, val, judge, inception_weights, seed, device, progress),
         "cas": classification_accuracy_score(samples, labels, train, val, CasConfig(), device),
+        "cas_over_seeds": None,
         "spread": {
             "reference": "real training faces of the class",
             "per_class": exposure_and_spread(samples, labels, train.images, train.labels, classes),
         },
         "memorisation": _memorisation(samples, labels, train, test, classes, run_dir),
     }
+    if report["cas"]:
+        seeds = sample_seeds(seed, cas_seeds, meta)
+        report["cas_over_seeds"] = cas_over_seeds(g, labels, val, report["cas"], seeds, device)
     report["usefulness"] = usefulness_table(report)
     write_json(run_dir / "eval" / "metrics.json", report)
     _pictures(report, run_dir / "eval")

@@ -15,7 +15,7 @@ import torch
 from augment.core.atomic import read_jsonl
 from augment.core.errors import UserError
 from augment.core.manifest import read_manifest
-from gan.config import EVAL_SEED, GanConfig
+from gan.config import EVAL_CAS_SEEDS, EVAL_SEED, GanConfig
 from gan.metrics import kernel_inception_distance, precision_recall, sample_confusion
 from tests.conftest import TINY_GAN_STEPS, run_cli, tiny_gan_config
 
@@ -413,6 +413,30 @@ def test_gan_eval_reports_usefulness_per_class(evaluated, demo_ds, tiny_judge_ru
         assert spread["real_pairwise"] > 0 and spread["pairwise"] >= 0
 
 
+def test_gan_eval_gives_the_cas_over_sample_seeds(evaluated, demo_ds):
+    from gan.evaluate import cas_over_seeds, eval_splits, evaluate_gan, sample_seeds
+    from gan.sample import load_generator
+
+    run, report = evaluated
+    over = report["cas_over_seeds"]
+    assert over["seeds"] == [EVAL_SEED + i for i in range(EVAL_CAS_SEEDS)] and EVAL_CAS_SEEDS == 3
+    f1 = over["synthetic_macro_f1"]
+    assert len(f1) == 3 and f1[0] == report["cas"]["synthetic_macro_f1"] and all(0 <= f <= 1 for f in f1)
+    assert over["mean"] == pytest.approx(np.mean(f1)) and over["sd"] == pytest.approx(np.std(f1, ddof=1))
+    assert over["real_macro_f1"] == report["cas"]["real_macro_f1"]
+    # a seed's CAS is its samples': the same seed again gives the first seed's figure, by the shorter path
+    g, meta = load_generator(run, checkpoint="best")
+    _, val, _ = eval_splits(demo_ds, meta, g)
+    labels = np.repeat(np.arange(len(meta["classes"])), 8)
+    again = cas_over_seeds(g, labels, val, report["cas"], [EVAL_SEED, EVAL_SEED], "cpu")
+    assert again["synthetic_macro_f1"] == [f1[0], f1[0]] and again["sd"] == 0
+    # the selection seed is never one of them, and at least one seed is asked for
+    select = meta["config"]["select_seed"]
+    assert sample_seeds(select - 1, 3, meta) == [select - 1, select + 1, select + 2]
+    with pytest.raises(UserError, match="--cas-seeds 0"):
+        evaluate_gan(run, demo_ds, per_class=2, progress=False, cas_seeds=0)
+
+
 def test_gan_eval_cas_never_reads_test(evaluated, demo_ds, tiny_judge_run, empty_hub, tmp_path):
     from gan.evaluate import evaluate_gan
 
@@ -440,6 +464,7 @@ def test_cli_gan_eval_with_last_checkpoint(selected_run, demo_dir, tiny_judge_ru
     assert code == 0, err
     text = " ".join(stdout.split())
     assert "last checkpoint at step 6" in text and "ratio = CAS / real" in text and "no class weights" in text
+    assert f"CAS macro-F1 over {EVAL_CAS_SEEDS} sample seed(s)" in text
     header = next(line for line in stdout.splitlines() if "class" in line and "ratio" in line)
     assert all(col in header for col in ("assign", "CAS", "prec", "recall", "KID", "FD")), header
     assert json.loads((run / "eval" / "metrics.json").read_text())["checkpoint"] == "last"
