@@ -733,13 +733,15 @@ def finish(s: TrainSetup, state: RunState, t0: float) -> dict[str, Any]:
     barrier(s.dist)
     best_rec = best_record(s)
     history = read_jsonl(s.run_dir / "history.jsonl")
+    invocation = time.time() - t0
     summary = {
         "run_dir": str(s.run_dir),
         "epochs_done": state.epoch,
         "best_epoch": best_rec["epoch"],
         "best_val": best_rec,
-        "seconds": time.time() - t0,
-        "images_per_s": state.images_seen / max(time.time() - t0, 1e-9),
+        "seconds": sum(r.get("seconds", 0.0) for r in history),  # every epoch's, over every invocation
+        "invocation_seconds": invocation,  # this one (a resumed run's last part)
+        "images_per_s": state.images_seen / max(invocation, 1e-9),  # this invocation's
         "early_stopped": state.stopped,
         "rank": s.dist.rank,
         "world": s.dist.world,

@@ -276,7 +276,11 @@ def test_interrupted_run_resumes_exactly(tmp_path, monkeypatch, where):
             train(ds, tmp_path / "cut", **kw)
     ckpt = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
     assert (ckpt["epoch"], ckpt["batch"]) == ((1, 1) if where == "mid-epoch" else (0, 2))
-    train(ds, tmp_path / "cut", **kw)
+    summary = train(ds, tmp_path / "cut", **kw)
+    # a resumed run records its whole training time, not only its last part's
+    epochs = history(tmp_path / "cut", timing=True)
+    assert summary["seconds"] == pytest.approx(sum(r["seconds"] for r in epochs))
+    assert len(epochs) == 3 and "invocation_seconds" in summary
     assert_same_weights(tmp_path / "ref" / "checkpoint.pt", tmp_path / "cut" / "checkpoint.pt")
     assert_same_weights(tmp_path / "ref" / "model.pt", tmp_path / "cut" / "model.pt")
     assert history(tmp_path / "ref") == history(tmp_path / "cut")
