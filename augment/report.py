@@ -95,11 +95,11 @@ def _against(t: dict[str, Any], ref: str) -> str:
     return f"{word} {ref} ({t['diff']:+.3f} macro-F1, p={t['p']:.3f})"
 
 
-def _recall_change(summary: dict[str, Any], model: str, minority: list[str]) -> tuple[list[str], list[str]]:
-    """The focus classes whose recall GAN rebalancing raised, and those it significantly lowered."""
+def _recall_change(summary: dict[str, Any], model: str, cond: str, minority: list[str]) -> tuple[list[str], list[str]]:
+    """The focus classes whose recall ``cond`` raised over the baseline, and those it significantly lowered."""
     helped, hurt = [], []
     for c in minority:
-        t = paired(summary, model, "gan", "baseline", "recall", cls=c)
+        t = paired(summary, model, cond, "baseline", "recall", cls=c)
         if t is None or t["diff"] is None:
             continue
         if t["significant"]:
@@ -108,6 +108,48 @@ def _recall_change(summary: dict[str, Any], model: str, minority: list[str]) -> 
             why = f"untested: {t['untested']}" if t["untested"] else "not significant"
             helped.append(f"{c} ({t['diff']:+.2f}, {why})")
     return helped, hurt
+
+
+def synthetic_conditions(summary: dict[str, Any]) -> list[str]:
+    """The compared conditions that train on GAN faces (results.json's recipes; by name when absent)."""
+    table = summary.get("conditions") or {}
+    return [
+        c
+        for c in summary["spec"]["conditions"]
+        if (table[c].get("synthetic", 0) > 0 if c in table else c.startswith("gan"))
+    ]
+
+
+def best_real_fix(summary: dict[str, Any], cs: dict[str, Any]) -> str | None:
+    """The real-only fix (a condition other than baseline without GAN faces) of highest mean macro-F1."""
+    synthetic = synthetic_conditions(summary)
+    fixes = [c for c in cs if c != "baseline" and c not in synthetic]
+    return max(fixes, key=lambda c: cs[c]["macro_f1"][0], default=None)
+
+
+def _beats(summary: dict[str, Any], model: str, cond: str, ref: str) -> bool:
+    t = paired(summary, model, cond, ref, "macro_f1")
+    return bool(t and not t["untested"] and t["significant"] and t["diff"] > 0)
+
+
+def _aim_line(summary: dict[str, Any], cs: dict[str, Any], model: str) -> str | None:
+    """Did any way of adding synthetic faces beat the baseline and the best real-only fix on macro-F1?"""
+    synthetic = [c for c in synthetic_conditions(summary) if c in cs]
+    if not synthetic:
+        return None
+    best = best_real_fix(summary, cs)
+    refs = ["baseline"] + ([best] if best else [])
+    against = "the baseline"
+    if best:
+        against += f" and the best real-only fix, {best} (macro-F1 {cs[best]['macro_f1'][0]:.3f})"
+    winners = [c for c in synthetic if all(_beats(summary, model, c, r) for r in refs)]
+    if winners:
+        return f"- **{model}**: {', '.join(winners)} beat {against} on macro-F1, significantly."
+    top = max(synthetic, key=lambda c: cs[c]["macro_f1"][0])
+    return (
+        f"- **{model}**: no way of adding synthetic faces ({', '.join(synthetic)}) beat {against} on macro-F1; "
+        f"the best of them, {top}, reached {cs[top]['macro_f1'][0]:.3f}."
+    )
 
 
 def scored_split(summary: dict[str, Any]) -> str:
@@ -144,24 +186,25 @@ def method_line(summary: dict[str, Any]) -> str:
 
 
 def verdict(summary: dict[str, Any], agg: dict[str, Any]) -> list[str]:
-    """Plain sentences: did GAN rebalancing help, against what, for which classes, on how many test images."""
+    """Plain sentences: did each way of adding GAN faces help, against what, for which classes, on how many
+    test images, and did any beat both the baseline and the best real-only fix."""
     minority = focus_classes(summary, agg)
     lines = []
     for model, conds in agg.items():
-        if "gan" not in conds or "baseline" not in conds:
+        if "baseline" not in conds:
             continue
-        parts = []
-        for ref in ("baseline", "oversample", "weighted"):
-            t = paired(summary, model, "gan", ref, "macro_f1") if ref in conds else None
-            if t is not None:
-                parts.append(_against(t, ref))
-        helped, hurt = _recall_change(summary, model, minority)
-        line = f"- **{model}**: on macro-F1, GAN rebalancing " + ("; ".join(parts) if parts else "was not compared")
-        gains = ", ".join(helped) if helped else "no gain"
-        line += ". Recall of the minority and hardest classes vs baseline: " + gains
-        if hurt:
-            line += "; worse for " + ", ".join(hurt)
-        lines.append(line + ".")
+        synthetic = [c for c in synthetic_conditions(summary) if c in conds]
+        refs = ["baseline"] + [c for c in conds if c != "baseline" and c not in synthetic]
+        for cond in synthetic:
+            parts = [_against(t, r) for r in refs if (t := paired(summary, model, cond, r, "macro_f1")) is not None]
+            helped, hurt = _recall_change(summary, model, cond, minority)
+            name = "GAN rebalancing" if cond == "gan" else f"`{cond}`"
+            line = f"- **{model}**: on macro-F1, {name} " + "; ".join(parts)
+            line += ". Recall of the minority and hardest classes vs baseline: " + (", ".join(helped) or "no gain")
+            lines.append(line + ("; worse for " + ", ".join(hurt) if hurt else "") + ".")
+        aim = _aim_line(summary, conds, model)
+        if aim:
+            lines.append(aim)
     lines.append(minority_counts_line(summary, minority))
     lines.append(method_line(summary))
     return lines
@@ -274,6 +317,17 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
+def _paired_table(summary: dict[str, Any], model: str, conds: list[str], ref: str, minority: list[str]) -> list[str]:
+    head = ["condition", "Δ macro-F1", "Δ accuracy"] + [f"Δ {c} recall" for c in minority]
+    rows = [
+        [cond]
+        + [_diff(paired(summary, model, cond, ref, m)) for m in ("macro_f1", "accuracy")]
+        + [_diff(paired(summary, model, cond, ref, "recall", cls=c)) for c in minority]
+        for cond in conds
+    ]
+    return _table(head, rows)
+
+
 def model_results(summary: dict[str, Any], agg: dict[str, Any], model: str) -> list[str]:
     """One model's tables: means with CIs, paired differences against baseline, recall of every class."""
     cs = agg[model]
@@ -287,24 +341,17 @@ def model_results(summary: dict[str, Any], agg: dict[str, Any], model: str) -> l
         for cond in present
     ]
     md += _table(head, means) + [""]
+    split = scored_split(summary)
     md += [
-        f"Paired differences against baseline (same seeds and {scored_split(summary)} images; [95% interval], "
-        "bootstrap p; ✓/✗ "
+        f"Paired differences against baseline (same seeds and {split} images; [95% interval], bootstrap p; ✓/✗ "
         "significant; untested with fewer than 3 seeds or no variance):",
         "",
     ]
-    head = ["condition", "Δ macro-F1", "Δ accuracy"] + [f"Δ {c} recall" for c in minority]
-    diffs = [
-        [
-            cond,
-            _diff(paired(summary, model, cond, "baseline", "macro_f1")),
-            _diff(paired(summary, model, cond, "baseline", "accuracy")),
-        ]
-        + [_diff(paired(summary, model, cond, "baseline", "recall", cls=c)) for c in minority]
-        for cond in present
-        if cond != "baseline"
-    ]
-    md += _table(head, diffs) + [""]
+    md += _paired_table(summary, model, [c for c in present if c != "baseline"], "baseline", minority) + [""]
+    best, synthetic = best_real_fix(summary, cs), [c for c in synthetic_conditions(summary) if c in cs]
+    if best and synthetic:
+        md += [f"Paired differences of the synthetic conditions against the best real-only fix, {best}:", ""]
+        md += _paired_table(summary, model, synthetic, best, minority) + [""]
     md += ["Per-class recall (all classes, minority first):", ""]
     recalls = [[cond] + [_num(cs[cond]["recall"][c][0]) for c in order] for cond in present]
     md += _table(["condition"] + order, recalls) + [""]

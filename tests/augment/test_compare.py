@@ -667,6 +667,32 @@ def test_three_seeds_mark_significance_and_zero_variance_in_the_report():
     text = "\n".join(verdict(summary, agg))
     assert "GAN rebalancing beat baseline (+0." in text and "beat oversample" in text
     assert "no difference is tested" not in text
+    assert "- **m**: gan beat the baseline and the best real-only fix, oversample (macro-F1 0." in text
+
+
+def test_the_verdict_says_when_no_synthetic_strategy_beats_the_best_real_only_fix():
+    from augment.report import aggregate, model_results, verdict
+
+    rng = np.random.default_rng(1)
+    classes = ["angry", "disgust", "fear", "happy"]
+    labels = rng.integers(0, 4, size=1500)
+
+    def right(p: float) -> np.ndarray:
+        return np.stack([np.where(rng.random(len(labels)) < p, labels, (labels + 1) % 4) for _ in range(3)])
+
+    preds = {"baseline": right(0.4), "oversample": right(0.7), "weighted": right(0.45), "gan+oversample": right(0.55)}
+    summary = _summary_of(labels, preds, classes)
+    agg = aggregate(summary)
+    text = "\n".join(verdict(summary, agg))
+    # every synthetic condition is set against the baseline and every real-only fix; the aim is judged once
+    assert "`gan+oversample` beat baseline" in text and "was worse than oversample" in text and "weighted (" in text
+    assert "no way of adding synthetic faces (gan+oversample) beat the baseline and the best real-only fix, " in text
+    best = agg["m"]["oversample"]["macro_f1"][0]
+    assert f"oversample (macro-F1 {best:.3f})" in text and "GAN rebalancing" not in text
+    md = "\n".join(model_results(summary, agg, "m"))
+    assert "against the best real-only fix, oversample:" in md
+    row = md.split("best real-only fix, oversample:")[1].split("| gan+oversample | ")[1].splitlines()[0]
+    assert row.startswith("-0.") and "**✗**" in row
 
 
 # --------------------------------------------------------------------------- ways to use synthetic faces
