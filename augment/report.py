@@ -294,6 +294,9 @@ def setup_section(summary: dict[str, Any], agg: dict[str, Any]) -> list[str]:
     """Data, test split, budget, grid, the shortfall filled and what the quality filter kept."""
     md = ["## Setup", ""]
     generator = f"`{summary['generator_run']}`" if summary.get("generator_run") else "none (real-only conditions)"
+    syn = summary.get("synthesis") or {}
+    if summary.get("generator_run") and syn.get("checkpoint_step") is not None:
+        generator += f" ({syn['checkpoint']} checkpoint, step {syn['checkpoint_step']:,}, sampling seed {syn['seed']})"
     md.append(f"- Data: `{summary['data']}`; generator: {generator}.")
     md.append(_scored_line(summary))
     md.append(_budget_line(summary["budget"]))

@@ -98,6 +98,8 @@ def test_report_has_every_section_and_its_pictures(compared):
         diff = r"[+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\] p="
         assert re.search(rf"^\| {re.escape(cond)} \| {diff}", md, re.M), cond  # a paired-difference row
     assert "judge filter off" in md and "None" not in md.split("## Results")[0]
+    syn = summary["synthesis"]  # the generator's run, checkpoint and step, as the synthesis used them
+    assert f"checkpoint, step {syn['checkpoint_step']:,}, sampling seed {syn['seed']})" in md
     pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert {"recall_by_condition.png", "confusion_simple-cnn.png", "train_distribution.png"} <= set(pictures)
     assert "synthetic_samples.png" in pictures
