@@ -120,11 +120,15 @@ def synthetic_conditions(summary: dict[str, Any]) -> list[str]:
     ]
 
 
-def best_real_fix(summary: dict[str, Any], cs: dict[str, Any]) -> str | None:
-    """The real-only fix (a condition other than baseline without GAN faces) of highest mean macro-F1."""
+def real_fixes(summary: dict[str, Any], cs: dict[str, Any]) -> list[str]:
+    """The compared conditions other than baseline that use no GAN faces (oversample, weighted, refit...)."""
     synthetic = synthetic_conditions(summary)
-    fixes = [c for c in cs if c != "baseline" and c not in synthetic]
-    return max(fixes, key=lambda c: cs[c]["macro_f1"][0], default=None)
+    return [c for c in cs if c != "baseline" and c not in synthetic]
+
+
+def best_real_fix(summary: dict[str, Any], cs: dict[str, Any]) -> str | None:
+    """The real-only fix of highest mean macro-F1."""
+    return max(real_fixes(summary, cs), key=lambda c: cs[c]["macro_f1"][0], default=None)
 
 
 def _beats(summary: dict[str, Any], model: str, cond: str, ref: str) -> bool:
@@ -194,7 +198,7 @@ def verdict(summary: dict[str, Any], agg: dict[str, Any]) -> list[str]:
         if "baseline" not in conds:
             continue
         synthetic = [c for c in synthetic_conditions(summary) if c in conds]
-        refs = ["baseline"] + [c for c in conds if c != "baseline" and c not in synthetic]
+        refs = ["baseline", *real_fixes(summary, conds)]
         for cond in synthetic:
             parts = [_against(t, r) for r in refs if (t := paired(summary, model, cond, r, "macro_f1")) is not None]
             helped, hurt = _recall_change(summary, model, cond, minority)
@@ -332,7 +336,8 @@ def _paired_table(summary: dict[str, Any], model: str, conds: list[str], ref: st
 
 
 def model_results(summary: dict[str, Any], agg: dict[str, Any], model: str) -> list[str]:
-    """One model's tables: means with CIs, paired differences against baseline, recall of every class."""
+    """One model's tables: means with CIs, paired differences against baseline (and the synthetic conditions'
+    against the best real-only fix), recall of every class."""
     cs = agg[model]
     minority = focus_classes(summary, agg)
     order = minority_first(summary["train_counts"])

@@ -644,16 +644,22 @@ def _summary_of(labels: np.ndarray, preds: dict[str, np.ndarray], classes: list[
     }
 
 
-def test_three_seeds_mark_significance_and_zero_variance_in_the_report():
-    from augment.report import aggregate, model_results, verdict
-
-    rng = np.random.default_rng(0)
-    classes = ["angry", "disgust", "fear", "happy"]
+def _guesses(seed: int):
+    """1,500 labels of 4 classes, and ``right(p)``: 3 seeds of predictions, each right with probability p."""
+    rng = np.random.default_rng(seed)
     labels = rng.integers(0, 4, size=1500)
 
     def right(p: float) -> np.ndarray:
         return np.stack([np.where(rng.random(len(labels)) < p, labels, (labels + 1) % 4) for _ in range(3)])
 
+    return rng, labels, right
+
+
+def test_three_seeds_mark_significance_and_zero_variance_in_the_report():
+    from augment.report import aggregate, model_results, verdict
+
+    rng, labels, right = _guesses(0)
+    classes = ["angry", "disgust", "fear", "happy"]
     base = right(0.4)
     shifted = base.copy()
     for j in range(3):  # exactly 150 more right answers in every seed: the same difference three times
@@ -676,13 +682,8 @@ def test_three_seeds_mark_significance_and_zero_variance_in_the_report():
 def test_the_verdict_says_when_no_synthetic_strategy_beats_the_best_real_only_fix():
     from augment.report import aggregate, model_results, verdict
 
-    rng = np.random.default_rng(1)
+    _, labels, right = _guesses(1)
     classes = ["angry", "disgust", "fear", "happy"]
-    labels = rng.integers(0, 4, size=1500)
-
-    def right(p: float) -> np.ndarray:
-        return np.stack([np.where(rng.random(len(labels)) < p, labels, (labels + 1) % 4) for _ in range(3)])
-
     preds = {"baseline": right(0.4), "oversample": right(0.7), "weighted": right(0.45), "gan+oversample": right(0.55)}
     summary = _summary_of(labels, preds, classes)
     agg = aggregate(summary)
