@@ -631,7 +631,7 @@ def setup(data: FaceDataset, run_dir: Path, cfg: GanConfig, progress: bool) -> G
         "val_counts": val.counts(),
         "val_fingerprint": val_fingerprint(val),
     }
-    folder = open_run(run_dir, config, "gan", GanConfig.RESUMABLE, defaults=GanConfig().to_dict())
+    folder = open_run(run_dir, config, "gan", GanConfig.RESUMABLE, defaults=GanConfig.before_options())
     st = new_state(cfg, train, dist, device, run_dir, folder.config)
     if folder.resuming:
         resume(st, progress)

@@ -386,7 +386,7 @@ def test_class_subset_and_cli_error(demo_ds, tmp_path, capsys):
         ("ada_target", 1.0, "--ada-target 1"),
         ("lecam_weight", -0.1, "--lecam-weight -0.1"),
         ("cond_ramp", -5, "--cond-ramp -5"),
-        ("color_p", 0.5, "--color-p 0.5 acts on DiffAugment's colour ops"),  # with --diffaugment translation
+        ("color_p", 0.25, "--color-p 0.25 acts on DiffAugment's colour ops"),  # with --diffaugment translation
     ],
 )
 def test_impossible_settings_are_refused_before_anything_is_written(demo_ds, tmp_path, name, value, option):
@@ -395,6 +395,13 @@ def test_impossible_settings_are_refused_before_anything_is_written(demo_ds, tmp
         train_gan(demo_ds, tmp_path / "run", tiny_cfg(demo_ds, **{name: value}, **extra), progress=False)
     assert str(e.value).startswith(option)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_default_colour_probability_is_moot_without_colour_ops_but_a_chosen_one_is_refused():
+    GanConfig(diffaugment="translation").validate()  # color_p at its default (0.5): nothing the user chose is lost
+    GanConfig(diffaugment="").validate()
+    with pytest.raises(UserError, match="--color-p 1 acts on DiffAugment's colour ops"):
+        GanConfig(diffaugment="translation", color_p=1.0).validate()
 
 
 # --------------------------------------------------------------------------- exposure, LeCam, conditioning
@@ -520,15 +527,18 @@ def test_lecam_reaches_d_through_both_halves_with_a_batchnorm_d(demo_ds, tmp_pat
     assert any(not torch.equal(grads[0.0][k], grads[1.0][k]) for k in grads[0.0])
 
 
-def test_a_run_from_before_an_option_existed_resumes_only_with_its_default(demo_ds, tmp_path):
-    run = tmp_path / "old"
-    train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=2, checkpoint_every=1), progress=False)
+def test_a_run_from_before_an_option_existed_resumes_only_with_what_it_did(demo_ds, tmp_path):
+    run, before = tmp_path / "old", {"color_p": 1.0, "ms_weight": 0.0}  # every face coloured, no mode seeking
+    train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=2, checkpoint_every=1, **before), progress=False)
     config = json.loads((run / "config.json").read_text())
-    del config["lecam_weight"], config["color_p"]  # as written by the code before these options
+    del config["lecam_weight"], config["color_p"], config["ms_weight"]  # as written before these options
     (run / "config.json").write_text(json.dumps(config))
     with pytest.raises(UserError, match=r"lecam_weight: was 0.0, now 0.3"):
-        train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=4, lecam_weight=0.3), progress=False)
-    assert train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=4), progress=False)["step"] == 4
+        train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=4, lecam_weight=0.3, **before), progress=False)
+    with pytest.raises(UserError, match=r"color_p: was 1.0, now 0.5; ms_weight: was 0.0, now 0.5"):
+        train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=4), progress=False)  # today's defaults are not what it did
+    assert train_gan(demo_ds, run, tiny_cfg(demo_ds, steps=4, **before), progress=False)["step"] == 4
+    assert GanConfig.from_dict(config).color_p == 1.0 and GanConfig.from_dict(config).ms_weight == 0.0
 
 
 def test_exposure_norm_trains_on_one_exposure_and_samples_take_their_class_real_ones(demo_ds, tmp_path):
