@@ -26,13 +26,23 @@ def load(run: Path) -> dict[str, Any]:
     return json.loads((run / "eval" / "metrics.json").read_text())
 
 
+def assigned(m: dict[str, Any]) -> list[str]:
+    """The classes whose samples the judge assigns at least JUDGE_SHARE × its recall on real faces."""
+    judge = m["judge"]["real_test_recall"]
+    return [c for c, v in m["usefulness"].items() if v["assignment"] >= JUDGE_SHARE * judge[c]]
+
+
+def mean_assignment(m: dict[str, Any]) -> float:
+    return sum(v["assignment"] for v in m["usefulness"].values()) / len(m["usefulness"])
+
+
 def criteria(m: dict[str, Any], default: dict[str, Any] | None) -> dict[str, bool]:
     """Which of issue 13's criteria the gan-eval metrics ``m`` meet; the two set against the default
     recipe's (no class's recall below it, CAS above it) only when ``default`` is given."""
-    u, judge = m["usefulness"], m["judge"]["real_test_recall"]
+    u = m["usefulness"]
     met = {
-        "assigned": all(v["assignment"] >= JUDGE_SHARE * judge[c] for c, v in u.items()),
-        "mean assignment": sum(v["assignment"] for v in u.values()) / len(u) >= MEAN_ASSIGNMENT,
+        "assigned": len(assigned(m)) == len(u),
+        "mean assignment": mean_assignment(m) >= MEAN_ASSIGNMENT,
         "no banding": all(v["brightness_ratio"] <= BANDING for v in u.values()),
         "no memorisation": m["memorisation"]["near_copies"] == 0,
     }
@@ -53,9 +63,7 @@ def summary_table(runs: dict[str, dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in runs.items():
-        u, judge = m["usefulness"], m["judge"]["real_test_recall"]
-        mean = sum(v["assignment"] for v in u.values()) / len(u)
-        assigned = sum(v["assignment"] >= JUDGE_SHARE * judge[c] for c, v in u.items())
+        u = m["usefulness"]
         cas = m["cas_over_seeds"]
         below = [c for c, v in u.items() if v["recall"] < default["usefulness"][c]["recall"]]
         ratios = [v["brightness_ratio"] for v in u.values()]
@@ -63,7 +71,7 @@ def summary_table(runs: dict[str, dict[str, Any]]) -> str:
         recall = ", ".join(f"{v['recall']:.2f}" for v in u.values())
         unmet = ", ".join(k for k, ok in met.items() if not ok)
         lines.append(
-            f"| {name} ({m['checkpoint_step']:,}) | {mean:.3f} | {assigned}/{len(u)} "
+            f"| {name} ({m['checkpoint_step']:,}) | {mean_assignment(m):.3f} | {len(assigned(m))}/{len(u)} "
             f"| {cas['mean']:.3f} ± {cas['sd']:.3f} "
             f"| {recall} | {', '.join(below) or 'none'} "
             f"| {min(ratios):.2f}–{max(ratios):.2f} | {m['memorisation']['near_copies']} "
