@@ -36,6 +36,13 @@ def mean_assignment(m: dict[str, Any]) -> float:
     return sum(v["assignment"] for v in m["usefulness"].values()) / len(m["usefulness"])
 
 
+def judge_mean_recall(m: dict[str, Any]) -> float:
+    """The judge's mean recall over classes on real test faces: about the mean assignment of samples
+    the judge cannot tell from real faces, so the yardstick for MEAN_ASSIGNMENT."""
+    recall = m["judge"]["real_test_recall"]
+    return sum(recall.values()) / len(recall)
+
+
 def criteria(m: dict[str, Any], default: dict[str, Any] | None) -> dict[str, bool]:
     """Which of issue 13's criteria the gan-eval metrics ``m`` meet; the two set against the default
     recipe's (no class's recall below it, CAS above it) only when ``default`` is given."""
@@ -77,6 +84,10 @@ def summary_table(runs: dict[str, dict[str, Any]]) -> str:
             f"| {min(ratios):.2f}–{max(ratios):.2f} | {m['memorisation']['near_copies']} "
             f"| {sum(met.values())}/{len(met)}{f' (not {unmet})' if unmet else ''} |"
         )
+    lines.append(
+        f"\nThe judge's own mean recall on real test faces is {judge_mean_recall(default):.3f}: samples as "
+        "recognisable as real faces would be assigned about that much on average."
+    )
     return "\n".join(lines)
 
 

@@ -78,6 +78,7 @@ def test_the_table_names_what_each_run_misses(tmp_path, capsys):
     assert rows[0].endswith("| 2/4 (not assigned, mean assignment) |")
     assert "| variant (5,500) | 0.600 | 2/2 | 0.250 ± 0.010 | 0.30, 0.05 | fear |" in rows[1]
     assert rows[1].endswith("| 5/6 (not no collapse) |")
+    assert "The judge's own mean recall on real test faces is 0.500:" in out  # (0.8 + 0.2) / 2
     assert "| fear | 0.300 (0.20) | 0.50 | 0.900 | 0.050 | 0.100 | 32.0 / 32.0 = 1.00 |" in out
 
 
