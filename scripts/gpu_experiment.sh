@@ -16,8 +16,8 @@
 # Then, on the GPU machine, from the checkout:
 #   scripts/gpu_experiment.sh [.gpucache/fer2013-packed.npz] [OUT]
 # Knobs (environment): MODE (all), DEVICE (cuda), GAN_STEPS (6000), GAN_MINUTES (2), VARIANTS (name:options,
-# separated by ';': the recipe before issue 13 (every face coloured, no mode seeking), LeCam, exposure
-# normalisation; '' = none), SEEDS (3), STAGE_S (seconds
+# separated by ';': the recipe before issue 13 (every face coloured, no mode seeking, no LeCam), today's
+# without LeCam, exposure normalisation; '' = none), SEEDS (3), STAGE_S (seconds
 # per non-GAN stage, 150), PY (python3). Without the package installed it runs from the checkout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +30,7 @@ SEEDS=${SEEDS:-3}
 STAGE_S=${STAGE_S:-150}
 MODE=${MODE:-all}
 GAN_MINUTES=${GAN_MINUTES:-2}
-VARIANTS=${VARIANTS-"old:--color-p 1 --ms-weight 0;lecam:--lecam-weight 0.3;expo:--exposure-norm"}
+VARIANTS=${VARIANTS-"old:--color-p 1 --ms-weight 0 --lecam-weight 0;no-lecam:--lecam-weight 0;expo:--exposure-norm"}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 A="$PY -m augment"
 mkdir -p "$OUT"
