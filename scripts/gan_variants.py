@@ -1,11 +1,12 @@
-"""Set GAN variants against today's default recipe by issue 13's done-criteria, from their gan-eval results.
+"""Set GAN variants against a reference recipe by issue 13's done-criteria, from their gan-eval results.
 
     augment gan-eval RUN DATA --per-class 500 --checkpoint best --judge JUDGE     # for each run, alike
-    python scripts/gan_variants.py DEFAULT_RUN VARIANT_RUN [VARIANT_RUN ...] [--per-class]
+    python scripts/gan_variants.py REFERENCE_RUN VARIANT_RUN [VARIANT_RUN ...] [--per-class]
 
-The first run is the default the others are measured against. One row per run: mean assignment, the
+The first run is the reference the others are measured against (for issue 13, the default recipe it was
+filed against). One row per run: mean assignment, the
 classes assigned at least 0.8 x the judge's recall on real faces, CAS macro-F1 over the sample seeds,
-each class's recall, the classes whose recall is below the default's (collapse), the brightness
+each class's recall, the classes whose recall is below the reference's (collapse), the brightness
 spread against real faces, near-copies, and which criteria it meets. ``--per-class`` adds each run's
 table per class (assignment, CAS ratio, precision, recall, KID, brightness spread before and after).
 """
@@ -43,9 +44,9 @@ def judge_mean_recall(m: dict[str, Any]) -> float:
     return sum(recall.values()) / len(recall)
 
 
-def criteria(m: dict[str, Any], default: dict[str, Any] | None) -> dict[str, bool]:
-    """Which of issue 13's criteria the gan-eval metrics ``m`` meet; the two set against the default
-    recipe's (no class's recall below it, CAS above it) only when ``default`` is given."""
+def criteria(m: dict[str, Any], reference: dict[str, Any] | None) -> dict[str, bool]:
+    """Which of issue 13's criteria the gan-eval metrics ``m`` meet; the two set against the
+    reference recipe's (no class's recall below it, CAS above it) only when ``reference`` is given."""
     u = m["usefulness"]
     met = {
         "assigned": len(assigned(m)) == len(u),
@@ -53,28 +54,28 @@ def criteria(m: dict[str, Any], default: dict[str, Any] | None) -> dict[str, boo
         "no banding": all(v["brightness_ratio"] <= BANDING for v in u.values()),
         "no memorisation": m["memorisation"]["near_copies"] == 0,
     }
-    if default is not None:
-        met["no collapse"] = all(v["recall"] >= default["usefulness"][c]["recall"] for c, v in u.items())
-        met["useful"] = m["cas_over_seeds"]["mean"] > default["cas_over_seeds"]["mean"]
+    if reference is not None:
+        met["no collapse"] = all(v["recall"] >= reference["usefulness"][c]["recall"] for c, v in u.items())
+        met["useful"] = m["cas_over_seeds"]["mean"] > reference["cas_over_seeds"]["mean"]
     return met
 
 
 def summary_table(runs: dict[str, dict[str, Any]]) -> str:
-    """One markdown row per run; the first run is the default."""
-    default = next(iter(runs.values()))
-    classes = list(default["usefulness"])
+    """One markdown row per run; the first run is the reference."""
+    reference = next(iter(runs.values()))
+    classes = list(reference["usefulness"])
     lines = [
         "| run (best step) | mean assignment | classes ≥ 0.8 × judge recall | CAS macro-F1 over seeds "
-        f"| recall ({', '.join(classes)}) | recall below default's | brightness sd ratio | near-copies "
+        f"| recall ({', '.join(classes)}) | recall below the reference's | brightness sd ratio | near-copies "
         "| criteria met |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, m in runs.items():
         u = m["usefulness"]
         cas = m["cas_over_seeds"]
-        below = [c for c, v in u.items() if v["recall"] < default["usefulness"][c]["recall"]]
+        below = [c for c, v in u.items() if v["recall"] < reference["usefulness"][c]["recall"]]
         ratios = [v["brightness_ratio"] for v in u.values()]
-        met = criteria(m, None if m is default else default)
+        met = criteria(m, None if m is reference else reference)
         recall = ", ".join(f"{v['recall']:.2f}" for v in u.values())
         unmet = ", ".join(k for k, ok in met.items() if not ok)
         lines.append(
@@ -85,7 +86,7 @@ def summary_table(runs: dict[str, dict[str, Any]]) -> str:
             f"| {sum(met.values())}/{len(met)}{f' (not {unmet})' if unmet else ''} |"
         )
     lines.append(
-        f"\nThe judge's own mean recall on real test faces is {judge_mean_recall(default):.3f}: samples as "
+        f"\nThe judge's own mean recall on real test faces is {judge_mean_recall(reference):.3f}: samples as "
         "recognisable as real faces would be assigned about that much on average."
     )
     return "\n".join(lines)
@@ -112,7 +113,7 @@ def class_table(name: str, m: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("runs", nargs="+", type=Path, help="gan-eval'd runs; the first is the default recipe")
+    ap.add_argument("runs", nargs="+", type=Path, help="gan-eval'd runs; the first is the reference recipe")
     ap.add_argument("--per-class", action="store_true", help="also each run's table per class")
     args = ap.parse_args(argv)
     missing = [r for r in args.runs if not (r / "eval" / "metrics.json").is_file()]

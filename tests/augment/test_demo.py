@@ -42,6 +42,7 @@ def test_demo_end_to_end_with_tiny_budgets(tmp_path: Path, monkeypatch) -> None:
     defaults = inspect.signature(run_demo).parameters
     assert gan_config["color_p"] == defaults["color_p"].default == 0.5
     assert gan_config["ms_weight"] == defaults["ms_weight"].default == 0.5
+    assert gan_config["lecam_weight"] == 0.3  # the default recipe's LeCam, as measured for the demo
     assert defaults["min_prob"].default == QualityFilter().min_prob > 0  # the filter is on, as in rebalance
     filter_judge = json.loads((out / "gan" / "judge" / "config.json").read_text())
     assert filter_judge["model"] == "fer-cnn" and filter_judge["class_weighted"] is True

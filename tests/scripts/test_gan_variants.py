@@ -56,8 +56,8 @@ def test_a_variant_that_beats_the_default_everywhere_meets_every_criterion():
 @pytest.mark.parametrize(
     ("variant", "unmet"),
     [
-        (metrics([0.9, 0.3], [0.3, 0.09], cas=0.25), "no collapse"),  # fear's recall below the default's
-        (metrics([0.9, 0.3], [0.3, 0.1], cas=0.2), "useful"),  # CAS only level with the default's
+        (metrics([0.9, 0.3], [0.3, 0.09], cas=0.25), "no collapse"),  # fear's recall below the reference's
+        (metrics([0.9, 0.3], [0.3, 0.1], cas=0.2), "useful"),  # CAS only level with the reference's
         (metrics([0.9, 0.3], [0.3, 0.1], cas=0.25, brightness=1.6), "no banding"),
         (metrics([0.9, 0.3], [0.3, 0.1], cas=0.25, near_copies=1), "no memorisation"),
         (metrics([1.0, 0.15], [0.3, 0.1], cas=0.25), "assigned"),  # fear 0.15 < 0.8 × 0.2
