@@ -44,6 +44,11 @@ def judge_mean_recall(m: dict[str, Any]) -> float:
     return sum(recall.values()) / len(recall)
 
 
+def recall_below(m: dict[str, Any], reference: dict[str, Any]) -> list[str]:
+    """The classes whose sample recall falls below the reference's (collapse)."""
+    return [c for c, v in m["usefulness"].items() if v["recall"] < reference["usefulness"][c]["recall"]]
+
+
 def criteria(m: dict[str, Any], reference: dict[str, Any] | None) -> dict[str, bool]:
     """Which of issue 13's criteria the gan-eval metrics ``m`` meet; the two set against the
     reference recipe's (no class's recall below it, CAS above it) only when ``reference`` is given."""
@@ -55,7 +60,7 @@ def criteria(m: dict[str, Any], reference: dict[str, Any] | None) -> dict[str, b
         "no memorisation": m["memorisation"]["near_copies"] == 0,
     }
     if reference is not None:
-        met["no collapse"] = all(v["recall"] >= reference["usefulness"][c]["recall"] for c, v in u.items())
+        met["no collapse"] = not recall_below(m, reference)
         met["useful"] = m["cas_over_seeds"]["mean"] > reference["cas_over_seeds"]["mean"]
     return met
 
@@ -73,7 +78,7 @@ def summary_table(runs: dict[str, dict[str, Any]]) -> str:
     for name, m in runs.items():
         u = m["usefulness"]
         cas = m["cas_over_seeds"]
-        below = [c for c, v in u.items() if v["recall"] < reference["usefulness"][c]["recall"]]
+        below = recall_below(m, reference)
         ratios = [v["brightness_ratio"] for v in u.values()]
         met = criteria(m, None if m is reference else reference)
         recall = ", ".join(f"{v['recall']:.2f}" for v in u.values())
