@@ -41,7 +41,7 @@ from augment.core.atomic import atomic_path, write_json
 from augment.core.dataset import FaceDataset, concat
 from augment.core.errors import UserError
 from augment.core.progress import console
-from augment.core.splits import ensure_val_split
+from augment.core.splits import carve_train_val
 from augment.plan import ClassPlan, capped, plan_rebalance, share
 from augment.rebalance import QualityFilter
 from gan.config import DEFAULT_CHECKPOINT, GanConfig
@@ -444,7 +444,7 @@ def prepare_data(data: FaceDataset, spec: CompareSpec) -> CompareData:
     if spec.eval_split == "test":
         scored, n_dup = clean_test(real)
     # carved as gan-train carves its validation split (gan.validation.real_splits) at its default fraction
-    trainval = ensure_val_split(real.subset(real.splits != "test"), GanConfig.val_fraction, seed=0)
+    trainval = carve_train_val(real, GanConfig.val_fraction)
     if spec.eval_split == "val":
         scored, n_dup = clean_split(trainval, "val")
     train, val = trainval.split("train"), trainval.split("val")

@@ -44,7 +44,7 @@ from augment.core.runtime import (
     seed_everything,
     sync_buffers,
 )
-from augment.core.splits import ensure_val_split
+from augment.core.splits import carve_train_val
 from classifier.config import TrainConfig
 from classifier.data import AugmentedBatches, PlannedBatchSampler, train_transform
 from classifier.inference import BEST, load_classifier, predict_proba
@@ -83,10 +83,9 @@ def refuse_synthetic_eval(data: FaceDataset) -> None:
 def prepare_splits(data: FaceDataset, cfg: TrainConfig) -> tuple[FaceDataset, FaceDataset]:
     """Train and validation sets; the test split is dropped here and never seen."""
     refuse_synthetic_eval(data)
-    data = data.subset(data.splits != "test")
     if cfg.classes:
         data = data.with_classes(cfg.classes)
-    data = ensure_val_split(data, cfg.val_fraction, seed=0)  # keeps synthetic faces in train
+    data = carve_train_val(data, cfg.val_fraction, keep_synthetic=True)
     val = data.split("val")
     size = cfg.size or default_image_size(cfg.model)
     train = resize_dataset(data.split("train"), size, data.channels)

@@ -1,7 +1,7 @@
 """The validation split the generator never sees, and the cheap score that picks the best checkpoint.
 
 ``real_splits`` is the one place that splits a dataset for the GAN: the test split is dropped before
-anything else, and a validation split is carved from train (``augment.core.splits.ensure_val_split``:
+anything else, and a validation split is carved from train (``augment.core.splits.carve_train_val``:
 subject- and duplicate-aware, deterministic) when the data has none. ``gan-train`` trains on what is
 left of train; CAS, best-checkpoint selection and rebalance gating test on the validation split.
 """
@@ -16,7 +16,7 @@ import torch
 from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
 from augment.core.runtime import data_fingerprint
-from augment.core.splits import ensure_val_split
+from augment.core.splits import carve_train_val
 from classifier.inference import prepare_images
 from classifier.judge import Judge, judge_probabilities
 from gan.metrics import classifier_features, judge_assignment, precision_recall
@@ -31,8 +31,7 @@ def real_splits(
     The split is carved on all classes before ``classes`` are picked, so a generator of a few classes and
     the judge (``classifier.train`` carves the same way) hold out the same faces.
     """
-    real = data.subset((data.splits != "test") & ~data.synthetic)
-    real = ensure_val_split(real, val_fraction, seed=0)
+    real = carve_train_val(data, val_fraction)
     if classes:
         real = real.with_classes(list(classes))
     train, val = real.split("train"), real.split("val")

@@ -97,3 +97,16 @@ def ensure_val_split(ds: FaceDataset, fraction: float = 0.1, seed: int = 0) -> F
     out = ds.subset(np.arange(len(ds)))
     out.splits = np.where(val_mask, "val", out.splits).astype("<U5")
     return out
+
+
+def carve_train_val(data: FaceDataset, val_fraction: float, keep_synthetic: bool = False) -> FaceDataset:
+    """The one carve of the real train split: ``data`` without its test split, with a validation split
+    carved from the real train faces when it has none (``ensure_val_split``, seed 0).
+
+    Synthetic faces are left out here unless ``keep_synthetic`` (a classifier may train on them); they are
+    never carved into validation. Every command that holds out validation faces calls this, so a
+    generator, its judge and a comparison hold out the same faces."""
+    keep = data.splits != "test"
+    if not keep_synthetic:
+        keep &= ~data.synthetic
+    return ensure_val_split(data.subset(keep), val_fraction, seed=0)

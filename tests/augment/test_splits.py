@@ -8,7 +8,7 @@ import pytest
 from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
 from augment.core.readers import load_dataset
-from augment.core.splits import ensure_val_split, leak_groups
+from augment.core.splits import carve_train_val, ensure_val_split, leak_groups
 from tests.conftest import make_ckplus, make_folder_tree
 
 pytestmark = pytest.mark.usefixtures("quiet")
@@ -183,3 +183,25 @@ class TestSubjects:
         assert all(v >= 1 for v in out.counts("val").values())
         assert all(v >= 1 for v in out.counts("train").values())
         assert val_sources(out) == val_sources(ensure_val_split(ds, 0.2, seed=0))
+
+
+class TestCarveTrainVal:
+    """The one carve every command calls: test dropped, val carved from real train, synthetic kept only on request."""
+
+    def poisoned(self) -> FaceDataset:
+        ds = make_ds({0: 40, 1: 30, 2: 20})
+        ds.splits[:6] = "test"
+        ds.synthetic[60:70] = True
+        return ds
+
+    def test_real_only_drops_test_and_synthetic(self):
+        out = carve_train_val(self.poisoned(), 0.2)
+        assert "test" not in set(out.splits.tolist()) and not out.synthetic.any()
+        assert len(out) == 90 - 6 - 10 and out.has_split("val")
+
+    def test_keep_synthetic_keeps_them_in_train_only(self):
+        ds = self.poisoned()
+        out = carve_train_val(ds, 0.2, keep_synthetic=True)
+        assert out.synthetic.sum() == 10 and (out.splits[out.synthetic] == "train").all()
+        # the validation faces are the same whether synthetic faces ride along or not
+        assert val_sources(out) == val_sources(carve_train_val(ds, 0.2))
