@@ -20,23 +20,21 @@ from augment.cli import main
 from augment.core.atomic import read_jsonl
 from augment.core.errors import UserError
 from augment.core.runtime import Dist, seed_everything
-from gan.config import GanConfig
-from gan.train import (
-    ADA_INTERVAL,
-    GanState,
+from gan.checkpoint import training_split
+from gan.config import ADA_IMAGES, ADA_INTERVAL, GanConfig
+from gan.state import GanState, build_models, new_state
+from gan.steps import (
     ada_step,
-    build_models,
     d_step,
     ema_step,
     g_step,
     lecam_loss,
     mode_seeking_loss,
-    new_state,
     noise_batch,
     paired_labels,
-    train_gan,
-    training_split,
+    real_batch,
 )
+from gan.train import train_gan
 from tests.conftest import run_cli, tiny_gan_config
 
 pytestmark = pytest.mark.usefixtures("quiet")
@@ -408,7 +406,7 @@ def test_the_default_colour_probability_is_moot_without_colour_ops_but_a_chosen_
 def test_ada_raises_the_colour_probability_while_d_overfits_and_lowers_it_after(demo_ds, tmp_path):
     st = tiny_state(demo_ds, tmp_path)
     st.cfg.ada_target, st.color_p = 0.6, 0.5
-    per_move = st.cfg.batch_size * ADA_INTERVAL / gan_train.ADA_IMAGES
+    per_move = st.cfg.batch_size * ADA_INTERVAL / ADA_IMAGES
     for _ in range(ADA_INTERVAL):  # D sure of every real face: sign 1 > 0.6
         ada_step(st, torch.tensor(1.0))
     assert st.color_p == pytest.approx(0.5 + per_move)
@@ -552,7 +550,7 @@ def test_exposure_norm_trains_on_one_exposure_and_samples_take_their_class_real_
     cfg = tiny_cfg(demo_ds, steps=2, exposure_norm=True)
     train = training_split(demo_ds, cfg)
     st = new_state(cfg, train, Dist(), "cpu", tmp_path / "st", {})
-    mean, spread = exposure_stats(gan_train.real_batch(st, 0)[0])
+    mean, spread = exposure_stats(real_batch(st, 0)[0])
     assert mean.abs().max() < 0.05 and (spread - 0.45).abs().max() < 0.05  # D sees one exposure
     train_gan(demo_ds, tmp_path / "run", cfg, progress=False)
     g, _ = load_generator(tmp_path / "run")
