@@ -144,12 +144,12 @@ def run_demo(
 
     The demo faces are simple, so the GAN's networks are half as wide as for FER2013 (4x cheaper), and the
     comparison (3 seeds) trains the demo budget's fer-cnn at half width on 32 px faces. Measured on the demo
-    faces at 900 steps (2026-11-28; per class, mean pairwise distance and spread of brightness of samples
-    over real faces'): with every face recoloured by DiffAugment the generator drew one face per class
+    faces at 900 steps (per class, mean pairwise distance and spread of brightness of samples over real
+    faces'): with every face recoloured by DiffAugment the generator drew one face per class
     (0.19-0.31, 0.11-0.20); with half of them (``color_p`` 0.5) it drew one face per class in many
     exposures (0.63-0.85, 0.78-1.22); mode seeking on standardised faces (``ms_weight`` 0.5) added faces
-    that differ in shape, not only exposure (0.78-0.94, 0.65-0.90); LeCam (the default ``lecam_weight``
-    0.3 since 2026-11-29) kept that (0.79-0.98, 0.62-0.92), best at step 500. The judge filter is on, with the demo
+    that differ in shape, not only exposure (0.78-0.94, 0.65-0.90); LeCam (``lecam_weight`` 0.3, the
+    default) kept that (0.79-0.98, 0.62-0.92), best at step 500. The judge filter is on, with the demo
     budget's class-weighted fer-cnn as the filter judge (30 s; the default ResNet18 takes 2 minutes), at
     rebalance's default p: at 0.3 it passed 1% of the contempt samples, too few to fill the class within 30
     tries per face; at 0.2, 20% or more of every class's.

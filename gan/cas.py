@@ -16,10 +16,10 @@ import torch
 from augment.core.dataset import FaceDataset
 from augment.core.runtime import step_generator
 from classifier.data import to_input
+from classifier.epoch import train_step
 from classifier.inference import predict_proba
 from classifier.metrics import classification_metrics
 from classifier.models import build_model
-from classifier.train import train_step
 from gan.config import CasConfig
 
 

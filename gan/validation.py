@@ -29,7 +29,7 @@ def real_splits(
     """(train minus validation, validation) of the real images of ``data``; test is never read.
 
     The split is carved on all classes before ``classes`` are picked, so a generator of a few classes and
-    the judge (``classifier.train`` carves the same way) hold out the same faces.
+    the judge (``classifier.state.prepare_splits`` carves the same way) hold out the same faces.
     """
     real = carve_train_val(data, val_fraction)
     if classes:

@@ -154,7 +154,8 @@ def bench_data_path(data, size: int, steps: int, batch: int) -> float:
     """Seconds per step spent assembling real batches (index, convert, flip) in our loop."""
     from augment.core.resize import resize_dataset
     from augment.core.runtime import step_generator
-    from gan.train import BatchPlan, _flip, _to_float
+    from gan.state import BatchPlan
+    from gan.steps import _flip, _to_float
 
     ds = resize_dataset(data.split("train"), size, 1)
     images = torch.from_numpy(ds.images)

@@ -1,4 +1,4 @@
-"""Issue 13 experiment: does matching each sample's exposure to a real face of its class help?
+"""Exposure experiment: does matching each sample's exposure to a real face of its class help?
 
 For a gan-train run, over 3 sample seeds (none of them selection's), 500 samples per class are scored as drawn
 ("free") and after exposure matching ("match": each sample standardised, then given the mean brightness and

@@ -1,13 +1,13 @@
-"""Set GAN variants against a reference recipe by issue 13's done-criteria, from their gan-eval results.
+"""Set GAN variants against a reference recipe by the generator's done-criteria, from their gan-eval results.
 
     augment gan-eval RUN DATA --per-class 500 --checkpoint best --judge JUDGE     # for each run, alike
     python scripts/gan_variants.py REFERENCE_RUN VARIANT_RUN [VARIANT_RUN ...] [--per-class]
 
-The first run is the reference the others are measured against (for issue 13, the default recipe it was
-filed against). One row per run: mean assignment, the
-classes assigned at least 0.8 x the judge's recall on real faces, CAS macro-F1 over the sample seeds,
-each class's recall, the classes whose recall is below the reference's (collapse), the brightness
-spread against real faces, near-copies, and which criteria it meets. ``--per-class`` adds each run's
+The first run is the reference the others are measured against (the recipe the variants would replace).
+One row per run: mean assignment, the classes assigned at least 0.8 x the judge's recall on real faces,
+CAS macro-F1 over the sample seeds, each class's recall, the classes whose recall is below the
+reference's (collapse), the brightness spread against real faces, near-copies, and which criteria it
+meets. ``--per-class`` adds each run's
 table per class (assignment, CAS ratio, precision, recall, KID, brightness spread before and after).
 """
 
@@ -50,7 +50,7 @@ def recall_below(m: dict[str, Any], reference: dict[str, Any]) -> list[str]:
 
 
 def criteria(m: dict[str, Any], reference: dict[str, Any] | None) -> dict[str, bool]:
-    """Which of issue 13's criteria the gan-eval metrics ``m`` meet; the two set against the
+    """Which of the done-criteria the gan-eval metrics ``m`` meet; the two set against the
     reference recipe's (no class's recall below it, CAS above it) only when ``reference`` is given."""
     u = m["usefulness"]
     met = {

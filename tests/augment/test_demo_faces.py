@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from augment import demo_faces
+from augment import demo_drawing, demo_faces
 from augment.demo_faces import (
     DEFAULT_COUNTS,
     DEMO_CLASSES,
@@ -103,7 +103,7 @@ def _rows_changed_by_skipping(monkeypatch, step: str) -> np.ndarray:
     """Per image row, how many pixels change when one drawing step of the face is skipped."""
     labels = np.arange(32) % N_CLASSES
     full = render_faces(labels, seed=6, intensity=1.0).astype(int)
-    monkeypatch.setattr(demo_faces, step, lambda *args: None)
+    monkeypatch.setattr(demo_drawing, step, lambda *args: None)
     without = render_faces(labels, seed=6, intensity=1.0).astype(int)
     return (np.abs(full - without) > 8).sum(axis=(0, 1, 3))
 
@@ -120,7 +120,7 @@ def test_each_drawing_step_paints_its_own_part_of_the_face(monkeypatch):
     assert 16 < centre["_draw_eyes_and_brows"] and centre["_draw_mouth"] < 44, centre
     labels = np.arange(32) % N_CLASSES
     full = render_faces(labels, seed=6, intensity=1.0).astype(int)
-    monkeypatch.setattr(demo_faces, "_draw_ears", lambda *args: None)
+    monkeypatch.setattr(demo_drawing, "_draw_ears", lambda *args: None)
     cols = (np.abs(full - render_faces(labels, seed=6, intensity=1.0).astype(int)) > 8).sum(axis=(0, 1, 2))
     assert cols[:14].sum() > 100 and cols[34:].sum() > 100  # both ears, at the sides
     assert cols[18:30].sum() == 0  # the face is painted over them

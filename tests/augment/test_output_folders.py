@@ -1,4 +1,4 @@
-"""Output folders tell the truth about their files (issue 14, cases 1, 2, 3, 12).
+"""Output folders tell the truth about their files.
 
 ``generate`` and ``rebalance`` outputs must match their manifest file for file (``check_folder``)
 after: run A then run B into the same folder (refused); run A then run B with ``--overwrite``;
@@ -148,7 +148,7 @@ def run_a(kind: str, tmp_path: Path, capsys, tiny_gan_run, data7, rebalanced7) -
     return out, args
 
 
-# One case per bullet of issue 14 that is ours: (command of run A, run B's changes, what the one line names).
+# One case per way of mixing an output folder: (command of run A, run B's changes, what the one line names).
 CASES = {
     # 1. generate mixes runs: another run, count, seed or class set into a folder holding run A
     "generate-other-run": ("generate", "RUN_DIR was"),
@@ -218,7 +218,7 @@ def test_run_b_into_run_a_is_refused_and_changes_nothing(
 
 
 def test_generate_b_with_overwrite_holds_only_b(capsys, tmp_path, tiny_gan_run, other_run, data7, rebalanced7):
-    """The issue's reproduction: runA --per-class 5, then runB --per-class 3 --overwrite."""
+    """The reported mix-up: runA --per-class 5, then runB --per-class 3 --overwrite."""
     out, _ = run_a("generate", tmp_path, capsys, tiny_gan_run, data7, rebalanced7)
     code, _, err = run_cli(capsys, *generate_args(other_run, out, 3, "--seed", 2, "--overwrite"))
     assert code == 0, err

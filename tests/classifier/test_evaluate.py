@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import classifier.train as train_mod
+import classifier.validation as validation_mod
 from augment.core.errors import UserError
 from augment.core.readers import load_dataset
 from classifier.evaluate import evaluate_run, predict_files
@@ -30,7 +30,7 @@ FER2013_CLASSES = ["neutral", "happy", "sad", "surprise", "fear", "disgust", "an
 def _train(demo_ds, run: Path, size: int) -> Path:
     cfg = tiny_classifier_config(batch_size=16, epochs=2, size=size, lr=3e-3)
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(train_mod, "plot_curves", lambda history, path: None)
+        m.setattr(validation_mod, "plot_curves", lambda history, path: None)
         train_classifier(demo_ds, run, cfg, progress=False)
     return run
 
@@ -91,7 +91,7 @@ def test_evaluate_refuses_missing_split_and_missing_model(run48, demo_ds, tmp_pa
 
 
 def test_cli_train_evaluate_predict(capsys, demo_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(train_mod, "plot_curves", lambda history, path: None)
+    monkeypatch.setattr(validation_mod, "plot_curves", lambda history, path: None)
     run = tmp_path / "run"
     args = ["--model", "simple-cnn", "--width", "0.25", "--size", "24", "--batch-size", "16", "--epochs", "1"]
     code, out, err = run_cli(capsys, "train", demo_dir, "--out", run, *args, "--device", "cpu")

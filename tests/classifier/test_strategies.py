@@ -14,14 +14,16 @@ import numpy as np
 import pytest
 import torch
 
-import classifier.train as train_mod
+import classifier.validation as validation_mod
 from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
+from classifier.config import TrainConfig
 from classifier.data import AugmentedBatches
+from classifier.epoch import train_step
 from classifier.losses import FocalLoss, WeightedCrossEntropy, make_loss, sample_weights
 from classifier.models import MODEL_NAMES, build_model, classifier_head
 from classifier.refit import FrozenBody
-from classifier.train import train_step
+from classifier.state import make_scheduler
 from tests.classifier.test_train import assert_same_weights, bright_dark, history, interrupt_on_call, train, weights
 from tests.conftest import run_cli
 
@@ -30,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(autouse=True)
 def no_curve_plots(monkeypatch):
-    monkeypatch.setattr(train_mod, "plot_curves", lambda history, path: None)
+    monkeypatch.setattr(validation_mod, "plot_curves", lambda history, path: None)
 
 
 def with_synthetic(ds: FaceDataset, every: int = 4, pixels: int | None = None) -> FaceDataset:
@@ -212,7 +214,7 @@ def test_a_run_cut_in_the_refit_resumes_in_the_refit_exactly(tmp_path, monkeypat
         if where == "mid-refit":  # Ctrl-C fetching the 2nd batch of the refit's 2nd epoch
             m.setattr(AugmentedBatches, "__getitem__", interrupt_on_call(AugmentedBatches.__getitem__, 5 + 5 + 3 + 2))
         else:  # after the refit's 1st history line, before its checkpoint
-            m.setattr(train_mod, "plot_curves", interrupt_on_call(lambda history, path: None, 3))
+            m.setattr(validation_mod, "plot_curves", interrupt_on_call(lambda history, path: None, 3))
         with pytest.raises(KeyboardInterrupt):
             train(ds, tmp_path / "cut", **kw)
     ckpt = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
@@ -259,8 +261,8 @@ def test_onecycle_peaks_at_the_learning_rate_and_resumes_exactly(tmp_path, monke
 def test_onecycle_schedule_reaches_the_peak_mid_run():
     model = torch.nn.Linear(2, 2)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    cfg = train_mod.TrainConfig(schedule="onecycle", lr=3e-3)
-    sched = train_mod._scheduler(cfg, opt, total_steps=100)
+    cfg = TrainConfig(schedule="onecycle", lr=3e-3)
+    sched = make_scheduler(cfg, opt, total_steps=100)
     lrs = []  # the learning rate of each of the 100 batches
     for _ in range(100):
         lrs.append(opt.param_groups[0]["lr"])

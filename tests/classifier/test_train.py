@@ -16,14 +16,17 @@ import numpy as np
 import pytest
 import torch
 
-import classifier.train as train_mod
+import classifier.validation as validation_mod
 from augment.core.atomic import read_jsonl
 from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
 from classifier.config import TrainConfig
 from classifier.data import AugmentedBatches, PlannedBatchSampler, to_input
+from classifier.epoch import train_step
 from classifier.models import build_model
-from classifier.train import RunState, select, train_classifier, train_step
+from classifier.state import RunState
+from classifier.train import train_classifier
+from classifier.validation import select
 from tests.conftest import tiny_classifier_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +86,7 @@ def history(run: Path, timing: bool = False) -> list[dict]:
 def no_curve_plots(request, monkeypatch):
     """Skip the per-epoch matplotlib figure (most of a tiny run's time) unless a test checks it."""
     if "bd_run" not in request.fixturenames:
-        monkeypatch.setattr(train_mod, "plot_curves", lambda history, path: None)
+        monkeypatch.setattr(validation_mod, "plot_curves", lambda history, path: None)
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +274,7 @@ def test_interrupted_run_resumes_exactly(tmp_path, monkeypatch, where):
         if where == "mid-epoch":  # Ctrl-C while fetching the 2nd batch of epoch 2
             m.setattr(AugmentedBatches, "__getitem__", interrupt_on_call(AugmentedBatches.__getitem__, 5))
         else:  # Ctrl-C after epoch 1's history line, before its checkpoint
-            m.setattr(train_mod, "plot_curves", interrupt_on_call(train_mod.plot_curves, 1))
+            m.setattr(validation_mod, "plot_curves", interrupt_on_call(validation_mod.plot_curves, 1))
         with pytest.raises(KeyboardInterrupt):
             train(ds, tmp_path / "cut", **kw)
     ckpt = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)

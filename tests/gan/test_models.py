@@ -16,7 +16,7 @@ from gan.models import (
     exposure_stats,
     normalise_exposure,
 )
-from gan.train import build_models
+from gan.state import build_models
 
 K = 7
 

@@ -128,7 +128,7 @@ def test_grading_judge_has_no_class_weights_and_the_filter_judge_keeps_them():
 
 # --------------------------------------------------------------------------- the validation split
 def test_the_generator_never_trains_on_the_validation_split(demo_ds, tmp_path):
-    from gan.train import setup
+    from gan.checkpoint import setup
     from gan.validation import real_splits
 
     cfg = tiny_gan_config(demo_ds, 2)
@@ -141,7 +141,7 @@ def test_the_generator_never_trains_on_the_validation_split(demo_ds, tmp_path):
     assert len(st.images) + len(val) == len(demo_ds.split("train"))
     assert not trained_on & hashes(demo_ds.split("test").images)
     # The same faces every time (deterministic), and the judge's training carves the same ones.
-    from classifier.train import prepare_splits
+    from classifier.state import prepare_splits
     from tests.conftest import tiny_classifier_config
 
     _, judge_val = prepare_splits(demo_ds, tiny_classifier_config())
@@ -224,7 +224,7 @@ def test_selection_keeps_the_best_checkpoint_and_logs_it(selected_run, demo_ds, 
 
 
 def test_selection_also_scores_the_last_step():
-    from gan.train import selection_due
+    from gan.selection import selection_due
 
     cfg = GanConfig(steps=900, select_every=500)
     assert [s for s in range(1, 901) if selection_due(cfg, s)] == [500, 900]

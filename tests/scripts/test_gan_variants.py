@@ -1,4 +1,4 @@
-"""scripts/gan_variants.py: issue 13's criteria read from gan-eval's metrics.json, each way."""
+"""scripts/gan_variants.py: the done-criteria read from gan-eval's metrics.json, each way."""
 
 from __future__ import annotations
 

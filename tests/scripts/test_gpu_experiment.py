@@ -36,7 +36,7 @@ def gan_train_options() -> set[str]:
 def test_each_variant_trains_with_all_its_options(tmp_path):
     runs = gan_train_lines(tmp_path)
     assert set(runs) == {"gan", "gan-old", "gan-no-lecam", "gan-expo"}
-    assert runs["gan-old"][-6:] == ["--color-p", "1", "--ms-weight", "0", "--lecam-weight", "0"]  # before issue 13
+    assert runs["gan-old"][-6:] == ["--color-p", "1", "--ms-weight", "0", "--lecam-weight", "0"]  # the old recipe
     assert runs["gan-no-lecam"][-2:] == ["--lecam-weight", "0"]
     assert runs["gan-expo"][-1] == "--exposure-norm"
     for words in runs.values():  # every option is one gan-train knows, and variants share the default's judge
