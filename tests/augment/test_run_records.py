@@ -1,4 +1,4 @@
-"""Issue 14, records that lie and interrupts, through the CLI: a resume that changes a learning rate is
+"""Run records that must not lie, and interrupts, through the CLI: a resume that changes a learning rate is
 refused, config.json keeps what the run trains with, bad options write nothing and a folder without a
 checkpoint starts again, a broken model.pt is repaired or reported, Ctrl-C says where it stopped, and
 the temp files of a kill are cleaned by the next run."""
@@ -74,15 +74,15 @@ def _prior_clf_truncated_model(capsys, data, run, monkeypatch):
 
 
 BAD_COMMANDS = {
-    # case 4: a resume that changes a learning rate, which the optimizer state would silently restore
+    # a resume that changes a learning rate, which the optimizer state would silently restore
     "resume-lr-g": (_prior_gan, lambda d, r: gan_args(d, r, "--steps", 4, "--lr-g", 1e-4), ["lr_g: was 0.0002"]),
     "resume-lr-d": (_prior_gan, lambda d, r: gan_args(d, r, "--steps", 4, "--lr-d", 1e-3), ["lr_d: was 0.0002"]),
     "resume-lr": (_prior_clf, lambda d, r: clf_args(d, r, "--epochs", 2, "--lr", 0.01), ["lr: was 0.001"]),
-    # case 5: a mistyped option is refused before the run folder exists
+    # a mistyped option is refused before the run folder exists
     "train-batch-size-0": (None, lambda d, r: clf_args(d, r, "--epochs", 1, "--batch-size", 0), ["--batch-size 0"]),
     "gan-batch-size-0": (None, lambda d, r: gan_args(d, r, "--steps", 2, "--batch-size", 0), ["--batch-size"]),
     "gan-log-every-0": (None, lambda d, r: gan_args(d, r, "--steps", 2, "--log-every", 0), ["--log-every 0"]),
-    # case 6: model.pt is broken and the checkpoint is not the best epoch's: reported, not accepted
+    # model.pt is broken and the checkpoint is not the best epoch's: reported, not accepted
     "truncated-model": (
         _prior_clf_truncated_model,
         lambda d, r: clf_args(d, r, "--epochs", 2),
@@ -104,7 +104,7 @@ def test_bad_command_gives_one_line_and_writes_nothing(case, demo_dir, tmp_path,
     assert prior is not None or not run.exists()
 
 
-# --------------------------------------------------------------------------- case 4: what config.json and run.json say
+# --------------------------------------------------------------------------- what config.json and run.json say
 def test_config_json_keeps_the_step_target_the_run_trained_to(demo_dir, tmp_path, capsys):
     run = tmp_path / "run"
     for steps in (2, 4, 2):  # the last one has nothing to do
@@ -117,7 +117,7 @@ def test_config_json_keeps_the_step_target_the_run_trained_to(demo_dir, tmp_path
     assert [r["changed"] for r in runs] == [{}, {"steps": {"was": 2, "now": 4}}]
 
 
-# --------------------------------------------------------------------------- case 5: a start that never checkpointed
+# --------------------------------------------------------------------------- a start that never checkpointed
 @pytest.mark.parametrize("command", ["gan-train", "train"])
 def test_a_folder_without_checkpoint_takes_the_corrected_command(command, demo_dir, tmp_path, capsys, monkeypatch):
     run = tmp_path / "run"
@@ -136,7 +136,7 @@ def test_a_folder_without_checkpoint_takes_the_corrected_command(command, demo_d
     assert (run / "checkpoint.pt").exists()
 
 
-# --------------------------------------------------------------------------- case 6: verify what is reported
+# --------------------------------------------------------------------------- verify what is reported
 def test_truncated_model_is_rebuilt_from_the_checkpoint(demo_dir, tmp_path, capsys):
     run = tmp_path / "run"
     assert run_cli(capsys, *clf_args(demo_dir, run, "--epochs", 1))[0] == 0
@@ -166,7 +166,7 @@ def test_truncated_model_with_epochs_left_is_selected_again(demo_dir, tmp_path, 
     assert json.loads((run / "summary.json").read_text())["best_epoch"] == 3
 
 
-# --------------------------------------------------------------------------- case 10: interrupts
+# --------------------------------------------------------------------------- interrupts
 def interrupt_gan_at(step: int, real=gan_train.g_step):
     def g_step(st):
         if st.step == step:
