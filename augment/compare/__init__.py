@@ -14,8 +14,8 @@ folder is tied to), ``scheduler`` (the grid of runs), ``scoring`` (metrics, resu
 from augment.compare.budgets import BUDGETS, DEFAULT_MODELS, Budget, budget_help, budget_models, budget_train_config
 from augment.compare.conditions import (
     CONDITION_HELP,
+    CONDITIONS,
     DEFAULT_CONDITIONS,
-    TABLE,
     Condition,
     ConditionSpec,
     condition_help,
@@ -49,7 +49,7 @@ __all__ = [
     "DEFAULT_MODELS",
     "EVAL_SPLITS",
     "PREDICTIONS",
-    "TABLE",
+    "CONDITIONS",
     "Budget",
     "CompareData",
     "CompareSpec",

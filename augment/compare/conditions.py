@@ -60,7 +60,7 @@ def _cap_ratio(spec: CompareSpec, given: str) -> float:
 
 @dataclass(frozen=True)
 class Condition:
-    """One entry of ``TABLE``."""
+    """One entry of ``CONDITIONS``."""
 
     name: str
     help: str  # its phrase in --conditions' help ("" when the name says it)
@@ -76,7 +76,8 @@ class Condition:
     def real_only(self) -> bool:
         return self.synthetic == 0
 
-    def names(self, given: str) -> bool:
+    def matches(self, given: str) -> bool:
+        """Whether a condition name as given on the command line is this entry (gan-cap0.5 is gan-cap's)."""
         return given == self.name or bool(self.param and re.fullmatch(re.escape(self.name) + self.param, given))
 
 
@@ -91,7 +92,7 @@ LOSS = "each synthetic face's loss × {train[synthetic_weight]:g}"
 REFIT = "then the head re-fitted for {train[refit_head_epochs]} epochs on class-balanced real faces, body frozen"
 REFIT_HELP = "--refit-epochs of head refit on class-balanced real faces"
 
-TABLE: dict[str, Condition] = {
+CONDITIONS: dict[str, Condition] = {
     c.name: c
     for c in (
         Condition("baseline", "real only", REAL),
@@ -128,11 +129,13 @@ TABLE: dict[str, Condition] = {
 
 def condition(given: str) -> Condition:
     """The table's entry of a condition name as given on the command line."""
-    for c in TABLE.values():
-        if c.names(given):
+    for c in CONDITIONS.values():
+        if c.matches(given):
             return c
-    families = "; ".join(c.family for c in TABLE.values() if c.family)
-    raise UserError(f"--conditions {given}: use some of {', '.join(TABLE)}" + (f" (or {families})" if families else ""))
+    families = "; ".join(c.family for c in CONDITIONS.values() if c.family)
+    raise UserError(
+        f"--conditions {given}: use some of {', '.join(CONDITIONS)}" + (f" (or {families})" if families else "")
+    )
 
 
 def condition_spec(given: str, spec: CompareSpec) -> ConditionSpec:
@@ -154,7 +157,7 @@ def real_only(conditions: list[str]) -> list[str]:
 
 def condition_help() -> str:
     """--conditions' help: every condition and what it does."""
-    return ", ".join(f"{c.name} ({c.help})" if c.help else c.name for c in TABLE.values()) + "."
+    return ", ".join(f"{c.name} ({c.help})" if c.help else c.name for c in CONDITIONS.values()) + "."
 
 
 def condition_table(spec: CompareSpec) -> dict[str, dict[str, Any]]:

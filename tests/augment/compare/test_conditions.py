@@ -59,7 +59,7 @@ def test_no_synthetic_image_reaches_val_or_test(compared, planted, tiny_gan_run)
         "gan-refit": (17, 0),
         "refit": (0, 0),
     }
-    assert set(compare.TABLE) < set(expected)
+    assert set(compare.CONDITIONS) < set(expected)
     for cond, (n_syn, n_dup) in expected.items():
         r = condition_spec(cond, spec())
         synthetic, duplicates = condition_amounts(prepared, r)
@@ -247,8 +247,7 @@ def test_the_cpu_budget_trains_fer_cnn_by_the_recipe():
 def test_a_condition_is_one_entry_of_the_table(planted, monkeypatch):
     """A toy condition added to the table (oversample to half the shortfall) is known everywhere: its
     spec, its words, its help, whether it is real-only, its data and the checks of a spec."""
-    from augment.compare import Condition, condition_help, describe, real_only, validate_spec
-    from augment.compare import conditions as table
+    from augment.compare import Condition, condition_help, conditions, describe, real_only, validate_spec
 
     toy = Condition(
         "oversample-half",
@@ -258,7 +257,7 @@ def test_a_condition_is_one_entry_of_the_table(planted, monkeypatch):
     )
     with pytest.raises(UserError, match=r"--conditions oversample-half: use some of .*gan-capR, e.g. gan-cap0.5"):
         condition_spec("oversample-half", spec())
-    monkeypatch.setitem(table.TABLE, toy.name, toy)
+    monkeypatch.setitem(conditions.CONDITIONS, toy.name, toy)
     cs = condition_spec("oversample-half", spec())
     assert (cs.synthetic, cs.max_ratio, cs.duplicates, cs.train) == (0.0, 0.0, 0.5, {})
     assert describe("oversample-half", cs) == "random duplicates of real images fill 50% of the shortfall"
@@ -279,9 +278,9 @@ def test_a_condition_is_one_entry_of_the_table(planted, monkeypatch):
 
 
 def test_every_entry_says_what_it_does_and_the_cli_help_lists_it():
-    from augment.compare import CONDITION_HELP, TABLE, describe
+    from augment.compare import CONDITION_HELP, CONDITIONS, describe
 
-    for name, c in TABLE.items():
+    for name, c in CONDITIONS.items():
         cs = condition_spec(name, spec())
         assert c.real_only == (cs.synthetic == 0) and describe(name, cs), name
         assert name in CONDITION_HELP, name
