@@ -34,7 +34,7 @@ def _demo_judge(ds, judge_dir: Path, device: str, class_weighted: bool = False) 
     contempt face, so it would pass no sample of those classes)."""
     from dataclasses import replace
 
-    from augment.compare import BUDGETS, Recipe, budget_train_config
+    from augment.compare import BUDGETS, ConditionSpec, budget_train_config
     from classifier.config import TrainConfig
     from classifier.train import train_classifier
 
@@ -43,7 +43,7 @@ def _demo_judge(ds, judge_dir: Path, device: str, class_weighted: bool = False) 
             "filter judge (fer-cnn, class-weighted)" if class_weighted else "grading judge (fer-cnn, no class weights)"
         )
         console.print(f"training the demo's {kind} into {judge_dir}")
-        r = Recipe(train={"class_weighted": True} if class_weighted else {})
+        r = ConditionSpec(train={"class_weighted": True} if class_weighted else {})
         cfg = budget_train_config("fer-cnn", BUDGETS["demo"], 0, r, device)
         train_classifier(ds.subset(~ds.synthetic), judge_dir, replace(cfg, val_fraction=TrainConfig().val_fraction))
     return judge_dir

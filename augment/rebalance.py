@@ -187,8 +187,8 @@ def _fill_class(
 
 def _check_fill_rate(p: ClassPlan, accepted: int, tried: int, quality: QualityFilter, probs: list[np.ndarray]) -> None:
     """One line, before more is generated, when a class cannot be filled: its tries are spent, or after
-    ``EARLY_TRIES`` candidates even twice its pass rate so far would spend them (FER2013's fear passed
-    0.7% at p >= 0.3, which would have taken hours to fail)."""
+    ``EARLY_TRIES`` candidates even twice its pass rate so far would spend them (a class passing well
+    under 1% would otherwise take hours to fail)."""
     limit = quality.max_tries * p.add
     rate = accepted / tried if tried else 1.0
     hopeless = tried >= EARLY_TRIES and tried + (p.add - accepted) / max(2 * rate, 1e-12) > limit
@@ -339,20 +339,16 @@ def gate_by_usefulness(
 
 
 STATE_FILE = state_name("rebalance")
-FORMATS = ("folders", "fer2013-csv")
-# What the user typed for each setting of a rebalance folder (named when a rerun changes one).
+# What the user typed for the settings of a rebalance folder that have no option of their name (the
+# others are --<key>: --seed, --format, --min-prob, --min-cas, --checkpoint); a rerun that changes one
+# names it.
 OPTION_NAMES = {
     "data": "DATA",
     "data_files": "DATA's files",
     "generator_run": "--generator",
     "checkpoint_step": "--generator's checkpoint step",
-    "seed": "--seed",
-    "format": "--format",
     "plan": "the plan (--target, --classes, --fraction, --max-ratio)",
-    "min_prob": "--min-prob",
     "drop_near_copies": "--drop-near-copies/--keep-near-copies",
-    "min_cas": "--min-cas",
-    "checkpoint": "--checkpoint",
 }
 
 
@@ -378,12 +374,11 @@ def check_rebalance_out(
     overwrite: bool,
     checkpoint: str = DEFAULT_CHECKPOINT,
 ) -> OutputClaim:
-    """Everything about OUT and ``--format`` that can be refused, refused before a judge is trained or
-    a face generated, and without writing anything (``augment.core.manifest.check_output``)."""
+    """Everything about OUT that can be refused (``--format`` is ``check_options``'), refused before a
+    judge is trained or a face generated, and without writing anything
+    (``augment.core.manifest.check_output``)."""
     from augment.writer import check_fer_classes
 
-    if fmt not in FORMATS:
-        raise UserError(f"--format {fmt}: use {' or '.join(FORMATS)}")
     real = data.subset(~data.synthetic)
     if fmt == "fer2013-csv":
         check_fer_classes([c for c, n in real.counts().items() if n > 0] + [p.name for p in plan if p.add > 0])
@@ -416,13 +411,17 @@ def run_rebalance(
     device: str = "cpu",
     progress: bool = True,
     checkpoint: str = DEFAULT_CHECKPOINT,
+    generator: tuple[Any, dict[str, Any]] | None = None,
+    claim: OutputClaim | None = None,
 ) -> dict[str, Any]:
     """Synthesize per ``plan`` (less the classes ``quality.min_cas`` gates out) and write real + synthetic
     train, with val/test carried over unchanged.
 
     OUT is checked first and claimed only once the synthesis succeeded; its manifest is written
     before the files, so a rerun of the same command after an interruption finishes the same
-    files, and ``overwrite`` removes exactly what the old manifest lists.
+    files, and ``overwrite`` removes exactly what the old manifest lists. A caller that has loaded
+    the generator of ``generator_run`` on ``device`` (``generator``) and checked OUT
+    (``claim``, from ``check_options`` and ``check_rebalance_out``) passes them: neither is done twice.
     """
     from augment.core.atomic import write_json
     from augment.core.dataset import concat
@@ -430,12 +429,14 @@ def run_rebalance(
     from gan.sample import load_generator
 
     out = Path(out)
-    check_options(fmt)
-    generator = load_generator(Path(generator_run), device=device, checkpoint=checkpoint)
-    gmeta = generator[1]
-    claim = check_rebalance_out(
-        data, generator_run, gmeta["step"], out, plan, quality, seed, fmt, overwrite, gmeta["checkpoint"]
-    )
+    if claim is None:
+        check_options(fmt)
+    generator = generator or load_generator(Path(generator_run), device=device, checkpoint=checkpoint)
+    if claim is None:
+        gmeta = generator[1]
+        claim = check_rebalance_out(
+            data, generator_run, gmeta["step"], out, plan, quality, seed, fmt, overwrite, gmeta["checkpoint"]
+        )
     train = data.split("train").subset(~data.split("train").synthetic)
     plan, gate = gate_by_usefulness(plan, data, generator_run, quality, checkpoint, device)
     synthetic, report = synthesize(

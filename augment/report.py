@@ -28,7 +28,7 @@ def minority_first(train_counts: dict[str, int]) -> list[str]:
 
 def focus_classes(summary: dict[str, Any], agg: dict[str, Any]) -> list[str]:
     """The classes the headline tables show: the three smallest, plus the one among the others that the
-    baseline recognises worst (FER2013's fear has plenty of images and a low recall)."""
+    baseline recognises worst (a class with plenty of images can still be recognised poorly)."""
     order = minority_first(summary["train_counts"])
     focus, rest = order[:3], order[3:]
     base = [conds["baseline"]["recall"] for conds in agg.values() if "baseline" in conds]

@@ -122,3 +122,37 @@ def check_pretrained(model: str, path: Path) -> None:
     except ValueError as e:  # raised from torch.load's error when the file is no torch file at all
         what = "not a PyTorch weights file" if e.__cause__ is not None else "holds no ResNet-18 parameters"
         raise UserError(f"--pretrained {path}: {what}; give a local ImageNet ResNet-18 weights file (.pth)") from e
+
+
+def read_train_config(path: Path) -> TrainConfig:
+    """The TrainConfig of a JSON file (``augment train --config``; compare writes one per child run).
+    Settings it leaves out take TrainConfig's defaults; an unknown setting or a value of the wrong type
+    is refused by name."""
+    import json
+
+    try:
+        given = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise UserError(f"--config {path}: cannot read it ({e.strerror or e})") from e
+    except ValueError as e:
+        raise UserError(f"--config {path}: not a JSON file ({e})") from e
+    if not isinstance(given, dict):
+        raise UserError(f"--config {path}: give a JSON object of training settings")
+    defaults = TrainConfig()
+    unknown = sorted(set(given) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise UserError(f"--config {path}: unknown setting(s) {', '.join(unknown)}")
+    for name, value in given.items():
+        default = getattr(defaults, name)
+        if not _same_kind(value, default):
+            raise UserError(f"--config {path}: {name} must be {type(default).__name__}, not {value!r}")
+    return TrainConfig.from_dict(given)
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """Whether a JSON value can stand for a setting whose default is ``default`` (an int for a float)."""
+    if isinstance(value, bool) or isinstance(default, bool):
+        return type(value) is type(default)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))

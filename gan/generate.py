@@ -24,14 +24,11 @@ from augment.core.progress import make_progress
 from gan.config import DEFAULT_CHECKPOINT
 from gan.sample import generate_images, load_generator
 
-# What the user typed for each setting of a generate folder (named when a rerun changes one).
+# What the user typed for the settings of a generate folder that have no option of their name (the
+# others are --<key>: --checkpoint, --classes, --per-class, --seed); a rerun that changes one names it.
 OPTION_NAMES = {
     "generator_run": "RUN_DIR",
-    "checkpoint": "--checkpoint",
     "checkpoint_step": "RUN_DIR's checkpoint step",
-    "classes": "--classes",
-    "per_class": "--per-class",
-    "seed": "--seed",
 }
 
 

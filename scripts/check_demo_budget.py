@@ -26,7 +26,7 @@ from classifier.train import train_classifier
 def baseline_accuracy(data: compare.CompareData, spec: compare.CompareSpec, seed: int, run_dir: Path) -> float:
     """One baseline run of the demo budget, as compare trains it, scored on the cleaned test split."""
     budget = compare.BUDGETS[spec.budget]
-    r = compare.recipe("baseline", spec)
+    r = compare.condition_spec("baseline", spec)
     part = compare.condition_data(data, None, r, seed)
     train_classifier(part, run_dir, compare.budget_train_config(spec.models[0], budget, seed, r, "cpu"), progress=False)
     pred = compare.predict_test(run_dir, data.test, "cpu")

@@ -16,9 +16,9 @@ a folder; :func:`check_folder` says where a folder and its manifest disagree.
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from augment.core.atomic import atomic_path, write_json
+from augment.core.atomic import as_json, atomic_path
 from augment.core.errors import UserError
+from augment.core.identity import FolderIdentity
 
 MANIFEST = "manifest.csv"
 MANIFEST_FIELDS = (
@@ -179,18 +180,19 @@ class OutputClaim:
 
 
 def check_output(
-    out: str | Path, command: str, options: dict[str, Any], overwrite: bool, names: dict[str, str]
+    out: str | Path, command: str, options: dict[str, Any], overwrite: bool, names: Mapping[str, str]
 ) -> OutputClaim:
     """The one rule for writing into ``--out``; reads only, so a refusal leaves the folder as it was.
 
     A new or empty folder is written afresh. A file no manifest lists (a user's own) is never mixed
     into the output: refused, with or without ``--overwrite``. An earlier run with the same
     ``options`` is resumed (the same command finishes an interrupted run). Any other earlier output
-    is refused, naming (via ``names``: option key -> what the user typed) each setting that differs,
-    unless ``overwrite``: then exactly the files its manifest lists and its bookkeeping are removed.
+    is refused, naming each setting that differs (``names``: the settings whose option is not
+    ``--<key>``, see :func:`augment.core.identity.option_name`), unless ``overwrite``: then exactly
+    the files its manifest lists and its bookkeeping are removed.
     """
     out = Path(out)
-    options = json.loads(json.dumps(options))  # compare as stored (tuples become lists)
+    options = as_json(options)  # compare as stored (tuples become lists)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; choose a folder")
     disk = _disk_files(out)
@@ -204,36 +206,30 @@ def check_output(
             f"--out {out} holds {len(foreign)} file(s) that no {MANIFEST} lists ({shown}); "
             f"{command} will not mix them into its output: move them away or choose a new --out folder"
         )
-    old = _read_state(out / state_name(command))
+    identity = FolderIdentity(state_name(command), names)
+    try:
+        old = identity.read(out)
+    except UserError:
+        old = None  # an unreadable record is no record: refused, or replaced under --overwrite
     if old == options:
         return OutputClaim(out, command, options, True, sorted(disk - own))
     if not overwrite:
-        raise UserError(_conflict(out, command, old, options, names))
+        raise UserError(_conflict(out, command, old, options, identity))
     return OutputClaim(out, command, options, False, sorted(disk))
 
 
-def _read_state(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def _conflict(out: Path, command: str, old: dict[str, Any] | None, new: dict[str, Any], names: dict[str, str]) -> str:
+def _conflict(
+    out: Path, command: str, old: dict[str, Any] | None, new: dict[str, Any], identity: FolderIdentity
+) -> str:
     """One line: what the earlier output in ``out`` was made with, and the user's three ways on."""
     if old is None:
         return (
             f"--out {out} holds an earlier output without {state_name(command)} (not this {command}'s); "
             "pass --overwrite to replace it or choose a new --out folder"
         )
-
-    def change(key: str) -> str:
-        was, now = json.dumps(old.get(key)), json.dumps(new.get(key))
-        return f"{names.get(key, key)} was {was}, now {now}" if len(was + now) <= 120 else f"{names.get(key, key)}"
-
-    diffs = [change(k) for k in dict.fromkeys([*new, *old]) if old.get(k) != new.get(k)]
+    diffs = identity.describe(old, new, dict.fromkeys([*new, *old]))
     return (
-        f"--out {out} holds a {command} made with other settings ({'; '.join(diffs)}); rerun with the old "
+        f"--out {out} holds a {command} made with other settings ({diffs}); rerun with the old "
         "settings to finish it, pass --overwrite to replace it, or choose a new --out folder"
     )
 
@@ -250,4 +246,4 @@ def claim_output(claim: OutputClaim) -> None:
             parent.rmdir()
             parent = parent.parent
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / state_name(claim.command), claim.options)
+    FolderIdentity(state_name(claim.command)).write(out, claim.options)

@@ -16,11 +16,14 @@ from typing import Any
 
 from augment.core.atomic import as_json, save_torch, write_json
 from augment.core.errors import UserError
+from augment.core.identity import FolderIdentity, refuse_foreign
 from augment.core.runtime import run_record
 
 CONFIG_FILE = "config.json"
 CHECKPOINT = "checkpoint.pt"
 RUNS_FILE = "run.json"
+# A run folder's settings are its config.json; a refusal names them by their keys, as config.json does.
+IDENTITY = FolderIdentity(CONFIG_FILE, names=None, show=repr, form="{name}: was {was}, now {now}")
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -44,20 +47,18 @@ class RunFolder:
 
     def changes(self) -> dict[str, dict[str, Any]]:
         """What this invocation changes in config.json: {key: {"was": old, "now": new}}."""
-        if self.old is None:
-            return {}
-        old = {**as_json(self.defaults or {}), **self.old}
-        return {k: {"was": old.get(k), "now": v} for k, v in self.config.items() if k in old and old[k] != v}
+        old = self.before()
+        changed = IDENTITY.differing(old, self.config, [k for k in self.config if k in old])
+        return {k: {"was": old[k], "now": self.config[k]} for k in changed}
+
+    def before(self) -> dict[str, Any]:
+        """config.json before this invocation, a setting it lacks read as its default ({} for a new run)."""
+        return {} if self.old is None else {**as_json(self.defaults or {}), **self.old}
 
 
 def read_config(run_dir: Path) -> dict[str, Any] | None:
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path}: unreadable run config ({err}); use a new --out folder") from err
+    """A run folder's config.json, or None when it has none."""
+    return IDENTITY.read(run_dir)
 
 
 def open_run(
@@ -81,25 +82,19 @@ def open_run(
     resuming = (run_dir / CHECKPOINT).exists()
     old = read_config(run_dir)
     if old is None:
-        if run_dir.exists() and any(not p.name.startswith(".") for p in run_dir.iterdir()):
-            raise UserError(f"{run_dir} is not empty and holds no {kind} run; choose a new --out folder")
+        refuse_foreign(run_dir, f"{kind} run")
     elif old.get("kind") != kind:
         raise UserError(f"{run_dir} holds a {old.get('kind', 'different')} run, not a {kind} run; use a new --out")
     folder = RunFolder(run_dir, kind, as_json(config), old, resuming, defaults=defaults)
     if resuming:
-        refused = {k: d for k, d in folder.changes().items() if k not in may_change}
+        refused = [k for k in folder.changes() if k not in may_change]
         if refused:
-            detail = "; ".join(_describe(k, d) for k, d in refused.items())
+            detail = IDENTITY.describe(folder.before(), folder.config, refused)
             raise UserError(
                 f"{run_dir} holds a run with other settings ({detail}); a resume may change only "
                 f"{', '.join(may_change)}: rerun with the old settings to resume, or use a new --out folder"
             )
     return folder
-
-
-def _describe(key: str, change: dict[str, Any]) -> str:
-    was, now = repr(change["was"]), repr(change["now"])
-    return f"{key}: was {was}, now {now}" if len(was) + len(now) <= 80 else f"{key} differs"
 
 
 def record_run(folder: RunFolder) -> None:
@@ -110,7 +105,7 @@ def record_run(folder: RunFolder) -> None:
         return
     folder.recorded = True
     folder.path.mkdir(parents=True, exist_ok=True)
-    write_json(folder.path / CONFIG_FILE, {"kind": folder.kind, **folder.config})
+    IDENTITY.write(folder.path, {"kind": folder.kind, **folder.config})
     record = run_record(folder.config)
     runs_file = folder.path / RUNS_FILE
     history = []

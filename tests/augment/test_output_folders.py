@@ -95,6 +95,30 @@ def test_check_output_decides_without_writing(tmp_path):
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == [".generate.json"]  # class folder gone too
 
 
+def test_one_identity_rule_names_each_changed_setting(tmp_path):
+    """augment.core.identity, which run folders, generate/rebalance outputs and compare reports share: a
+    setting is named by the option the user typed, its values shown while they are short."""
+    from augment.core.identity import FolderIdentity, option_name, refuse_foreign
+
+    assert option_name("min_prob", {}) == "--min-prob" and option_name("data", {"data": "DATA"}) == "DATA"
+    ident = FolderIdentity(".x.json", {"data": "DATA"})
+    assert ident.read(tmp_path) is None
+    ident.write(tmp_path, {"data": "a", "min_prob": 0.2, "classes": ("x",)})
+    old = ident.read(tmp_path)
+    assert ident.differing(old, {"data": "a", "min_prob": 0.2, "classes": ("x",)}, old) == []  # tuples as stored
+    new = {"data": "b", "min_prob": 0.3, "classes": ["x" * 130]}
+    assert ident.describe(old, new, new) == 'DATA was "a", now "b"; --min-prob was 0.2, now 0.3; --classes differs'
+    by_key = FolderIdentity("config.json", names=None, show=repr, form="{name}: was {was}, now {now}")
+    assert by_key.describe({"lr": 0.001}, {"lr": 0.01}, ["lr"]) == "lr: was 0.001, now 0.01"
+    (tmp_path / ".x.json").write_text("{half")
+    with pytest.raises(UserError, match=r"\.x\.json: unreadable"):
+        ident.read(tmp_path)
+    refuse_foreign(tmp_path, "comparison")  # hidden files only: free to take
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="is not empty and holds no comparison; choose a new --out folder"):
+        refuse_foreign(tmp_path, "comparison")
+
+
 # --------------------------------------------------------------------------- the two commands
 @pytest.fixture(scope="module")
 def data7(demo_dir, tmp_path_factory) -> Path:
@@ -148,18 +172,18 @@ def run_a(kind: str, tmp_path: Path, capsys, tiny_gan_run, data7, rebalanced7) -
     return out, args
 
 
-# One case per way of mixing an output folder: (command of run A, run B's changes, what the one line names).
+# One case per way of mixing two outputs: (command of run A, run B's changes, what the one line names).
 CASES = {
-    # 1. generate mixes runs: another run, count, seed or class set into a folder holding run A
+    # generate mixes runs: another run, count, seed or class set into a folder holding run A
     "generate-other-run": ("generate", "RUN_DIR was"),
     "generate-per-class": ("generate", "--per-class was 5, now 3"),
     "generate-seed": ("generate", "--seed was 0, now 4"),
     "generate-classes": ("generate", '--classes was ["disgust", "fear"], now ["fear"]'),
-    # 2. rebalance --overwrite over a tree holding a user's own file: refused, the file named
+    # rebalance --overwrite over a tree holding a user's own file: refused, the file named
     "rebalance-overwrite-users-file": ("rebalance", "train/happy/mine.jpg"),
-    # 3. --format fer2013-csv with a class FER2013 lacks: refused before a judge or a face is made
+    # --format fer2013-csv with a class FER2013 lacks: refused before a judge or a face is made
     "rebalance-fer2013-contempt": ("rebalance", "--format fer2013-csv cannot hold contempt"),
-    # 12. rebalance resumed with other settings names the option
+    # rebalance resumed with other settings names the option
     "rebalance-seed": ("rebalance", "--seed was 1, now 2"),
     "rebalance-target": ("rebalance", "the plan (--target, --classes, --fraction, --max-ratio)"),
     "rebalance-format": ("rebalance", '--format was "folders", now "fer2013-csv"'),
@@ -218,7 +242,7 @@ def test_run_b_into_run_a_is_refused_and_changes_nothing(
 
 
 def test_generate_b_with_overwrite_holds_only_b(capsys, tmp_path, tiny_gan_run, other_run, data7, rebalanced7):
-    """The reported mix-up: runA --per-class 5, then runB --per-class 3 --overwrite."""
+    """runA --per-class 5, then runB --per-class 3 --overwrite: the folder holds only B."""
     out, _ = run_a("generate", tmp_path, capsys, tiny_gan_run, data7, rebalanced7)
     code, _, err = run_cli(capsys, *generate_args(other_run, out, 3, "--seed", 2, "--overwrite"))
     assert code == 0, err
