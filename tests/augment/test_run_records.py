@@ -1,4 +1,4 @@
-"""Run records that must not lie, and interrupts, through the CLI: a resume that changes a learning rate is
+"""Records that lie and interrupts, through the CLI: a resume that changes a learning rate is
 refused, config.json keeps what the run trains with, bad options write nothing and a folder without a
 checkpoint starts again, a broken model.pt is repaired or reported, Ctrl-C says where it stopped, and
 the temp files of a kill are cleaned by the next run."""
@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import classifier.train as clf_train
+import classifier.epoch as clf_epoch
+import classifier.validation as clf_validation
 import gan.train as gan_train
 from classifier.data import AugmentedBatches
 from tests.conftest import assert_one_line_error, run_cli
@@ -47,14 +48,14 @@ def truncate(path: Path) -> None:
 
 def last_epoch_not_best(monkeypatch):
     """Selection that sees no improvement after epoch 1: the last epoch is not the best one."""
-    real = clf_train.select
+    real = clf_validation.select
     calls = [0]
 
     def select(state, score, patience):
         calls[0] += 1
         return real(state, score if calls[0] == 1 else -1.0, patience)
 
-    monkeypatch.setattr(clf_train, "select", select)
+    monkeypatch.setattr(clf_validation, "select", select)
 
 
 # --------------------------------------------------------------------------- bad commands: one line, nothing written
@@ -126,7 +127,7 @@ def test_a_folder_without_checkpoint_takes_the_corrected_command(command, demo_d
     with monkeypatch.context() as m:  # the first try dies in its first step (out of memory, say)
         boom = RuntimeError("out of memory")
         m.setattr(gan_train, "g_step", lambda *a: (_ for _ in ()).throw(boom))
-        m.setattr(clf_train, "train_step", lambda *a, **k: (_ for _ in ()).throw(boom))
+        m.setattr(clf_epoch, "train_step", lambda *a, **k: (_ for _ in ()).throw(boom))
         with pytest.raises(RuntimeError, match="out of memory"):
             run_cli(capsys, *args(demo_dir, run, *target, "--seed", 7))
     assert (run / "config.json").exists() and not (run / "checkpoint.pt").exists()
