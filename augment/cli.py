@@ -203,7 +203,7 @@ def inspect_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")] = False,
 ) -> None:
     """Counts per class and split, imbalance ratio, exact duplicates and unreadable files."""
-    from augment.inspect import inspect_dataset, plot_distribution
+    from augment.inspection import inspect_dataset, plot_distribution
 
     ds = _load(data, fmt, None, None, classes, warn_unreadable=False)  # the report lists the unreadable files
     report = inspect_dataset(ds)
