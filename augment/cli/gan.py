@@ -100,7 +100,8 @@ def gan_eval_cmd(
         int, typer.Option(help="Sample seeds the CAS macro-F1 is given over (its mean and each seed's).")
     ] = EVAL_CAS_SEEDS,
     inception_weights: Annotated[
-        Path | None, typer.Option(help="Local FID Inception weights (pt_inception-2015-12-05-6726825d.pth).")
+        Path | None,
+        typer.Option(help="Local FID Inception weights (the pt_inception-*.pth file pytorch-fid downloads)."),
     ] = None,
     checkpoint: CheckpointOpt = DEFAULT_CHECKPOINT,
     fmt: FormatOpt = "auto",

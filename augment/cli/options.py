@@ -27,6 +27,7 @@ from typing import Annotated, Any
 
 import typer
 
+from augment.cli.render import warn
 from augment.core.errors import UserError
 from augment.core.runtime import pick_device
 from classifier.config import CLASSES_HELP, DEVICE_HELP
@@ -50,11 +51,6 @@ OVERWRITE_HELP = (
     "Replace another run's output: remove the files its manifest lists. "
     "A folder holding files no manifest lists is refused."
 )
-
-
-def run_dir_option(text: str) -> Any:
-    """A required ``--out`` folder."""
-    return Annotated[Path, typer.Option("--out", help=text)]
 
 
 def show_value(value: Any) -> str:
@@ -90,9 +86,8 @@ def field_help(cls: type, name: str) -> str:
 
 def unset_help(cls: type, f: dataclasses.Field, text: str) -> str:
     """Help of an option left None so the recipe or DATA decides: 'TEXT (default: X; classic: Y).'"""
-    default = _default(f)
     if f.metadata["unset"] == "data":
-        return f"{text} (default: {show_value(default)}, or the cache's)."
+        return f"{text} (default: {show_value(_default(f))}, or the cache's)."
     assert cls is GanConfig, f"unset: recipe is for GanConfig fields, not {cls.__name__}.{f.name}"
     default = getattr(recipe_config(GanConfig.recipe), f.name)
     shown = [show_value(default)]
@@ -201,8 +196,6 @@ class Alias:
     def apply(self, kwargs: dict[str, Any]) -> None:
         value = kwargs.pop(self.name)
         if value is not None:
-            from augment.cli.render import warn
-
             warn(f"{self.old} is now {self.new}")
             kwargs[self.target] = value
 
