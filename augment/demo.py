@@ -13,7 +13,7 @@ def _demo_data(out: Path):
     """Step 1: write the demo faces once (kept on a rerun), load them and chart the class counts."""
     from augment.core.readers import load_dataset
     from augment.demo_faces import write_demo_dataset
-    from augment.inspect import inspect_dataset, plot_distribution
+    from augment.inspection import inspect_dataset, plot_distribution
 
     data_dir = out / "data"
     if not data_dir.exists():

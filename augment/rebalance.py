@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,24 +29,34 @@ from gan.config import DEFAULT_CHECKPOINT
 
 @dataclass
 class QualityFilter:
-    """Drop samples the real-only judge does not call their class, and near-copies of training faces."""
+    """Drop samples the real-only judge does not call their class, and near-copies of training faces.
+    A field with ``help`` metadata is a ``rebalance`` option (``augment.cli.options``)."""
 
-    # 0 switches the judge filter off. 0.2 (measured 2026-11-28): 0.5 rejects what real data would pass (a
-    # 7-class FER2013 judge gives p >= 0.5 to only 12-15% of the real sad and fear test faces), and at 0.3 the
-    # default recipe's best checkpoint on FER2013 could not fill fear or angry (0.7% and 2.3% of samples
-    # passed; 15% and 23% at 0.2), nor the demo's generator contempt (1.6%; 22% at 0.2).
-    min_prob: float = 0.2
-    drop_near_copies: bool = True
+    # 0 switches the judge filter off. Set it low: a judge gives few real faces of its hardest classes a high
+    # probability, so a high threshold rejects samples that real faces would not pass either.
+    min_prob: float = field(
+        default=0.2, metadata={"help": "Keep samples the judge gives ≥ this probability for their class (0 = off)."}
+    )
+    drop_near_copies: bool = field(
+        default=True,
+        metadata={
+            "help": "Drop samples that are near-copies of training faces.",
+            "option": "--drop-near-copies/--keep-near-copies",
+        },
+    )
     near_copy_quantile: float = 0.01
     near_copy_reference: int = 1000  # training faces drawn for the train-to-train near-copy threshold
     max_tries: int = 30  # candidates per wanted image before giving up
-    # Usefulness gate: a class whose CAS ratio (gan-eval: recall of a classifier trained on its samples over
-    # one trained on as many real faces, on real validation faces) is below this gets no synthetic faces.
-    # 0 (off), chosen from the FER2013 measurement (2026-11-28, default recipe, 6,000 steps): the ratio ranked
-    # disgust lowest (0.14 at the best checkpoint, 0.24 at the last) and every other class at 0.25 or more, so
-    # any useful R would only withhold the samples of the class rebalancing is for; whether that helps the
-    # classifier is compare's to show, not CAS's. --min-cas 0.25 withholds them.
-    min_cas: float = 0.0
+    # Usefulness gate: a class whose CAS ratio (gan-eval) is below this gets no synthetic faces; 0 = off, since
+    # whether a class's samples help the classifier is compare's to show, not CAS's.
+    min_cas: float = field(
+        default=0.0,
+        metadata={
+            "help": "Give no synthetic faces to a class whose CAS ratio is below R: the recall, on real validation "
+            "faces, of a classifier trained on its samples over that of one trained on as many real faces (read "
+            "from gan-eval's output, or measured); 0 = off."
+        },
+    )
 
     def __post_init__(self) -> None:
         """A filter that exists is one synthesis can run with (checked before anything is generated)."""
@@ -69,7 +79,7 @@ def check_options(fmt: str, judge: str | Path | None = None) -> None:
     from classifier.inference import BEST
 
     if fmt not in OUT_FORMATS:
-        raise UserError(f"--format {fmt}: use {' or '.join(OUT_FORMATS)}")
+        raise UserError(f"--out-format {fmt}: use {' or '.join(OUT_FORMATS)}")
     if judge is not None and not (Path(judge) / BEST).is_file():
         raise UserError(f"--judge {judge}: no trained model ({BEST}) there; give an 'augment train' run folder")
 
@@ -340,9 +350,9 @@ def gate_by_usefulness(
 
 STATE_FILE = state_name("rebalance")
 # What the user typed for the settings of a rebalance folder that have no option of their name (the
-# others are --<key>: --seed, --format, --min-prob, --min-cas, --checkpoint); a rerun that changes one
-# names it.
+# others are --<key>: --seed, --min-prob, --min-cas, --checkpoint); a rerun that changes one names it.
 OPTION_NAMES = {
+    "format": "--out-format",
     "data": "DATA",
     "data_files": "DATA's files",
     "generator_run": "--generator",
@@ -374,7 +384,7 @@ def check_rebalance_out(
     overwrite: bool,
     checkpoint: str = DEFAULT_CHECKPOINT,
 ) -> OutputClaim:
-    """Everything about OUT that can be refused (``--format`` is ``check_options``'), refused before a
+    """Everything about OUT that can be refused (``--out-format`` is ``check_options``'), refused before a
     judge is trained or a face generated, and without writing anything
     (``augment.core.manifest.check_output``)."""
     from augment.writer import check_fer_classes

@@ -91,7 +91,7 @@ def check_fer_classes(names: list[str]) -> None:
     """``--format fer2013-csv`` holds FER2013's 7 classes only; checked before anything is generated."""
     bad = [c for c in dict.fromkeys(names) if c not in FER2013_CODES]
     if bad:
-        raise UserError(f"--format fer2013-csv cannot hold {', '.join(bad)} (FER2013 has 7 classes); use folders")
+        raise UserError(f"--out-format fer2013-csv cannot hold {', '.join(bad)} (FER2013 has 7 classes); use folders")
 
 
 def fer_rows(ds: FaceDataset, synthetic_meta: dict[str, Any] | None = None) -> list[dict[str, Any]]:

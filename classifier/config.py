@@ -11,48 +11,74 @@ from augment.core.errors import UserError
 
 MIN_SIZE, MAX_SIZE = 16, 512  # input sizes every model trains at (the simple CNNs pool 4 times)
 MAX_WIDTH = 4.0  # ResEmoteNet at width 1 already has 80M parameters
+DEVICE_HELP = "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."
+CLASSES_HELP = "Limit classes ('happy,sad') or map folder names ('joyful=happy,other=')."
 
 
 @dataclass
 class TrainConfig:
-    model: str = "simple-cnn"
-    epochs: int = 30
-    batch_size: int = 64
-    optimizer: str = "adamw"  # or "sgd"
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
+    """The settings of a classifier run. A field with ``help`` metadata is a ``train`` option
+    (``augment.cli.options``); every field can be given in ``train --config``'s JSON file."""
+
+    model: str = field(
+        default="simple-cnn",
+        metadata={"help": "resemotenet, resnet18, simple-deep-cnn, simple-cnn or fer-cnn (the CPU budget's)."},
+    )
+    epochs: int = field(default=30, metadata={"help": "Maximum epochs."})
+    batch_size: int = field(default=64, metadata={"help": "Global batch size."})
+    optimizer: str = field(default="adamw", metadata={"help": "adamw or sgd."})
+    lr: float = field(default=1e-3, metadata={"help": "Learning rate."})
+    weight_decay: float = field(default=1e-4, metadata={"help": "Weight decay."})
     momentum: float = 0.9
-    schedule: str = "cosine"  # "cosine", "onecycle" (peak --lr; both stepped per batch), "plateau" or "none"
-    size: int = 0  # 0: the model's default input size
-    width: float = 1.0
-    small_stem: bool = False
-    pretrained: str = ""
+    # cosine and onecycle are stepped per batch
+    schedule: str = field(default="cosine", metadata={"help": "cosine, onecycle (peaks at --lr), plateau or none."})
+    size: int = field(default=0, metadata={"help": "Input size; 0 = the model's default (64 ResEmoteNet, else 48)."})
+    width: float = field(default=1.0, metadata={"help": "Width multiplier (ResEmoteNet at 1.0 has 80M parameters)."})
+    small_stem: bool = field(default=False, metadata={"help": "ResNet18: 3×3 stem without max-pool for small faces."})
+    pretrained: str = field(default="", metadata={"help": "ResNet18: local ImageNet weights file.", "kind": "path"})
     gray_stem: str = "repeat"
-    class_weighted: bool = False
-    balanced_sampler: bool = False
-    focal_gamma: float = 0.0  # > 0: focal loss
+    class_weighted: bool = field(default=False, metadata={"help": "Class-weighted cross-entropy (inverse frequency)."})
+    balanced_sampler: bool = field(default=False, metadata={"help": "Draw each class equally often."})
+    focal_gamma: float = field(default=0.0, metadata={"help": "Focal loss with this gamma (0 = cross-entropy)."})
     label_smoothing: float = 0.0
-    synthetic_weight: float = 1.0  # each synthetic sample's loss is multiplied by this
-    refit_head_epochs: int = 0  # > 0: then re-fit the final layer on class-balanced real faces, body frozen
+    synthetic_weight: float = field(
+        default=1.0,
+        metadata={"help": "Multiply each synthetic face's loss by this (1 = like a real face, 0 = ignore)."},
+    )
+    refit_head_epochs: int = field(
+        default=0,
+        metadata={
+            "help": "Then re-fit the final layer for N epochs on class-balanced real faces, the body frozen (0 = off).",
+            "option": "--refit-epochs",
+        },
+    )
     flip: bool = True
     affine: bool = True
-    erasing: bool = False
-    patience: int = 8  # epochs without a better validation score before stopping; 0 = never
-    select_metric: str = "macro_f1"  # or "accuracy"
-    val_fraction: float = 0.1
-    epoch_samples: int = 0  # > 0: images per epoch (subsampled epochs for CPU budgets)
-    seed: int = 0
-    classes: list[str] = field(default_factory=list)
-    device: str = "auto"
-    amp: bool = True
-    workers: int = 0
+    erasing: bool = field(default=False, metadata={"help": "Random erasing augmentation."})
+    patience: int = field(
+        default=8, metadata={"help": "Early stop after N epochs without a better val score (0 = off)."}
+    )
+    select_metric: str = field(
+        default="macro_f1", metadata={"help": "Validation metric for model selection: macro_f1 or accuracy."}
+    )
+    val_fraction: float = field(default=0.1, metadata={"help": "Share of train held out when DATA has no val split."})
+    epoch_samples: int = field(
+        default=0, metadata={"help": "Images per epoch (0 = all); shorter epochs for CPU budgets."}
+    )
+    seed: int = field(default=0, metadata={"help": "Random seed."})
+    classes: list[str] = field(default_factory=list, metadata={"help": CLASSES_HELP, "kind": "classes"})
+    device: str = field(default="auto", metadata={"help": DEVICE_HELP})
+    amp: bool = field(default=True, metadata={"help": "bf16 autocast on CUDA."})
+    workers: int = field(default=0, metadata={"help": "DataLoader worker processes for augmentation."})
     checkpoint_every: int = 200  # batches
-    max_minutes: float = 0.0
+    max_minutes: float = field(
+        default=0.0, metadata={"help": "Stop (and checkpoint) after this many minutes; 0 = no limit."}
+    )
 
     # What a resume may change: how many epochs, how often to checkpoint, where and how fast to run, and
     # the data's path (its fingerprint must stay). Every other setting is the run's: the learning rate too,
     # since the optimizer and schedule state bring back the old one.
-    # A finished run may also be given a head refit later (--refit-head).
+    # A finished run may also be given a head refit later (--refit-epochs).
     RESUMABLE = ("epochs", "checkpoint_every", "max_minutes", "device", "amp", "workers", "data", "refit_head_epochs")
 
     def validate(self) -> None:
@@ -68,8 +94,8 @@ class TrainConfig:
         check_class_names(self.classes)
         if self.model == "resnet18" and self.width != 1.0:
             raise UserError(f"--width {self.width:g}: resnet18 has no width multiplier; leave it at 1")
-        if self.refit_head_epochs < 0:  # the option is --refit-head, not the field's name
-            raise UserError(f"--refit-head {self.refit_head_epochs}: use 0 (no refit) or more epochs")
+        if self.refit_head_epochs < 0:  # the option is --refit-epochs, not the field's name
+            raise UserError(f"--refit-epochs {self.refit_head_epochs}: use 0 (no refit) or more epochs")
         if self.pretrained:
             check_pretrained(self.model, Path(self.pretrained))
 

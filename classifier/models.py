@@ -406,7 +406,7 @@ class FerCNN(nn.Module):
 
 
 def classifier_head(model: nn.Module) -> nn.Linear:
-    """The model's final linear layer, the one ``--refit-head`` re-fits (``fc`` in ResNet18, ``head`` elsewhere)."""
+    """The model's final linear layer, the one ``--refit-epochs`` re-fits (``fc`` in ResNet18, ``head`` elsewhere)."""
     head = getattr(model, "head", None)
     if not isinstance(head, nn.Linear):
         raise TypeError(f"{type(model).__name__} has no final linear layer named 'head'")

@@ -62,7 +62,7 @@ def _refit_setup(s: TrainSetup, refit_from: int) -> TrainSetup:
     steps = PlannedBatchSampler(train.labels, cfg.batch_size, cfg.seed, 0, True, cfg.epoch_samples).num_batches()
     if steps == 0:
         raise UserError(
-            f"--refit-head: fewer real training faces than one batch ({cfg.batch_size}); lower --batch-size"
+            f"--refit-epochs: fewer real training faces than one batch ({cfg.batch_size}); lower --batch-size"
         )
     criterion = make_loss(train.labels, len(s.classes), False, 0.0, cfg.label_smoothing).to(s.device)
     opt = make_optimizer(cfg, classifier_head(s.model).parameters())

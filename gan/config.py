@@ -7,11 +7,13 @@ from typing import Any
 
 from augment.core.checks import Rule, at_least, below_one, check_class_names, check_rules, one_of, positive
 from augment.core.errors import UserError
+from classifier.config import CLASSES_HELP, DEVICE_HELP
 
 SIZES = (32, 48, 64, 96, 128)  # image sizes the generator and discriminator are built for
 # Which generator of a run generate, rebalance, gan-eval and compare load: "best" (best.pt, the best on the
 # validation split; the last checkpoint when selection never ran) or "last" (checkpoint.pt).
 CHECKPOINT_CHOICES = ("best", "last")
+CHECKPOINT_HELP = "best (the generator best on the validation split; the last one when the run has no best.pt) or last."
 
 
 def check_checkpoint(choice: str) -> None:
@@ -32,79 +34,123 @@ EVAL_CAS_SEEDS = 3  # sample seeds gan-eval's CAS macro-F1 is given over (EVAL_S
 
 @dataclass
 class GanConfig:
-    steps: int = 6000
-    batch_size: int = 64
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
+    """The settings of a GAN run. A field with ``help`` metadata is a ``gan-train`` option (``augment.cli.options``);
+    ``unset: recipe`` leaves it to the recipe unless given, ``unset: data`` to DATA's image shape."""
+
+    steps: int = field(default=6000, metadata={"help": "Generator steps to train to", "unset": "recipe"})
+    batch_size: int = field(default=64, metadata={"help": "Global batch size", "unset": "recipe"})
+    lr_g: float = field(default=2e-4, metadata={"help": "Generator learning rate", "unset": "recipe"})
+    lr_d: float = field(default=2e-4, metadata={"help": "Discriminator learning rate", "unset": "recipe"})
     beta1: float = 0.0
     beta2: float = 0.99
-    size: int = 48
-    channels: int = 1
+    size: int = field(
+        default=48, metadata={"help": f"Image size: {', '.join(map(str, SIZES[:-1]))} or {SIZES[-1]}", "unset": "data"}
+    )
+    channels: int = field(default=1, metadata={"help": "1 (grayscale) or 3 (RGB)", "unset": "data"})
     z_dim: int = 128
-    g_width: int = 32
-    d_width: int = 32
-    cond_bn: bool = False
-    conditioning: str = "projection"  # or "concat"
-    spectral_norm: bool = True
+    g_width: int = field(default=32, metadata={"help": "Generator base width", "unset": "recipe"})
+    d_width: int = field(default=32, metadata={"help": "Discriminator base width", "unset": "recipe"})
+    cond_bn: bool = field(default=False, metadata={"help": "Class-conditional BN in G", "unset": "recipe"})
+    conditioning: str = field(
+        default="projection", metadata={"help": "projection or concat (label maps)", "unset": "recipe"}
+    )
+    spectral_norm: bool = field(default=True, metadata={"help": "Spectral norm in D", "unset": "recipe"})
     d_head: str = "flatten"  # or "sum" (global sum pooling)
     minibatch_std: bool = True
     d_batchnorm: bool = False
-    loss: str = "hinge"  # or "bce"
-    diffaugment: str = "color,translation,cutout"  # "" turns it off
+    loss: str = field(default="hinge", metadata={"help": "hinge or bce", "unset": "recipe"})
+    diffaugment: str = field(
+        default="color,translation,cutout",
+        metadata={"help": "DiffAugment policy, e.g. 'color,translation,cutout'; '' = off", "unset": "recipe"},
+    )
     # Share of real and fake faces that get the colour ops (brightness, saturation, contrast); below about 0.8
-    # they no longer leak into G (ADA). With ada_target > 0 this is only where p starts. 0.5 since 2026-11-29,
-    # with ms_weight (below); runs from before the option coloured every face (BEFORE_OPTIONS).
-    color_p: float = 0.5
+    # they no longer leak into G (ADA). With ada_target > 0 this is only where p starts. Runs that predate the
+    # option coloured every face (BEFORE_OPTIONS).
+    color_p: float = field(
+        default=0.5,
+        metadata={"help": "Share of faces DiffAugment's colour ops touch (below ~0.8: no leak)", "unset": "recipe"},
+    )
     # ADA's overfitting heuristic (Karras et al. 2020): every ADA_INTERVAL steps p moves toward keeping
     # E[sign D(real)] at this target (ADA used 0.6), able to cross 0 to 1 in ADA_IMAGES real images; 0 = fixed p.
-    ada_target: float = 0.0
+    ada_target: float = field(
+        default=0.0,
+        metadata={"help": "Adapt --color-p to keep E[sign D(real)] at this (ADA: 0.6; 0 = off)", "unset": "recipe"},
+    )
     # LeCam regularisation of D (Tseng et al. 2021, for GANs on limited data): weight of the pull of D's real
     # and fake outputs toward the moving averages of the other; 0 = off (they used 0.3 beside DiffAugment).
-    # On by default since 2026-11-29, on top of color_p 0.5 and ms_weight 0.5: on FER2013 (6,000 steps, best
-    # checkpoint, 500 samples per class) mean assignment rose from 0.433 to 0.571 (every class at least 0.8 x
-    # the judge's recall), CAS macro-F1 from 0.285 to 0.318 (real faces: 0.317), while sample recall fell
-    # from 0.61-0.80 to 0.45-0.70 (README, "LeCam on top of mode seeking").
-    lecam_weight: float = 0.3
+    lecam_weight: float = field(
+        default=0.3, metadata={"help": "LeCam regularisation of D (0 = off; e.g. 0.3)", "unset": "recipe"}
+    )
     # Transitional conditioning (Shahbazi et al. 2022): D's class terms (projection and AC-GAN loss) ramp
     # linearly from 0 to full over this many steps, so G first learns faces, then classes; 0 = from step 0.
-    cond_ramp: int = 0
+    cond_ramp: int = field(
+        default=0, metadata={"help": "Ramp D's class terms in over N steps (transitional; 0 = off)", "unset": "recipe"}
+    )
     # Mode seeking (Mao et al. 2019, MSGAN, for conditional GANs that ignore their noise): G's batch comes in
     # pairs (two noises, one class) and G's loss gains this weight / (pair's image distance / noise distance);
-    # 0 = off. Against the demo's one-face-per-class collapse. On by default since 2026-11-29: with color_p 0.5,
-    # on FER2013 (6,000 steps, best checkpoint, 500 samples per class) sample recall rose from 0.07-0.18 to
-    # 0.61-0.80 in every class, CAS macro-F1 from 0.197 to 0.285 (3 sample seeds), mean assignment from 0.397
-    # to 0.433, and KID fell in every class, against color_p 1 and no mode seeking (README, "judged alike").
-    ms_weight: float = 0.5
+    # 0 = off. Against a collapse to one face per class.
+    ms_weight: float = field(
+        default=0.5,
+        metadata={"help": "Mode seeking: pairs of noises of one class drawn apart (0 = off)", "unset": "recipe"},
+    )
     # Exposure normalisation: G learns faces with their own brightness and contrast removed, and each sample
-    # takes the (mean, spread) of a real face of its class, so the noise cannot set exposure (issue 13's banding).
-    exposure_norm: bool = False
-    balanced: bool = True
+    # takes the (mean, spread) of a real face of its class, so the noise cannot set exposure (against banding).
+    exposure_norm: bool = field(
+        default=False,
+        metadata={"help": "G learns faces of one exposure; samples take real faces' (per class)", "unset": "recipe"},
+    )
+    balanced: bool = field(
+        default=True,
+        metadata={"help": "Class-balanced real batches", "unset": "recipe", "option": "--balanced/--natural"},
+    )
     flip: bool = True
-    # AC-GAN class loss on top of projection: measured on FER2013 (30 CPU-minutes, judge trained on
-    # real faces), it raised the share of samples assigned to their class from 0.47 to 0.52 on average
-    # (fear 0.14 -> 0.36, disgust 0.44 -> 0.63) and lowered the per-class Fréchet distance.
-    aux_weight: float = 1.0  # 0 turns it off
-    ema: float = 0.999  # 0 turns the EMA generator off
+    # AC-GAN class loss on top of projection.
+    aux_weight: float = field(
+        default=1.0, metadata={"help": "Weight of an AC-GAN class loss (0 = off)", "unset": "recipe"}
+    )
+    ema: float = field(
+        default=0.999, metadata={"help": "EMA decay of the sampling generator (0 = off)", "unset": "recipe"}
+    )
     d_steps: int = 1
-    seed: int = 0
-    classes: list[str] = field(default_factory=list)
-    recipe: str = "full"
-    device: str = "auto"
-    amp: bool = True  # bf16 autocast on CUDA
+    seed: int = field(default=0, metadata={"help": "Random seed."})
+    classes: list[str] = field(default_factory=list, metadata={"help": CLASSES_HELP, "kind": "classes"})
+    recipe: str = field(
+        default="full", metadata={"help": "full (ours) or classic (textbook cDCGAN); options below override."}
+    )
+    device: str = field(default="auto", metadata={"help": DEVICE_HELP})
+    amp: bool = field(default=True, metadata={"help": "bf16 autocast on CUDA."})
     channels_last: bool = True  # faster on CUDA and, for ConvTranspose2d, on CPU too
-    sample_every: int = 500
-    checkpoint_every: int = 250
-    log_every: int = 25
-    max_minutes: float = 0.0  # 0: no time limit
+    sample_every: int = field(default=500, metadata={"help": "Write a sample grid every N steps."})
+    checkpoint_every: int = field(default=250, metadata={"help": "Write a checkpoint every N steps."})
+    log_every: int = field(default=25, metadata={"help": "Log losses and images/s to metrics.jsonl every N steps."})
+    max_minutes: float = field(
+        default=0.0, metadata={"help": "Stop (and checkpoint) after this many minutes; 0 = no limit."}
+    )
     # The validation split the generator never trains on (carved from train, subject- and duplicate-aware,
     # when the data has none); CAS, best-checkpoint selection and rebalance gating test on it.
-    val_fraction: float = 0.1
+    val_fraction: float = field(
+        default=0.1,
+        metadata={
+            "help": "Share of train held out as the validation split the generator never sees (if DATA has none)."
+        },
+    )
     # Best checkpoint: every N steps the EMA generator is scored on the validation split (per-class judge
-    # assignment and recall) and best.pt keeps the best so far; 0 switches selection off.
-    select_every: int = 500
-    select_per_class: int = 100  # samples per class drawn at each selection
+    # assignment and recall) and best.pt keeps the best so far.
+    select_every: int = field(
+        default=500,
+        metadata={
+            "help": "Score the generator on the validation split every N steps and keep the best as best.pt (0 = off)."
+        },
+    )
+    select_per_class: int = field(default=100, metadata={"help": "Samples per class scored at each selection."})
     select_seed: int = 424242  # their sample seed; gan-eval reports with another, so selection never grades itself
-    judge: str = ""  # a classifier run that scores selection; '' trains the grading judge into RUN/judge-grading
+    judge: str = field(
+        default="",
+        metadata={
+            "help": "An 'augment train' run that scores selection (default: train the grading judge in RUN_DIR).",
+            "kind": "path",
+        },
+    )
 
     # What a resume may change: how far to train, how often to log, sample, select and checkpoint, where and how
     # fast to run, and the data's path (its fingerprint must stay). Every other setting is the run's:

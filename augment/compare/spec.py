@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from augment.compare.budgets import BUDGETS
+from augment.compare.budgets import BUDGETS, DEFAULT_MODELS, budget_help
 from augment.compare.conditions import condition_spec
 from augment.core.errors import UserError
 from augment.rebalance import QualityFilter
@@ -16,23 +16,50 @@ EVAL_SPLITS = {"test": "test", "val": "validation (screening)"}
 
 @dataclass
 class CompareSpec:
-    models: list[str]
+    models: list[str] = field(
+        metadata={
+            "help": "Comma-separated: resemotenet, resnet18, simple-deep-cnn, simple-cnn, fer-cnn (default: the "
+            f"budget's; cpu: fer-cnn; others: {','.join(DEFAULT_MODELS)})."
+        }
+    )
     conditions: list[str]
-    seeds: int
-    budget: str = "cpu-small"
-    target: str = "max"
-    classes: list[str] | None = None
-    min_prob: float = QualityFilter().min_prob
+    seeds: int = field(metadata={"help": "Seeds per model and condition (paired across conditions)."})
+    budget: str = field(default="cpu-small", metadata={"help": budget_help()})
+    target: str = field(default="max", metadata={"help": "Rebalance target: max, median, N, or class=N,..."})
+    classes: list[str] | None = field(
+        default=None, metadata={"help": "Only these classes get synthetic images / duplicates."}
+    )
+    min_prob: float = field(
+        default=QualityFilter().min_prob,
+        metadata={"help": "Quality filter: judge probability for the class (0 = off)."},
+    )
     drop_near_copies: bool = True
     device: str = "auto"
-    gpus: list[int] = field(default_factory=list)
-    nproc: int = 1
-    judge: Path | None = None  # a real-only classifier run for the quality filter (default: the generator's)
+    gpus: list[int] = field(
+        default_factory=list, metadata={"help": "Spread independent runs over these GPUs, e.g. '0,1,2,3'."}
+    )
+    nproc: int = field(default=1, metadata={"help": "Hand each run to torchrun with this many processes."})
+    judge: Path | None = field(
+        default=None,
+        metadata={"help": "Classifier run for the quality filter (default: the generator's, or train one)."},
+    )
     checkpoint: str = DEFAULT_CHECKPOINT  # the generator's best (on validation) or last checkpoint
-    max_ratio: float = 1.0  # gan-cap: at most this × a class's real count of synthetic faces
-    synthetic_weight: float = 0.5  # gan-w: each synthetic face's loss × this
-    refit_epochs: int = 3  # gan-refit, refit: epochs of the head refit on class-balanced real faces
-    eval_split: str = "test"  # or "val": score on the real validation split (screening); test is never loaded
+    max_ratio: float = field(
+        default=1.0, metadata={"help": "gan-cap: at most R × a class's real count of synthetic faces."}
+    )
+    synthetic_weight: float = field(
+        default=0.5, metadata={"help": "gan-w: each synthetic face's loss is multiplied by W."}
+    )
+    refit_epochs: int = field(
+        default=3, metadata={"help": "gan-refit, refit: epochs re-fitting the head on class-balanced real faces."}
+    )
+    eval_split: str = field(
+        default="test",
+        metadata={
+            "help": "Score on 'test' (the final grid) or 'val' (screening: the real validation split; test is never "
+            "used, and the report folder is a screening one)."
+        },
+    )
 
 
 def validate_spec(spec: CompareSpec, generator_run: str | Path | None = "") -> None:

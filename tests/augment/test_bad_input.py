@@ -1,9 +1,8 @@
-"""Every bad option is one line naming it (exit 2, nothing written, no
-traceback), every dataset with unreadable files says so in one warning line (exit 0), and predict
-reports bad files, takes folders, prints whole paths when piped and warns on images that are no face crop.
+"""Bad input: every bad option is one line naming it (exit 2, nothing written, no traceback), every
+dataset with unreadable files says so in one warning line (exit 0), and predict reports bad files, takes
+folders, prints whole paths when piped and warns on images that are no face crop.
 
-One parametrised case per way of going wrong; the bad-option checks run before any data is read, so
-these cases cost no training.
+The bad-option checks run before any data is read, so these cases cost no training.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ TRAIN = ("train", "{data}", "--out", "{out}", "--device", "cpu")
 GAN_TRAIN = ("gan-train", "{data}", "--out", "{out}", "--device", "cpu")
 REBALANCE = ("rebalance", "{data}", "--generator", "{gan}", "--out", "{out}", "--device", "cpu")
 
-# (case id, command line, what the error line must name); {data} is the demo faces, {out} a new folder,
+# (case, command line, what the error line must name); {data} is the demo faces, {out} a new folder,
 # {gan} the shared tiny generator, {png} an existing PNG file.
 BAD_OPTIONS = [
     ("7.1 train classes", (*TRAIN, "--classes", "happy,bored"), ["--classes", "bored"]),
@@ -47,7 +46,8 @@ BAD_OPTIONS = [
     ("8.3 min-prob -1", (*REBALANCE, "--min-prob", "-1"), ["--min-prob -1"]),
     ("8.4 ema", (*GAN_TRAIN, "--ema", "2"), ["--ema 2"]),
     ("8.4 aux-weight", (*GAN_TRAIN, "--aux-weight", "-1"), ["--aux-weight -1"]),
-    ("8.5 dry-run format", (*REBALANCE, "--dry-run", "--format", "parquet"), ["--format parquet"]),
+    # "format parquet": the error names the option (--out-format; its old name --format is tested with the aliases)
+    ("8.5 dry-run format", (*REBALANCE, "--dry-run", "--out-format", "parquet"), ["format parquet"]),
     ("8.5 dry-run judge", (*REBALANCE, "--dry-run", "--judge", "{out}-judge"), ["--judge", "model.pt"]),
     ("8.5 dry-run min-prob", (*REBALANCE, "--dry-run", "--min-prob", "1"), ["--min-prob 1"]),
 ]
@@ -148,7 +148,7 @@ def _strip(d: Path) -> tuple[list[Path], list[Path]]:
 
 
 PREDICT = [
-    # (case id, (files given, files predicted) from the faces folder, exit code, fragments of each stderr line)
+    # (case, (files given, files predicted) from the faces folder, exit code, fragments of each stderr line)
     ("11.1 bad file goes on", _bad_file, 1, [["bad.png", "cannot read image"], ["error: 1 of 3 image(s)"]]),
     ("11.2 folder", lambda d: ([d], [d / "f0.png", d / "f1.png"]), 0, []),
     ("11.3 piped whole paths", lambda d: ([d / "f1.png"], [d / "f1.png"]), 0, []),

@@ -1,7 +1,9 @@
-"""Every CLI default is defined once: in a config dataclass, or in the signature of the function a command calls.
+"""Every CLI setting is defined once: each option of every command is a field of its config dataclass (same
+default, the field's help) or a parameter of the function it calls (same default), unless a short per-command
+list names it as no setting (what to read, where to write, how to print).
 
-The checks iterate over each command's options, so an option added later with a retyped default that drifts
-from its config fails here without anyone having to list it.
+The checks iterate over every command of the app and each of its options, so an option added later with a
+retyped default or help fails here without anyone having to list it.
 """
 
 from __future__ import annotations
@@ -14,131 +16,196 @@ from typing import Any
 
 import typer
 
-from augment import cli
+from augment.cli import app
+from augment.cli.options import DEVICE, show_value
 from augment.compare import CompareSpec
 from augment.demo import run_demo
 from augment.demo_faces import write_demo_dataset
 from augment.plan import plan_rebalance
 from augment.rebalance import QualityFilter, run_rebalance
-from classifier.config import TrainConfig
-from gan.config import RECIPES, GanConfig, recipe_config
+from classifier.config import DEVICE_HELP, TrainConfig
+from gan.config import CHECKPOINT_HELP, RECIPES, GanConfig, recipe_config
 from gan.evaluate import evaluate_gan
 from gan.generate import generate_to_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Where each command's defaults are defined (a dataclass or a function).
+# Where each command's settings are defined: config dataclasses and the functions it calls.
 SOURCES: dict[str, list[Any]] = {
     "demo-data": [write_demo_dataset],
-    "train": [TrainConfig],
+    "prepare": [],
+    "inspect": [],
     "gan-train": [GanConfig],
     "generate": [generate_to_folder],
     "gan-eval": [evaluate_gan],
-    "rebalance": [QualityFilter, plan_rebalance, run_rebalance],
-    "compare": [CompareSpec, QualityFilter],
+    "train": [TrainConfig],
+    "evaluate": [],
+    "predict": [],
+    "rebalance": [plan_rebalance, QualityFilter, run_rebalance],
+    "compare": [CompareSpec],
     "demo": [run_demo],
 }
-# CLI option -> the source's parameter where the names differ; None: same name, different meaning.
-RENAMED: dict[tuple[str, str], str | None] = {
-    ("rebalance", "out_format"): "fmt",
-    ("rebalance", "fmt"): None,  # --data-format (the input layout), not run_rebalance's output format
-    # these functions take a device the CLI has already resolved from --device auto with pick_device
-    ("generate", "device"): None,
-    ("gan-eval", "device"): None,
-    ("rebalance", "device"): None,
+# The options that are no setting of the sources: what to read and write, how to print, and values the CLI
+# turns into a source's (comma-separated lists, --device resolved by pick_device, gan-train's --epochs).
+NOT_SETTINGS: dict[str, set[str]] = {
+    "demo-data": {"out_dir", "counts"},
+    "prepare": {"data", "out_file", "fmt", "size", "channels", "classes", "overwrite", "packed"},
+    "inspect": {"data", "fmt", "classes", "plot", "as_json"},
+    "gan-train": {"data", "run_dir", "epochs", "fmt"},
+    "generate": {"run_dir", "out_dir", "device"},
+    "gan-eval": {"run_dir", "data", "judge", "inception_weights", "fmt", "device"},
+    "train": {"data", "run_dir", "fmt", "config"},
+    "evaluate": {"run_dir", "data", "split", "out_dir", "fmt", "device", "as_json"},
+    "predict": {"run_dir", "images", "detect", "annotate", "device", "as_json"},
+    "rebalance": {"data", "generator", "out_dir", "classes", "judge", "dry_run", "fmt", "device"},
+    "compare": {"data", "report_dir", "generator", "conditions", "sweep", "fmt"},
+    "demo": {"out_dir"},
 }
-EMPTY = (None, "", [])  # an option left None means "none" for these field defaults
+# option -> the source's parameter where the names differ
+RENAMED: dict[tuple[str, str], str] = {("rebalance", "out_format"): "fmt"}
+# old option names, hidden for one release: hidden parameter -> the option it now is
+ALIASES: dict[str, dict[str, str]] = {
+    "train": {"refit_head_alias": "--refit-epochs"},
+    "rebalance": {"format_alias": "--out-format"},
+}
+# options shared by many commands take their help from one text, not from each field
+SHARED_HELP = {"device": DEVICE_HELP, "checkpoint": CHECKPOINT_HELP}
+EMPTY = (None, "", [])  # an option left None stands for these field defaults
 
 
-def source_defaults(source: Any) -> dict[str, Any]:
-    """name -> default of every parameter of a function or dataclass that has one (factories called)."""
-    out = {}
-    for p in inspect.signature(source).parameters.values():
-        if p.default is inspect.Parameter.empty:
-            continue
-        out[p.name] = p.default
-    for f in dataclasses.fields(source) if dataclasses.is_dataclass(source) else ():
-        if f.default_factory is not dataclasses.MISSING:
-            out[f.name] = f.default_factory()
-    return out
+def commands() -> dict[str, Any]:
+    return typer.main.get_command(app).commands
 
 
 def recipe_text(name: str, default: Any) -> list[str]:
     """What gan-train's help must say for an option the recipe fills: the default and each recipe that differs."""
-    parts = [f"default: {cli._show_value(default)}"]
+    parts = [f"default: {show_value(default)}"]
     for recipe in RECIPES:
         value = getattr(recipe_config(recipe), name)
         if value != default:
-            parts.append(f"{recipe}: {cli._show_value(value)}")
+            parts.append(f"{recipe}: {show_value(value)}")
     return parts
 
 
-def drift(command_name: str, command: Any, sources: list[Any], recipes: bool = False) -> tuple[list[str], set[str]]:
-    """(problems, options checked): each option named like a source parameter must have that default."""
-    problems, checked = [], set()
+def field_default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default  # MISSING for a required field
+
+
+def field_problems(where: str, param: Any, f: dataclasses.Field) -> list[str]:
+    """An option made from a dataclass field: the field's default and help, or the forms derived from them."""
+    want, text = field_default(f), f.metadata.get("help")
+    if text is None:  # no help of its own: one of the shared options
+        text = SHARED_HELP.get(param.name)
+    if "unset" in f.metadata or "kind" in f.metadata:  # left None: the recipe, DATA or the empty value decides
+        expected = [text.rstrip(".")]
+        if "unset" in f.metadata:
+            expected += (
+                recipe_text(f.name, want) if f.metadata["unset"] == "recipe" else [f"default: {show_value(want)}"]
+            )
+        missing = [t for t in expected if t not in (param.help or "")]
+        problems = [f"{where}: help {param.help!r} lacks {missing}"] if missing else []
+        return problems + ([] if param.default is None else [f"{where}: default {param.default!r}, not None"])
+    problems = [] if param.help == text else [f"{where}: help {param.help!r}, but the field says {text!r}"]
+    if want is not dataclasses.MISSING and param.default != want and not (param.default is None and want in EMPTY):
+        problems.append(f"{where}: default {param.default!r}, but the field says {want!r}")
+    return problems
+
+
+def function_problems(where: str, param: Any, p: inspect.Parameter) -> list[str]:
+    """An option made from a function parameter: the signature's default (or both required), and some help."""
+    want = p.default
+    if want is inspect.Parameter.empty:
+        return [] if param.required else [f"{where}: the function requires it, the option does not"]
+    problems = [] if param.help else [f"{where}: no help"]
+    if param.default != want:
+        problems.append(f"{where}: default {param.default!r}, but the function says {want!r}")
+    return problems
+
+
+def option_problems(name: str, command: Any, sources: list[Any], not_settings: set[str]) -> list[str]:
+    """Every option of ``command`` that is neither a setting of ``sources`` (same default and help) nor listed
+    in ``not_settings``, nor a hidden old name."""
+    problems = []
     for param in command.params:
-        if param.required or param.name == "help":
+        where = f"{name} {'/'.join(param.opts)}"
+        if param.name == "help" or param.name in not_settings or param.name in ALIASES.get(name, {}):
             continue
-        name = RENAMED.get((command_name, param.name), param.name)
+        key = RENAMED.get((name, param.name), param.name)
         for source in sources:
-            defaults = source_defaults(source)
-            if name is None or name not in defaults:
-                continue
-            want, got = defaults[name], param.default
-            checked.add(param.name)
-            if got is None and want not in EMPTY:
-                # left None so the recipe (gan-train) decides: the help must state the default instead
-                expected = recipe_text(name, want) if recipes else [f"default: {cli._show_value(want)}"]
-                missing = [t for t in expected if t not in (param.help or "")]
-                if missing:
-                    problems.append(f"{command_name} --{param.name}: help {param.help!r} lacks {missing}")
-            elif got is not None and got != want:
-                problems.append(f"{command_name} --{param.name}: default {got!r}, but {source.__name__} says {want!r}")
-    return problems, checked
+            if dataclasses.is_dataclass(source) and key in (by_name := {f.name: f for f in dataclasses.fields(source)}):
+                problems += field_problems(where, param, by_name[key])
+                break
+            if not dataclasses.is_dataclass(source) and key in (params := inspect.signature(source).parameters):
+                problems += function_problems(where, param, params[key])
+                break
+        else:
+            problems.append(f"{where}: a setting of none of {[s.__name__ for s in sources]}")
+    return problems
 
 
-def cli_command(name: str) -> Any:
-    return typer.main.get_command(cli.app).commands[name]
-
-
-def test_every_option_takes_its_default_from_its_config():
-    problems, checked = [], {}
-    for name, sources in SOURCES.items():
-        found, checked[name] = drift(name, cli_command(name), sources, recipes=name == "gan-train")
-        problems += found
+def test_every_option_is_a_setting_with_its_default_and_help():
+    found = commands()
+    assert set(found) == set(SOURCES) == set(NOT_SETTINGS)
+    problems = []
+    for name, command in found.items():
+        problems += option_problems(name, command, SOURCES[name], NOT_SETTINGS[name])
+        names = {p.name for p in command.params}
+        assert NOT_SETTINGS[name] <= names, f"{name}: stale allow-list {NOT_SETTINGS[name] - names}"
+        hidden = {p.name for p in command.params if getattr(p, "hidden", False)}
+        assert hidden == set(ALIASES.get(name, {})), name
     assert problems == []
-    # the check is not vacuous: it saw the options that carry the config's defaults
-    train_fields = {"epochs", "batch_size", "lr", "weight_decay", "patience", "val_fraction", "max_minutes"}
-    assert train_fields <= checked["train"] and len(checked["train"]) >= 20
-    gan_fields = {"steps", "batch_size", "lr_g", "g_width", "ema", "sample_every", "checkpoint_every", "log_every"}
-    assert gan_fields <= checked["gan-train"] and len(checked["gan-train"]) >= 20
-    assert {"min_prob", "drop_near_copies", "target", "fraction", "out_format", "seed"} <= checked["rebalance"]
-    assert {"min_prob", "target", "nproc", "device", "budget"} <= checked["compare"]
-    assert {"per_class"} <= checked["gan-eval"] and {"seed", "overwrite"} <= checked["generate"]
-    assert {"gan_steps", "seeds", "device"} <= checked["demo"] and {"seed", "size"} <= checked["demo-data"]
 
 
-def test_the_check_catches_a_drifted_default_and_a_stale_help():
+def test_every_field_with_help_is_an_option_of_its_command():
+    for name, sources in SOURCES.items():
+        options = {RENAMED.get((name, p.name), p.name) for p in commands()[name].params}
+        for source in filter(dataclasses.is_dataclass, sources):
+            with_help = {f.name for f in dataclasses.fields(source) if "help" in f.metadata}
+            assert with_help <= options, (name, with_help - options)
+    # the check is not vacuous: the configs' options are there
+    assert (
+        len([p for p in commands()["train"].params if p.name in {f.name for f in dataclasses.fields(TrainConfig)}])
+        >= 25
+    )
+    assert (
+        len([p for p in commands()["gan-train"].params if p.name in {f.name for f in dataclasses.fields(GanConfig)}])
+        >= 35
+    )
+
+
+def test_shared_options_take_one_default():
+    for name, command in commands().items():
+        for p in command.params:
+            if p.name == "device":
+                assert p.help == DEVICE_HELP and p.default == DEVICE, name
+            if p.name == "checkpoint":
+                assert p.help == CHECKPOINT_HELP and p.default == "best", name
+
+
+def test_the_check_catches_a_drifted_default_a_stale_help_and_a_stray_option():
     app = typer.Typer()
 
     @app.command()
-    def train(lr: float = 0.5, epochs: int = TrainConfig().epochs) -> None:
-        """A retyped learning rate that drifted."""
+    def train(lr: float = 0.5, epochs: int = typer.Option(TrainConfig().epochs, help="Epochs.")) -> None:
+        """A retyped learning rate that drifted, and a help that is not the field's."""
 
     @app.command()
-    def gan(steps: int | None = typer.Option(None, help="Generator steps (default 6000).")) -> None:
-        """A hand-written help that is not the generated one."""
+    def gan(steps: int | None = typer.Option(None, help="Generator steps (default 6000)."), extra: int = 1) -> None:
+        """A hand-written help that is not the generated one, and an option that is no setting."""
 
     group = typer.main.get_command(app)
-    problems, checked = drift("train", group.commands["train"], [TrainConfig])
-    assert checked == {"lr", "epochs"}
-    assert len(problems) == 1 and "--lr" in problems[0] and "0.001" in problems[0]
-    problems, _ = drift("gan", group.commands["gan"], [GanConfig], recipes=True)
-    assert len(problems) == 1 and "default: 6000" in problems[0]
+    problems = option_problems("train", group.commands["train"], [TrainConfig], set())
+    assert any("--lr" in p and "0.001" in p for p in problems)
+    assert any("--epochs" in p and "Maximum epochs." in p for p in problems)
+    problems = option_problems("gan", group.commands["gan"], [GanConfig], set())
+    assert any("default: 6000" in p for p in problems) and any("--extra" in p for p in problems)
+    assert option_problems("gan", group.commands["gan"], [GanConfig], {"steps", "extra"}) == []
 
 
 def test_gan_train_help_states_each_recipe_default():
-    help_of = {p.name: p.help or "" for p in cli_command("gan-train").params}
+    help_of = {p.name: p.help or "" for p in commands()["gan-train"].params}
     assert "(default: 32; classic: 64)." in help_of["g_width"]
     assert "(default: on; classic: off)." in help_of["spectral_norm"]
     assert "(default: 6000)." in help_of["steps"]
@@ -148,16 +215,18 @@ def test_gan_train_help_states_each_recipe_default():
 def test_compare_min_prob_is_the_quality_filter_default():
     spec = CompareSpec(models=["simple-cnn"], conditions=["baseline"], seeds=1)
     assert spec.min_prob == QualityFilter().min_prob
-    params = {p.name: p.default for p in cli_command("compare").params}
+    params = {p.name: p.default for p in commands()["compare"].params}
     assert params["min_prob"] == QualityFilter().min_prob
 
 
 def _literal_min_prob_defaults(path: Path) -> list[tuple[int, float]]:
     """(line, value) of every numeric literal given to something called min_prob: defaults, assignments,
-    dataclass fields and keyword arguments."""
+    dataclass fields (``= 0.2`` or ``= field(default=0.2, ...)``) and keyword arguments."""
     found = []
 
     def note(name: str | None, value: ast.AST | None) -> None:
+        if isinstance(value, ast.Call) and getattr(value.func, "id", None) == "field":
+            value = next((k.value for k in value.keywords if k.arg == "default"), None)
         if name == "min_prob" and isinstance(value, ast.Constant) and isinstance(value.value, (int, float)):
             found.append((value.lineno, float(value.value)))
 
@@ -188,4 +257,4 @@ def test_the_min_prob_default_is_written_once():
     assert len(nonzero) == 1, nonzero  # 0 (filter off) is a choice, not a copy of the default
     rel, line, value = nonzero[0]
     assert rel == "augment/rebalance.py" and value == QualityFilter().min_prob
-    assert "min_prob" in (ROOT / rel).read_text().splitlines()[line - 1]
+    assert any("min_prob" in text for text in (ROOT / rel).read_text().splitlines()[line - 2 : line])

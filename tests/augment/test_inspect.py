@@ -7,7 +7,7 @@ import pytest
 
 from augment.core.errors import UserError
 from augment.core.readers import load_dataset
-from augment.inspect import duplicate_report, imbalance_ratio, inspect_dataset, plot_distribution
+from augment.inspection import duplicate_report, imbalance_ratio, inspect_dataset, plot_distribution
 from tests.conftest import random_image, write_corrupt, write_image
 
 pytestmark = pytest.mark.usefixtures("quiet")

@@ -122,7 +122,7 @@ def test_one_identity_rule_names_each_changed_setting(tmp_path):
 # --------------------------------------------------------------------------- the two commands
 @pytest.fixture(scope="module")
 def data7(demo_dir, tmp_path_factory) -> Path:
-    """The demo faces without contempt, which FER2013 lacks, so ``--format fer2013-csv`` can hold them."""
+    """The demo faces without contempt, which FER2013 lacks, so ``--out-format fer2013-csv`` can hold them."""
     out = tmp_path_factory.mktemp("data7") / "faces"
     shutil.copytree(demo_dir, out, ignore=shutil.ignore_patterns("contempt"))
     return out
@@ -181,12 +181,12 @@ CASES = {
     "generate-classes": ("generate", '--classes was ["disgust", "fear"], now ["fear"]'),
     # rebalance --overwrite over a tree holding a user's own file: refused, the file named
     "rebalance-overwrite-users-file": ("rebalance", "train/happy/mine.jpg"),
-    # --format fer2013-csv with a class FER2013 lacks: refused before a judge or a face is made
-    "rebalance-fer2013-contempt": ("rebalance", "--format fer2013-csv cannot hold contempt"),
+    # --out-format fer2013-csv with a class FER2013 lacks: refused before a judge or a face is made
+    "rebalance-fer2013-contempt": ("rebalance", "--out-format fer2013-csv cannot hold contempt"),
     # rebalance resumed with other settings names the option
     "rebalance-seed": ("rebalance", "--seed was 1, now 2"),
     "rebalance-target": ("rebalance", "the plan (--target, --classes, --fraction, --max-ratio)"),
-    "rebalance-format": ("rebalance", '--format was "folders", now "fer2013-csv"'),
+    "rebalance-format": ("rebalance", '--out-format was "folders", now "fer2013-csv"'),
     "rebalance-generator": ("rebalance", "--generator was"),
     "rebalance-data": ("rebalance", "DATA was"),
 }
@@ -208,13 +208,13 @@ def run_b(case: str, out: Path, a_args: list, tiny_gan_run, other_run, data7, de
     if case == "rebalance-fer2013-contempt":
         shutil.copytree(tiny_gan_run, tmp_path / "gen")  # default --min-prob: a judge would be trained in it
         new = tmp_path / "new"  # the corrected rerun must find nothing in its way: nothing is written
-        return ["rebalance", demo_dir, "--generator", tmp_path / "gen", "--out", new, "--format", "fer2013-csv"]
+        return ["rebalance", demo_dir, "--generator", tmp_path / "gen", "--out", new, "--out-format", "fer2013-csv"]
     data = tmp_path / "moved"
     shutil.copytree(data7, data)
     b = {
         "rebalance-seed": [*a_args, "--seed", 2],
         "rebalance-target": [*a_args, "--target", 30],
-        "rebalance-format": [*a_args, "--format", "fer2013-csv"],
+        "rebalance-format": [*a_args, "--out-format", "fer2013-csv"],
         "rebalance-generator": rebalance_args(data7, other_run, out, "--seed", 1),
         "rebalance-data": rebalance_args(data, tiny_gan_run, out, "--seed", 1),
     }

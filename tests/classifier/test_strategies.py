@@ -228,11 +228,11 @@ def test_a_run_cut_in_the_refit_resumes_in_the_refit_exactly(tmp_path, monkeypat
 
 
 def test_refit_options_are_checked(tmp_path):
-    with pytest.raises(UserError, match="--refit-head -1"):
+    with pytest.raises(UserError, match="--refit-epochs -1"):
         train(refit_data(), tmp_path / "a", epochs=1, refit_head_epochs=-1)
     few_real = bright_dark()  # 6 real faces per class, half of them carved off for validation
     few_real.synthetic = (np.arange(32) % 16) >= 6
-    with pytest.raises(UserError, match="--refit-head: fewer real training faces than one batch"):
+    with pytest.raises(UserError, match="--refit-epochs: fewer real training faces than one batch"):
         train(few_real, tmp_path / "b", epochs=1, refit_head_epochs=1, val_fraction=0.5)
     assert len(history(tmp_path / "b")) == 1  # the main stage trained on its 6 real and 20 synthetic faces
 
@@ -283,7 +283,7 @@ def test_cli_passes_the_new_options(capsys, demo_dir, tmp_path):
     run = tmp_path / "run"
     args = ["train", demo_dir, "--out", run, "--model", "fer-cnn", "--width", "0.25", "--batch-size", "8"]
     args += ["--epochs", "1", "--epoch-samples", "32", "--device", "cpu", "--schedule", "onecycle"]
-    code, _, err = run_cli(capsys, *args, "--synthetic-weight", "0.5", "--refit-head", "1")
+    code, _, err = run_cli(capsys, *args, "--synthetic-weight", "0.5", "--refit-epochs", "1")
     assert code == 0, err
     config = json.loads((run / "config.json").read_text())
     assert (config["model"], config["schedule"], config["synthetic_weight"], config["refit_head_epochs"]) == (

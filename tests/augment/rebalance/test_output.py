@@ -135,7 +135,7 @@ def test_fer2013_csv_output_reads_back(data, tiny_gan_run, tmp_path):
             fmt="fer2013-csv",
             progress=False,
         )
-    with pytest.raises(UserError, match="--format"):
+    with pytest.raises(UserError, match="--out-format"):
         run_rebalance(data, tiny_gan_run, tmp_path / "bad", plan, None, OFF, fmt="parquet", progress=False)
 
 
@@ -283,7 +283,7 @@ def test_cli_rebalance_writes_and_refuses(demo_dir, tiny_gan_run, tmp_path, caps
     code, _, err = run_cli(capsys, *base, "--classes", "disgust", "--seed", "9")
     assert_one_line_error(code, err, "--seed was 0, now 9")
     csv_args = ["rebalance", demo_dir, "--generator", tiny_gan_run, "--out", tmp_path / "csv", "--min-prob", "0"]
-    code, _, err = run_cli(capsys, *csv_args, "--format", "fer2013-csv")
+    code, _, err = run_cli(capsys, *csv_args, "--out-format", "fer2013-csv")
     assert code == 2 and "cannot hold contempt" in err
     code, _, err = run_cli(capsys, *base, "--target", "lots")
     assert code == 2 and "--target lots" in err

@@ -1,0 +1,188 @@
+"""Experiment commands: rebalance, compare, demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from augment.cli.data import load_data
+from augment.cli.options import (
+    DEVICE,
+    OVERWRITE_HELP,
+    Alias,
+    CheckpointOpt,
+    DataArg,
+    DeviceOpt,
+    FormatOpt,
+    field_help,
+    field_options,
+    signature_options,
+    with_options,
+)
+from augment.cli.render import note, out, print_plan, print_rebalanced
+from augment.compare import CONDITION_HELP, DEFAULT_CONDITIONS, CompareSpec
+from augment.core.errors import UserError
+from augment.demo import run_demo
+from augment.plan import plan_rebalance
+from augment.rebalance import QualityFilter, run_rebalance
+from classifier.config import DEVICE_HELP
+from gan.config import CHECKPOINT_HELP, check_checkpoint
+
+PLAN = signature_options(
+    plan_rebalance,
+    {
+        "target": "max, median, N, or class=N,... per-class targets.",
+        "fraction": "Fill only this share of each class's shortfall.",
+        "max_ratio": "At most R × a class's real count of synthetic faces, on top of the target (0 = no cap).",
+    },
+)
+WRITE = signature_options(
+    run_rebalance,
+    {
+        "fmt": "Output layout: folders (ImageFolder) or fer2013-csv.",
+        "seed": "Seed of the synthetic samples.",
+        "overwrite": OVERWRITE_HELP,
+        "checkpoint": CHECKPOINT_HELP,
+    },
+    rename={"fmt": "out_format"},  # --format is the input layout everywhere else
+)
+# compare turns these fields into options itself: lists given comma-separated, and seeds (no default in the spec)
+COMPARE = field_options(CompareSpec, leave=("models", "seeds", "classes", "gpus"))
+DEMO = signature_options(
+    run_demo,
+    {"gan_steps": "GAN training steps.", "seeds": "Seeds per condition in the comparison.", "device": DEVICE_HELP},
+)
+
+
+@with_options(
+    Alias("--format", "--out-format", "out_format", str), plan=PLAN, quality=field_options(QualityFilter), write=WRITE
+)
+def rebalance_cmd(
+    data: DataArg,
+    generator: Annotated[Path, typer.Option(help="A gan-train run folder.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="New (or empty) folder for the rebalanced dataset.")],
+    *,
+    plan: dict,
+    classes: Annotated[
+        str | None, typer.Option(help="Only these classes get synthetic images, e.g. 'disgust,fear'.")
+    ] = None,
+    quality: dict,
+    judge: Annotated[
+        Path | None,
+        typer.Option(help="An 'augment train' run used as the judge (default: the generator's, or train one)."),
+    ] = None,
+    write: dict,
+    dry_run: Annotated[bool, typer.Option(help="Print the plan and stop.")] = False,
+    fmt: Annotated[str, typer.Option("--data-format", help="Force the input layout (see inspect --format).")] = "auto",
+    device: DeviceOpt = DEVICE,
+) -> None:
+    """Add synthetic faces to the minority classes and write a rebalanced dataset plus manifest."""
+    from augment.core.labels import resolve_classes
+    from augment.core.runtime import pick_device
+    from augment.rebalance import check_options, check_rebalance_out
+    from gan.sample import load_generator
+
+    check_checkpoint(write["checkpoint"])
+    check_options(write["fmt"], judge)  # --dry-run checks the options too, and only here
+    screen = QualityFilter(**quality)
+    ds = load_data(data, fmt)
+    if not ds.has_split("train"):
+        raise UserError(f"{data}: no train split to rebalance")
+    dev = pick_device(device)
+    loaded = load_generator(generator, device=dev, checkpoint=write["checkpoint"])  # the one load
+    meta = loaded[1]
+    if meta["note"]:
+        note(meta["note"])
+    chosen = resolve_classes(classes, ds.classes) if classes else None
+    planned = plan_rebalance(ds.counts("train"), classes=chosen, available=meta["classes"], **plan)
+    print_plan(planned, **plan)
+    if dry_run:
+        return
+    # OUT is refused here, before a judge is trained, and run_rebalance takes the claim instead of checking again
+    seed, out_format, overwrite = write["seed"], write["fmt"], write["overwrite"]
+    claim = check_rebalance_out(
+        ds, generator, meta["step"], out_dir, planned, screen, seed, out_format, overwrite, meta["checkpoint"]
+    )
+    judge_model = None
+    if screen.min_prob > 0:
+        from classifier.judge import get_judge
+
+        judge_model = get_judge(ds, Path(generator), judge, dev)
+    summary = run_rebalance(
+        ds, generator, out_dir, planned, judge_model, screen, device=dev, generator=loaded, claim=claim, **write
+    )
+    print_rebalanced(summary, out_dir)
+
+
+@with_options(settings=COMPARE)
+def compare_cmd(
+    data: DataArg,
+    report_dir: Annotated[Path, typer.Option("--out", help="Report folder; rerun to resume (finished runs are kept).")],
+    generator: Annotated[
+        Path | None,
+        typer.Option(
+            help="A gan-train run folder: the GAN conditions need one. Without it the default --conditions shrink to "
+            "the real-only ones (listing a GAN condition is refused), and a later call with a generator adds the GAN "
+            "conditions to the same --out."
+        ),
+    ] = None,
+    models: Annotated[str | None, typer.Option(help=field_help(CompareSpec, "models"), show_default=False)] = None,
+    conditions: Annotated[str, typer.Option(help="Comma-separated: " + CONDITION_HELP)] = ",".join(DEFAULT_CONDITIONS),
+    sweep: Annotated[bool, typer.Option(help="Also run gan25 and gan50 (25/50% of the shortfall).")] = False,
+    seeds: Annotated[int, typer.Option(help=field_help(CompareSpec, "seeds"))] = 3,
+    *,
+    settings: dict,
+    classes: Annotated[str | None, typer.Option(help=field_help(CompareSpec, "classes"))] = None,
+    gpus: Annotated[str | None, typer.Option(help=field_help(CompareSpec, "gpus"))] = None,
+    fmt: FormatOpt = "auto",
+    device: DeviceOpt = CompareSpec.device,
+    checkpoint: CheckpointOpt = CompareSpec.checkpoint,
+) -> None:
+    """Train classifiers with and without synthetic data (and classical fixes); test on real images."""
+    from augment.compare import budget_models, real_only, run_compare
+    from augment.core.labels import resolve_classes
+
+    check_checkpoint(checkpoint)
+    ds = load_data(data, fmt)
+    cond_list = [c.strip() for c in conditions.split(",") if c.strip()]
+    if generator is None and conditions == ",".join(DEFAULT_CONDITIONS):
+        cond_list = real_only(cond_list)
+        out.print(f"no --generator: running the real-only conditions ({', '.join(cond_list)})")
+    if sweep:
+        cond_list += [c for c in ("gan25", "gan50") if c not in cond_list]
+    if "baseline" not in cond_list:
+        cond_list.insert(0, "baseline")
+    try:
+        gpu_list = [int(g) for g in gpus.split(",")] if gpus else []
+    except ValueError as e:
+        raise UserError(f"--gpus {gpus}: give GPU numbers like 0,1") from e
+    spec = CompareSpec(
+        models=[m.strip() for m in models.split(",") if m.strip()] if models else budget_models(settings["budget"]),
+        conditions=cond_list,
+        seeds=seeds,
+        classes=resolve_classes(classes, ds.classes) if classes else None,
+        gpus=gpu_list,
+        device=device,
+        checkpoint=checkpoint,
+        **settings,
+    )
+    summary = run_compare(ds, generator, report_dir, spec)
+    out.print(f"report: {report_dir}/REPORT.md ({len(summary['runs'])} runs); numbers: {report_dir}/results.json")
+
+
+@with_options(settings=DEMO)
+def demo_cmd(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for everything the demo makes.")] = Path("demo-out"),
+    *,
+    settings: dict,
+) -> None:
+    """The whole loop on the embedded demo faces: data → GAN → rebalance → compare → report."""
+    r = run_demo(out_dir, **settings)
+    out.rule("done")
+    out.print(f"report:            {r['report']}")
+    out.print(f"GAN samples:       {out_dir}/gan/samples/ (and losses.png)")
+    out.print(f"GAN judge/nearest: {out_dir}/gan/eval/judge.png, {out_dir}/gan/eval/nearest.png")
+    out.print(f"rebalanced data:   {out_dir}/rebalanced/ (manifest.csv marks synthetic files)")
+    out.print(f"class chart:       {out_dir}/class_distribution.png")
