@@ -17,7 +17,15 @@ import torch
 
 from augment.core.errors import UserError
 
-FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
+
+def _fid_weights_file() -> str:
+    """The FID Inception weights' file name in the torch hub cache: pytorch-fid's own, from its URL."""
+    from pytorch_fid.inception import FID_WEIGHTS_URL
+
+    return FID_WEIGHTS_URL.rsplit("/", 1)[-1]
+
+
+FID_WEIGHTS_FILE = _fid_weights_file()
 
 
 # ----------------------------------------------------------------------------- features
