@@ -136,17 +136,24 @@ def _beats(summary: dict[str, Any], model: str, cond: str, ref: str) -> bool:
     return bool(t and not t["untested"] and t["significant"] and t["diff"] > 0)
 
 
+def synthetic_winners(summary: dict[str, Any], cs: dict[str, Any], model: str) -> list[str]:
+    """The synthetic conditions that beat the baseline and the best real-only fix on macro-F1, significantly."""
+    best = best_real_fix(summary, cs)
+    refs = ["baseline"] + ([best] if best else [])
+    synthetic = [c for c in synthetic_conditions(summary) if c in cs]
+    return [c for c in synthetic if all(_beats(summary, model, c, r) for r in refs)]
+
+
 def _aim_line(summary: dict[str, Any], cs: dict[str, Any], model: str) -> str | None:
     """Did any way of adding synthetic faces beat the baseline and the best real-only fix on macro-F1?"""
     synthetic = [c for c in synthetic_conditions(summary) if c in cs]
     if not synthetic:
         return None
     best = best_real_fix(summary, cs)
-    refs = ["baseline"] + ([best] if best else [])
     against = "the baseline"
     if best:
         against += f" and the best real-only fix, {best} (macro-F1 {cs[best]['macro_f1'][0]:.3f})"
-    winners = [c for c in synthetic if all(_beats(summary, model, c, r) for r in refs)]
+    winners = synthetic_winners(summary, cs, model)
     if winners:
         return f"- **{model}**: {', '.join(winners)} beat {against} on macro-F1, significantly."
     top = max(synthetic, key=lambda c: cs[c]["macro_f1"][0])
@@ -154,6 +161,22 @@ def _aim_line(summary: dict[str, Any], cs: dict[str, Any], model: str) -> str | 
         f"- **{model}**: no way of adding synthetic faces ({', '.join(synthetic)}) beat {against} on macro-F1; "
         f"the best of them, {top}, reached {cs[top]['macro_f1'][0]:.3f}."
     )
+
+
+def across_models_line(summary: dict[str, Any], agg: dict[str, Any]) -> str | None:
+    """With two or more models: does a synthetic condition win for every model, for some, or for none?"""
+    models = [m for m, cs in agg.items() if "baseline" in cs and any(c in cs for c in synthetic_conditions(summary))]
+    if len(models) < 2:
+        return None
+    wins = {m: synthetic_winners(summary, agg[m], m) for m in models}
+    won = [m for m in models if wins[m]]
+    if not won:
+        return f"- **Across models**: no synthetic condition won for any of {', '.join(models)}."
+    how = "every model" if len(won) == len(models) else f"{len(won)} of {len(models)} models"
+    detail = "; ".join(f"{m}: {', '.join(wins[m])}" for m in won)
+    lost = [m for m in models if not wins[m]]
+    rest = f"; none for {', '.join(lost)}" if lost else ""
+    return f"- **Across models**: a synthetic condition won for {how} ({detail}){rest}."
 
 
 def scored_split(summary: dict[str, Any]) -> str:
@@ -209,6 +232,9 @@ def verdict(summary: dict[str, Any], agg: dict[str, Any]) -> list[str]:
         aim = _aim_line(summary, conds, model)
         if aim:
             lines.append(aim)
+    across = across_models_line(summary, agg)
+    if across:
+        lines.append(across)
     lines.append(minority_counts_line(summary, minority))
     lines.append(method_line(summary))
     return lines

@@ -42,7 +42,7 @@ def run_compare(
     done, todo = finished_runs(cmp, runs)
     if progress and done:
         console.print(f"{len(done)} of {len(runs)} runs already finished; keeping them")
-    clock = RunClock([r["seconds"] for r in done.values() if r.get("seconds")], len(todo), max(1, len(spec.gpus)))
+    clock = RunClock.for_grid(done, todo, max(1, len(spec.gpus)))
     done.update(run_grid(cmp, todo, len(done), len(runs), clock))
     summary = gather_results(cmp, generator_run, synth_report, [done[k] for k in runs])
     write_json(report_dir / "results.json", summary)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
@@ -78,27 +79,40 @@ def _check_config(cmp: Comparison, key: RunKey, result: dict[str, Any]) -> None:
 
 @dataclass
 class RunClock:
-    """The seconds of finished runs (this call's, and those earlier calls recorded), and an estimate of the
-    time the runs left will take: their mean duration × the runs left, over ``parallel`` GPUs."""
+    """The seconds of finished runs per model (this call's, and those earlier calls recorded), and an estimate
+    of the time the runs left will take: each model's mean duration × its runs left, over ``parallel`` GPUs.
+    Models train at very different speeds, so a model with no finished run is named, not guessed."""
 
-    seconds: list[float]
-    left: int
+    seconds: dict[str, list[float]]
+    left: dict[str, int]
     parallel: int = 1
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def finished(self, seconds: float) -> None:
+    @classmethod
+    def for_grid(cls, done: dict[RunKey, dict[str, Any]], todo: list[RunKey], parallel: int) -> RunClock:
+        seconds: dict[str, list[float]] = {}
+        for (model, _, _), r in done.items():
+            if r.get("seconds"):
+                seconds.setdefault(model, []).append(float(r["seconds"]))
+        return cls(seconds, dict(Counter(key[0] for key in todo)), parallel)
+
+    def finished(self, model: str, seconds: float) -> None:
         with self.lock:
-            self.seconds.append(seconds)
-            self.left -= 1
+            self.seconds.setdefault(model, []).append(seconds)
+            self.left[model] = self.left.get(model, 0) - 1
 
     def line(self) -> str | None:
         with self.lock:
-            if not self.seconds or self.left <= 0:
+            left = {m: n for m, n in self.left.items() if n > 0}
+            known = {m: float(np.mean(self.seconds[m])) for m in left if self.seconds.get(m)}
+            if not known:
                 return None
-            per_run = float(np.mean(self.seconds))
-            left = per_run * self.left / self.parallel
+            total = sum(known[m] * left[m] for m in known) / self.parallel
+            parts = ", ".join(f"{left[m]} {m} run(s) × {s:.0f} s" for m, s in known.items())
             gpus = f" over {self.parallel} GPUs" if self.parallel > 1 else ""
-            return f"time left: about {_duration(left)} ({self.left} run(s) × {per_run:.0f} s{gpus})"
+            unknown = [m for m in left if m not in known]
+            more = f"; and {', '.join(unknown)}, with no finished run yet" if unknown else ""
+            return f"time left: about {_duration(total)} ({parts}{gpus}){more}"
 
 
 def _duration(seconds: float) -> str:
@@ -152,7 +166,7 @@ def run_grid(
                 + (f" ({left})" if left else "")
             )
         results[key] = one_run(cmp, key, None)
-        clock.finished(results[key]["seconds"])
+        clock.finished(key[0], results[key]["seconds"])
     return results
 
 
@@ -164,7 +178,7 @@ def _on_free_gpu(
         if cmp.progress:
             console.print(f"GPU {gpu}: {key[0]} · {key[1]} · seed {key[2]}")
         result = one_run(cmp, key, gpu)
-        clock.finished(result["seconds"])
+        clock.finished(key[0], result["seconds"])
         left = clock.line()
         if cmp.progress and left:
             console.print(f"GPU {gpu} finished {key[0]} · {key[1]} · seed {key[2]}; {left}")

@@ -149,18 +149,31 @@ def test_the_time_left_is_printed_from_the_durations_of_finished_runs(monkeypatc
     monkeypatch.setattr(scheduler, "one_run", lambda cmp, key, slot: {"seconds": next(durations)})
     cmp = SimpleNamespace(spec=SimpleNamespace(gpus=[]), progress=True)
     todo = [("m", "gan", s) for s in range(3)]
-    clock = RunClock([60.0], left=3)  # one run an earlier call finished took 60 s
+    clock = RunClock.for_grid({("m", "baseline", 0): {"seconds": 60.0}}, todo, 1)  # an earlier call's run: 60 s
     scheduler.run_grid(cmp, todo, finished=1, total=4, clock=clock)
     assert printed == [
-        "[bold]run 2/4[/bold]: m · gan · seed 0 (time left: about 3 min (3 run(s) × 60 s))",
-        "[bold]run 3/4[/bold]: m · gan · seed 1 (time left: about 3 min (2 run(s) × 90 s))",
-        "[bold]run 4/4[/bold]: m · gan · seed 2 (time left: about 2 min (1 run(s) × 100 s))",
+        "[bold]run 2/4[/bold]: m · gan · seed 0 (time left: about 3 min (3 m run(s) × 60 s))",
+        "[bold]run 3/4[/bold]: m · gan · seed 1 (time left: about 3 min (2 m run(s) × 90 s))",
+        "[bold]run 4/4[/bold]: m · gan · seed 2 (time left: about 2 min (1 m run(s) × 100 s))",
     ]
-    assert clock.left == 0 and clock.line() is None
-    assert RunClock([], left=5).line() is None  # nothing measured yet: no guess
-    assert (
-        RunClock([3600.0], left=4, parallel=2).line() == "time left: about 2 h 00 min (4 run(s) × 3600 s over 2 GPUs)"
+    assert clock.left == {"m": 0} and clock.line() is None
+    assert RunClock({}, {"m": 5}).line() is None  # nothing measured yet: no guess
+    assert RunClock({"m": [3600.0]}, {"m": 4}, parallel=2).line() == (
+        "time left: about 2 h 00 min (4 m run(s) × 3600 s over 2 GPUs)"
     )
+
+
+def test_the_time_left_counts_each_model_at_its_own_speed():
+    """Mixed models: each at its own mean duration; one with no finished run is named, not guessed."""
+    done = {("fast", "baseline", 0): {"seconds": 60.0}, ("slow", "baseline", 0): {"seconds": 600.0}}
+    todo = [(m, "oversample", s) for m in ("fast", "slow", "new") for s in range(2)]
+    clock = RunClock.for_grid(done, todo, 1)
+    assert clock.line() == (
+        "time left: about 22 min (2 fast run(s) × 60 s, 2 slow run(s) × 600 s); and new, with no finished run yet"
+    )
+    clock.finished("new", 300.0)
+    clock.finished("new", 300.0)
+    assert clock.line() == "time left: about 22 min (2 fast run(s) × 60 s, 2 slow run(s) × 600 s)"
 
 
 def test_a_child_reads_its_config_through_the_classifier_layer(tmp_path):

@@ -238,12 +238,13 @@ def test_a_rerun_estimates_from_the_durations_its_finished_runs_recorded(compare
     seen = []
 
     def stop(cmp, todo, finished, total, clock):
-        seen.append((list(clock.seconds), clock.left))
+        seen.append((dict(clock.seconds), dict(clock.left)))
         raise KeyboardInterrupt
 
     monkeypatch.setattr(run_module, "run_grid", stop)
     with pytest.raises(KeyboardInterrupt):
         run_compare(planted, tiny_gan_run, report, spec(seeds=SEEDS + 1), progress=False)
     [(seconds, left)] = seen
-    assert seconds == [r["seconds"] for r in summary["runs"]] and all(s > 0 for s in seconds)
-    assert left == len(CONDITIONS)  # the third seed of each condition
+    [model] = {r["model"] for r in summary["runs"]}
+    assert seconds == {model: [r["seconds"] for r in summary["runs"]]} and all(s > 0 for s in seconds[model])
+    assert left == {model: len(CONDITIONS)}  # the third seed of each condition

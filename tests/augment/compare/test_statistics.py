@@ -221,3 +221,30 @@ def test_the_verdict_says_when_no_synthetic_strategy_beats_the_best_real_only_fi
     assert "against the best real-only fix, oversample:" in md
     row = md.split("best real-only fix, oversample:")[1].split("| gan+oversample | ")[1].splitlines()[0]
     assert row.startswith("-0.") and "**✗**" in row
+
+
+def test_the_verdict_says_across_models_whether_a_synthetic_condition_won():
+    """Per model, then across models: for every model, for some, or for none."""
+    from augment.report import across_models_line, aggregate, verdict
+
+    _, labels, right = _guesses(2)
+    classes = ["angry", "disgust", "fear", "happy"]
+
+    def two_models(gan_b: float) -> dict:
+        a = _summary_of(labels, {"baseline": right(0.4), "oversample": right(0.5), "gan": right(0.7)}, classes)
+        b = _summary_of(labels, {"baseline": right(0.4), "oversample": right(0.5), "gan": right(gan_b)}, classes)
+        for r in b["runs"]:
+            r["model"] = "b"
+        a["runs"] += b["runs"]
+        a["stats"]["models"]["b"] = b["stats"]["models"]["m"]
+        return a
+
+    some = two_models(0.3)
+    text = "\n".join(verdict(some, aggregate(some)))
+    assert "- **Across models**: a synthetic condition won for 1 of 2 models (m: gan); none for b." in text
+    every = two_models(0.8)
+    assert across_models_line(every, aggregate(every)) == (
+        "- **Across models**: a synthetic condition won for every model (m: gan; b: gan)."
+    )
+    one = _summary_of(labels, {"baseline": right(0.4), "gan": right(0.7)}, classes)
+    assert across_models_line(one, aggregate(one)) is None  # one model: the per-model line says it all
