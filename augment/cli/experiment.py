@@ -165,7 +165,7 @@ def compare_cmd(
     from augment.core.labels import resolve_classes
 
     check_checkpoint(checkpoint)
-    curve_points = check_curve_options(curve, limit_classes, generators, generator)
+    curve_points = check_curve_options(curve, limit_classes, generators, generator, settings["limit"])
     ds = load_data(data, fmt)
     cond_list = [c.strip() for c in conditions.split(",") if c.strip()]
     no_generator = generator is None if curve_points is None else not generators
@@ -203,7 +203,7 @@ def compare_cmd(
 
 
 def check_curve_options(
-    curve: str | None, limit_classes: str | None, generators: str | None, generator: Path | None
+    curve: str | None, limit_classes: str | None, generators: str | None, generator: Path | None, limit: dict
 ) -> list[int | None] | None:
     """--curve's points (None without --curve); one line for an option that does not go with the others."""
     if curve is None:
@@ -215,6 +215,8 @@ def check_curve_options(
         raise UserError("--curve takes a generator per point: use --generators 25=RUN,...,all=RUN, not --generator")
     if not limit_classes:
         raise UserError("--curve needs --limit-classes: the classes to keep N real training faces of")
+    if limit:
+        raise UserError("--curve sets the limit of each point: use --limit-classes with --curve, not --limit")
     points = parse_curve(curve)
     parse_generators(generators, points)
     return points
