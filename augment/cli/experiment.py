@@ -117,6 +117,28 @@ def rebalance_cmd(
     print_rebalanced(summary, out_dir)
 
 
+# the low-data curve (augment.compare.curve): options of no CompareSpec field, since each point sets its own limit
+CurveOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="The low-data curve: one comparison per N (e.g. '25,100,all') keeping N real training faces of "
+        "--limit-classes, in OUT/n<N>/ and OUT/all/, then OUT/curve.png and OUT/REPORT.md.",
+        show_default=False,
+    ),
+]
+LimitClassesOpt = Annotated[
+    str | None, typer.Option(help="With --curve: the classes limited to N, e.g. 'disgust,fear'.", show_default=False)
+]
+GeneratorsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="With --curve: each point's generator, trained with gan-train --limit on that point's data, e.g. "
+        "'25=RUN,100=RUN,all=RUN' (without: the real-only conditions).",
+        show_default=False,
+    ),
+]
+
+
 @with_options(settings=COMPARE)
 def compare_cmd(
     data: DataArg,
@@ -140,25 +162,9 @@ def compare_cmd(
     fmt: FormatOpt = "auto",
     device: DeviceOpt = CompareSpec.device,
     checkpoint: CheckpointOpt = CompareSpec.checkpoint,
-    curve: Annotated[
-        str | None,
-        typer.Option(
-            help="The low-data curve: one comparison per N (e.g. '25,100,all') keeping N real training faces of "
-            "--limit-classes, in OUT/n<N>/ and OUT/all/, then OUT/curve.png and OUT/REPORT.md.",
-            show_default=False,
-        ),
-    ] = None,
-    limit_classes: Annotated[
-        str | None, typer.Option(help="With --curve: the classes limited to N, e.g. 'disgust,fear'.")
-    ] = None,
-    generators: Annotated[
-        str | None,
-        typer.Option(
-            help="With --curve: each point's generator, trained with gan-train --limit on that point's data, e.g. "
-            "'25=RUN,100=RUN,all=RUN' (without: the real-only conditions).",
-            show_default=False,
-        ),
-    ] = None,
+    curve: CurveOpt = None,
+    limit_classes: LimitClassesOpt = None,
+    generators: GeneratorsOpt = None,
 ) -> None:
     """Train classifiers with and without synthetic data (and classical fixes); test on real images."""
     from augment.compare import budget_models, real_only, run_compare
