@@ -118,3 +118,14 @@ def test_the_limit_keeps_the_same_faces_in_gan_train_and_compare(demo_ds, limite
     for cls in LIMIT:
         faces = train.subset(train.labels == train.classes.index(cls))
         assert set(faces.pixel_hashes().tolist()) == _kept(demo_ds, cls)
+
+
+def test_gan_eval_measures_a_limited_generator_against_the_faces_it_saw(demo_ds, limited_gan):
+    from gan.evaluate import eval_splits, limited_as_trained
+    from gan.sample import load_generator
+
+    g, meta = load_generator(limited_gan)
+    train, val, notes = eval_splits(limited_as_trained(demo_ds, meta["config"]), meta, g)
+    assert train.counts()["fear"] == 10 and train.counts()["disgust"] == 3
+    assert notes == []  # its validation faces are the ones gan-train held out
+    assert limited_as_trained(demo_ds, {}) is demo_ds
