@@ -328,6 +328,9 @@ def setup_section(summary: dict[str, Any], agg: dict[str, Any]) -> list[str]:
     if summary.get("generator_run") and syn.get("checkpoint_step") is not None:
         generator += f" ({syn['checkpoint']} checkpoint, step {syn['checkpoint_step']:,}, sampling seed {syn['seed']})"
     md.append(f"- Data: `{summary['data']}`; generator: {generator}.")
+    if summary["spec"].get("limit"):
+        kept = ", ".join(f"{c} {n:,}" for c, n in summary["spec"]["limit"].items())
+        md.append(f"- Real training faces limited (`--limit`, after validation was held out): {kept}.")
     md.append(_scored_line(summary))
     md.append(_budget_line(summary["budget"]))
     conds = summary["spec"]["conditions"]

@@ -11,6 +11,7 @@ import torch
 from augment.core.atomic import read_jsonl, remove_stale_temps, write_text
 from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
+from augment.core.limits import apply_limit
 from augment.core.progress import console
 from augment.core.rundir import CHECKPOINT, load_checkpoint, open_run, record_run, save_checkpoint
 from augment.core.runtime import barrier, data_fingerprint, init_distributed, pick_device
@@ -60,9 +61,19 @@ def gan_splits(data: FaceDataset, cfg: GanConfig) -> tuple[FaceDataset, FaceData
     return train, val
 
 
+def limited_data(data: FaceDataset, cfg: GanConfig) -> FaceDataset:
+    """``data`` with ``--limit`` applied (validation carved first, then the limited classes' train faces cut;
+    ``augment.core.limits``): what the generator, its selection judge and the run's fingerprint see."""
+    outside = [c for c in cfg.limit if cfg.classes and c not in cfg.classes]
+    if outside:
+        raise UserError(f"--limit {outside[0]}: not one of --classes {','.join(cfg.classes)}")
+    return apply_limit(data, cfg.limit, cfg.val_fraction)
+
+
 def training_split(data: FaceDataset, cfg: GanConfig) -> FaceDataset:
-    """What the generator trains on: real train minus validation, at the GAN's size and channels."""
-    return gan_splits(data, cfg)[0]
+    """What the generator trains on: real train minus validation (and ``--limit``), at the GAN's size and
+    channels."""
+    return gan_splits(limited_data(data, cfg), cfg)[0]
 
 
 def resume(st: GanState, progress: bool) -> None:
@@ -90,6 +101,7 @@ def setup(data: FaceDataset, run_dir: Path, cfg: GanConfig, progress: bool) -> G
     dist = init_distributed(device)
     if cfg.batch_size % dist.world:
         raise UserError(f"--batch-size {cfg.batch_size} must divide evenly over {dist.world} processes")
+    data = limited_data(data, cfg)
     train, val = gan_splits(data, cfg)
     config = {
         **cfg.to_dict(),

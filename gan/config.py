@@ -7,6 +7,7 @@ from typing import Any
 
 from augment.core.checks import Rule, at_least, below_one, check_class_names, check_rules, one_of, positive
 from augment.core.errors import UserError
+from augment.core.limits import LIMIT_HELP
 from classifier.config import CLASSES_HELP, DEVICE_HELP
 
 SIZES = (32, 48, 64, 96, 128)  # image sizes the generator and discriminator are built for
@@ -114,6 +115,7 @@ class GanConfig:
     d_steps: int = 1
     seed: int = field(default=0, metadata={"help": "Random seed."})
     classes: list[str] = field(default_factory=list, metadata={"help": CLASSES_HELP, "kind": "classes"})
+    limit: dict[str, int] = field(default_factory=dict, metadata={"help": LIMIT_HELP, "kind": "limit"})
     recipe: str = field(
         default="full", metadata={"help": "full (ours) or classic (textbook cDCGAN); options below override."}
     )

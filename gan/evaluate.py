@@ -19,6 +19,7 @@ import numpy as np
 from augment.core.atomic import write_json
 from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
+from augment.core.limits import apply_limit
 from augment.core.progress import console
 from augment.core.resize import resize_dataset
 from classifier.judge import Judge, describe_judge, get_judge, judge_columns, judge_dir_of, judge_probabilities
@@ -41,6 +42,12 @@ from gan.sample import generate_images, load_generator
 from gan.validation import judge_features, per_class_precision_recall, real_splits, val_fingerprint
 
 FRECHET_REAL_PER_CLASS = 2000  # real training faces per class in the Fréchet and KID reference
+
+
+def limited_as_trained(data: FaceDataset, cfg: dict[str, Any]) -> FaceDataset:
+    """``data`` cut to the real training faces a generator trained with ``--limit`` saw (its config's limit),
+    so memorisation, the real-data CAS and the judge see what it saw; ``data`` itself for an unlimited run."""
+    return apply_limit(data, cfg.get("limit") or {}, float(cfg.get("val_fraction", GanConfig.val_fraction)))
 
 
 def eval_splits(data: FaceDataset, meta: dict[str, Any], g: Any) -> tuple[FaceDataset, FaceDataset, list[str]]:
@@ -129,6 +136,7 @@ def evaluate_gan(
     g, meta = load_generator(run_dir, device=device, checkpoint=checkpoint)
     check_seed(seed, meta)
     classes = meta["classes"]
+    data = limited_as_trained(data, meta["config"])
     train, val, notes = eval_splits(data, meta, g)
     real = resize_dataset(data.subset(~data.synthetic).with_classes(classes).remap_to(classes), g.size, g.channels)
     test = real.split("test") if real.has_split("test") else val

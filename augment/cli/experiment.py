@@ -23,6 +23,7 @@ from augment.cli.options import (
 )
 from augment.cli.render import note, out, print_plan, print_rebalanced
 from augment.compare import CONDITION_HELP, DEFAULT_CONDITIONS, CompareSpec
+from augment.compare.curve import parse_curve, parse_generators
 from augment.core.errors import UserError
 from augment.demo import run_demo
 from augment.plan import plan_rebalance
@@ -116,6 +117,28 @@ def rebalance_cmd(
     print_rebalanced(summary, out_dir)
 
 
+# the low-data curve (augment.compare.curve): options of no CompareSpec field, since each point sets its own limit
+CurveOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="The low-data curve: one comparison per N (e.g. '25,100,all') keeping N real training faces of "
+        "--limit-classes, in OUT/n<N>/ and OUT/all/, then OUT/curve.png and OUT/REPORT.md.",
+        show_default=False,
+    ),
+]
+LimitClassesOpt = Annotated[
+    str | None, typer.Option(help="With --curve: the classes limited to N, e.g. 'disgust,fear'.", show_default=False)
+]
+GeneratorsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="With --curve: each point's generator, trained with gan-train --limit on that point's data, e.g. "
+        "'25=RUN,100=RUN,all=RUN' (without: the real-only conditions).",
+        show_default=False,
+    ),
+]
+
+
 @with_options(settings=COMPARE)
 def compare_cmd(
     data: DataArg,
@@ -139,17 +162,23 @@ def compare_cmd(
     fmt: FormatOpt = "auto",
     device: DeviceOpt = CompareSpec.device,
     checkpoint: CheckpointOpt = CompareSpec.checkpoint,
+    curve: CurveOpt = None,
+    limit_classes: LimitClassesOpt = None,
+    generators: GeneratorsOpt = None,
 ) -> None:
     """Train classifiers with and without synthetic data (and classical fixes); test on real images."""
     from augment.compare import budget_models, real_only, run_compare
     from augment.core.labels import resolve_classes
 
     check_checkpoint(checkpoint)
+    curve_points = check_curve_options(curve, limit_classes, generators, generator, settings["limit"])
     ds = load_data(data, fmt)
     cond_list = [c.strip() for c in conditions.split(",") if c.strip()]
-    if generator is None and conditions == ",".join(DEFAULT_CONDITIONS):
+    no_generator = generator is None if curve_points is None else not generators
+    if no_generator and conditions == ",".join(DEFAULT_CONDITIONS):
         cond_list = real_only(cond_list)
-        out.print(f"no --generator: running the real-only conditions ({', '.join(cond_list)})")
+        which = "--generator" if curve_points is None else "--generators"
+        out.print(f"no {which}: running the real-only conditions ({', '.join(cond_list)})")
     if sweep:
         cond_list += [c for c in ("gan25", "gan50") if c not in cond_list]
     if "baseline" not in cond_list:
@@ -168,8 +197,35 @@ def compare_cmd(
         checkpoint=checkpoint,
         **settings,
     )
+    if curve_points is not None:
+        from augment.compare.curve import run_curve
+
+        limited = resolve_classes(limit_classes, ds.classes)
+        run_curve(ds, report_dir, spec, limited, curve_points, parse_generators(generators, curve_points))
+        out.print(f"curve: {report_dir}/REPORT.md and {report_dir}/curve.png; numbers: {report_dir}/curve_results.json")
+        return
     summary = run_compare(ds, generator, report_dir, spec)
     out.print(f"report: {report_dir}/REPORT.md ({len(summary['runs'])} runs); numbers: {report_dir}/results.json")
+
+
+def check_curve_options(
+    curve: str | None, limit_classes: str | None, generators: str | None, generator: Path | None, limit: dict
+) -> list[int | None] | None:
+    """--curve's points (None without --curve); one line for an option that does not go with the others."""
+    if curve is None:
+        for name, value in (("--limit-classes", limit_classes), ("--generators", generators)):
+            if value:
+                raise UserError(f"{name} goes with --curve (the low-data curve); for one comparison use --limit")
+        return None
+    if generator is not None:
+        raise UserError("--curve takes a generator per point: use --generators 25=RUN,...,all=RUN, not --generator")
+    if not limit_classes:
+        raise UserError("--curve needs --limit-classes: the classes to keep N real training faces of")
+    if limit:
+        raise UserError("--curve sets the limit of each point: use --limit-classes with --curve, not --limit")
+    points = parse_curve(curve)
+    parse_generators(generators, points)
+    return points
 
 
 @with_options(settings=DEMO)

@@ -12,7 +12,7 @@ Field metadata:
   unset   ``recipe`` or ``data``: the option defaults to None, so that the recipe (``gan.config.RECIPES``) or
           DATA's image shape decides, and its help states the default
   kind    ``path``: a str field given as a path ('' when not given); ``classes``: a list of class names given
-          as 'happy,sad'
+          as 'happy,sad'; ``limit``: a class → N dict given as 'disgust=25,fear=25' (augment.core.limits)
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import typer
 
 from augment.cli.render import warn
 from augment.core.errors import UserError
+from augment.core.limits import parse_limit
 from augment.core.runtime import pick_device
 from classifier.config import CLASSES_HELP, DEVICE_HELP
 from gan.config import CHECKPOINT_HELP, RECIPES, GanConfig, recipe_config
@@ -116,6 +117,8 @@ def _field_option(cls: type, f: dataclasses.Field, hint: Any) -> tuple[inspect.P
         hint, default, convert = Path | None, None, path_text
     elif kind == "classes":
         hint, default, convert, extra = str | None, None, class_names, {"show_default": False}
+    elif kind == "limit":
+        hint, default, convert, extra = str | None, None, parse_limit, {"show_default": False}
     elif "unset" in meta:
         hint, default, text = hint | None, None, unset_help(cls, f, text)
     declaration = meta.get("option") or _declaration(f.name, bool if hint in (bool, bool | None) else str)

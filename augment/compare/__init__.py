@@ -8,7 +8,8 @@ A budget (:mod:`augment.compare.budgets`) says how far every run trains, in imag
 
 Modules: ``spec`` (what is asked, checked), ``conditions``, ``budgets``, ``data`` (the real splits and
 each condition's training images), ``pool`` (the filtered synthetic faces), ``identity`` (what a report
-folder is tied to), ``scheduler`` (the grid of runs), ``scoring`` (metrics, results.json) and ``run``.
+folder is tied to), ``scheduler`` (the grid of runs), ``scoring`` (metrics, results.json), ``run`` and
+``curve`` (``--curve``: one comparison per number of real faces of the ``--limit``-ed classes).
 """
 
 from augment.compare.budgets import BUDGETS, DEFAULT_MODELS, Budget, budget_help, budget_models, budget_train_config
@@ -24,6 +25,7 @@ from augment.compare.conditions import (
     describe,
     real_only,
 )
+from augment.compare.curve import parse_curve, parse_generators, run_curve
 from augment.compare.data import (
     CompareData,
     Comparison,
@@ -76,7 +78,10 @@ __all__ = [
     "predict_test",
     "prepare_data",
     "real_only",
+    "parse_curve",
+    "parse_generators",
     "run_compare",
+    "run_curve",
     "run_grid",
     "synthetic_pool",
     "take_synthetic",

@@ -13,6 +13,7 @@ from augment.compare.conditions import ConditionSpec
 from augment.compare.spec import CompareSpec
 from augment.core.dataset import FaceDataset, concat
 from augment.core.errors import UserError
+from augment.core.limits import limit_train
 from augment.core.splits import carve_train_val
 from augment.plan import ClassPlan, capped, plan_rebalance, share
 from gan.config import GanConfig
@@ -103,8 +104,10 @@ class Comparison:
 
 
 def prepare_data(data: FaceDataset, spec: CompareSpec) -> CompareData:
-    """Real images only: the cleaned scored split, real validation carved from train, the shortfall plan.
-    Under ``--eval-split val`` the scored split is that validation split, and test is never touched."""
+    """Real images only: the cleaned scored split, real validation carved from train, the train part cut by
+    ``--limit``, the shortfall plan. Under ``--eval-split val`` the scored split is that validation split, and
+    test is never touched. Test is cleaned of copies of the full train split, so every point of a curve is
+    scored on the same faces."""
     real = data.subset(~data.synthetic)
     if spec.eval_split == "test":
         scored, n_dup = clean_test(real)
@@ -112,6 +115,8 @@ def prepare_data(data: FaceDataset, spec: CompareSpec) -> CompareData:
     trainval = carve_train_val(real, GanConfig.val_fraction)
     if spec.eval_split == "val":
         scored, n_dup = clean_split(trainval, "val")
+    # --limit after the carve and the cleaning: validation and the scored faces are an unlimited run's
+    trainval = limit_train(trainval, spec.limit)
     train, val = trainval.split("train"), trainval.split("val")
     plan = plan_rebalance(train.counts(), spec.target, spec.classes, 1.0)
     source = real if spec.eval_split == "test" else trainval

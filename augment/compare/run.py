@@ -33,9 +33,9 @@ def run_compare(
     device = pick_device(spec.device)
     report_dir = Path(report_dir)
     ident = identity(data, generator_run, spec)
+    prepared = prepare_data(data, spec)  # before anything is written: it refuses a --limit the data cannot meet
     report_dir.mkdir(parents=True, exist_ok=True)
     check_report_dir(report_dir, ident)
-    prepared = prepare_data(data, spec)
     pool, synth_report = synthetic_pool(report_dir, prepared, generator_run, spec, device, progress)
     cmp = Comparison(report_dir, spec, device, prepared, pool, progress)
     runs = grid(spec)

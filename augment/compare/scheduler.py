@@ -139,7 +139,7 @@ def one_run(cmp: Comparison, key: RunKey, slot: int | None) -> dict[str, Any]:
 
         train_classifier(part, run_dir, cfg, progress=cmp.progress)
     result = score_run(run_dir, cmp.data.test, model, cond, seed, eval_device, part)
-    result.update(recipe=asdict(cs), config=cfg.to_dict(), seconds=round(time.time() - t0, 1))
+    result.update(recipe=asdict(cs), config=cfg.to_dict(), limit=cmp.spec.limit, seconds=round(time.time() - t0, 1))
     write_json(run_dir / "result.json", result)
     return result
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from augment.compare.budgets import BUDGETS, DEFAULT_MODELS, budget_help
 from augment.compare.conditions import condition_spec
 from augment.core.errors import UserError
+from augment.core.limits import LIMIT_HELP
 from augment.rebalance import QualityFilter
 from gan.config import DEFAULT_CHECKPOINT
 
@@ -53,6 +54,7 @@ class CompareSpec:
     refit_epochs: int = field(
         default=3, metadata={"help": "gan-refit, refit: epochs re-fitting the head on class-balanced real faces."}
     )
+    limit: dict[str, int] = field(default_factory=dict, metadata={"help": LIMIT_HELP, "kind": "limit"})
     eval_split: str = field(
         default="test",
         metadata={

@@ -89,6 +89,8 @@ def changed(cls: type, f: dataclasses.Field, tmp_path: Path) -> tuple[list[str],
         return [flag[0], str(tmp_path / f.name)], str(tmp_path / f.name)
     if meta.get("kind") == "classes":
         return [flag[0], "sad,happy"], ["happy", "sad"]
+    if meta.get("kind") == "limit":
+        return [flag[0], "fear=30,Disgust=20"], {"fear": 30, "disgust": 20}
     if f.name == "recipe":
         return [flag[0], "classic"], "classic"
     if isinstance(default, bool):
