@@ -22,7 +22,7 @@ import numpy as np
 from augment.compare.budgets import budget_train_config
 from augment.compare.conditions import ConditionSpec, condition_spec, describe
 from augment.compare.data import Comparison, condition_data
-from augment.compare.scoring import score_run
+from augment.compare.scoring import score_run, throughput
 from augment.compare.spec import CompareSpec
 from augment.core.atomic import write_json
 from augment.core.dataset import FaceDataset
@@ -140,6 +140,7 @@ def one_run(cmp: Comparison, key: RunKey, slot: int | None) -> dict[str, Any]:
         train_classifier(part, run_dir, cfg, progress=cmp.progress)
     result = score_run(run_dir, cmp.data.test, model, cond, seed, eval_device, part)
     result.update(recipe=asdict(cs), config=cfg.to_dict(), limit=cmp.spec.limit, seconds=round(time.time() - t0, 1))
+    result.update(throughput(run_dir, cfg.epoch_samples, part))
     write_json(run_dir / "result.json", result)
     return result
 

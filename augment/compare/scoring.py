@@ -3,6 +3,7 @@ statistics over seeds."""
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,17 @@ def score_run(
         "train_images": int((train_part.splits == "train").sum()),
         "synthetic_train_images": int(train_part.synthetic.sum()),
     }
+
+
+def throughput(run_dir: Path, epoch_samples: int, train_part: FaceDataset) -> dict[str, Any]:
+    """What a finished run trained through, from its summary.json: the images it drew (epochs done × the
+    images of an epoch: ``epoch_samples``, or the whole train split), its training seconds over every
+    invocation, and their ratio."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    per_epoch = epoch_samples or int((train_part.splits == "train").sum())
+    seen = int(summary["epochs_done"]) * per_epoch
+    seconds = float(summary["seconds"])
+    return {"images_seen": seen, "train_seconds": round(seconds, 3), "images_per_s": round(seen / max(seconds, 1e-9))}
 
 
 def gather_results(

@@ -12,7 +12,7 @@ import pytest
 
 from augment import compare
 from augment.compare import run_compare
-from tests.augment.compare.helpers import SEEDS, spec
+from tests.augment.compare.helpers import SEEDS, TINY, spec
 
 pytestmark = pytest.mark.usefixtures("quiet")
 
@@ -90,6 +90,15 @@ def test_each_run_keeps_its_predictions_of_the_test_images(compared):
     assert summary["stats"]["models"]["simple-cnn"]["baseline"]["accuracy"]["mean"] == pytest.approx(
         np.mean([r["accuracy"] for r in base])
     )
+
+
+def test_each_run_records_the_images_it_saw_and_how_fast(compared):
+    """images seen = epochs × the budget's images per epoch; train seconds and images/s beside them."""
+    _, summary, _ = compared
+    for r in summary["runs"]:
+        assert r["images_seen"] == TINY.epochs * TINY.epoch_samples
+        assert r["train_seconds"] > 0
+        assert r["images_per_s"] == pytest.approx(r["images_seen"] / r["train_seconds"], rel=0.05, abs=1)
 
 
 def test_runs_of_an_older_report_without_predictions(compared, planted, tiny_gan_run, tmp_path, monkeypatch):
