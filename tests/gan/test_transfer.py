@@ -157,3 +157,6 @@ def test_gan_train_transfer_through_the_cli(demo_dir, tmp_path, capsys):
     code, _, err = run_cli(capsys, "gan-train", demo_dir, "--out", tmp_path / "noise", "--cycle-weight", "2")
     assert_one_line_error(code, err, "--cycle-weight")
     assert not (tmp_path / "noise").exists()
+    code, _, err = run_cli(capsys, "generate", run, "--per-class", "2", "--out", tmp_path / "gen")
+    assert_one_line_error(code, err, "transfer", "full or classic")
+    assert not (tmp_path / "gen").exists()
