@@ -112,12 +112,15 @@ class GanConfig:
     ema: float = field(
         default=0.999, metadata={"help": "EMA decay of the sampling generator (0 = off)", "unset": "recipe"}
     )
-    d_steps: int = 1
+    d_steps: int = field(default=1, metadata={"help": "Discriminator steps per generator step", "unset": "recipe"})
     seed: int = field(default=0, metadata={"help": "Random seed."})
     classes: list[str] = field(default_factory=list, metadata={"help": CLASSES_HELP, "kind": "classes"})
     limit: dict[str, int] = field(default_factory=dict, metadata={"help": LIMIT_HELP, "kind": "limit"})
     recipe: str = field(
-        default="full", metadata={"help": "full (ours) or classic (textbook cDCGAN); options below override."}
+        default="full",
+        metadata={
+            "help": "full (ours), classic (textbook cDCGAN) or transfer (expression transfer); options below override."
+        },
     )
     device: str = field(default="auto", metadata={"help": DEVICE_HELP})
     amp: bool = field(default=True, metadata={"help": "bf16 autocast on CUDA."})
@@ -152,6 +155,27 @@ class GanConfig:
             "help": "An 'augment train' run that scores selection (default: train the grading judge in RUN_DIR).",
             "kind": "path",
         },
+    )
+    # The transfer recipe (expression transfer, StarGAN-shaped: G(face, target class)); 0 in the noise recipes.
+    cycle_weight: float = field(
+        default=0.0, metadata={"help": "Transfer: L1 of G(G(x, target), source) to x (cycle)", "unset": "recipe"}
+    )
+    identity_weight: float = field(
+        default=0.0, metadata={"help": "Transfer: L1 of G(x, source) to x (identity)", "unset": "recipe"}
+    )
+    cls_weight: float = field(
+        default=0.0,
+        metadata={"help": "Transfer: weight of D's class loss (real) and G's (translated)", "unset": "recipe"},
+    )
+    r1_weight: float = field(
+        default=0.0, metadata={"help": "Transfer: R1 penalty on D's real faces (gamma)", "unset": "recipe"}
+    )
+    mask_weight: float = field(
+        default=0.0,
+        metadata={"help": "Transfer: pull of G's attention mask toward keeping the input", "unset": "recipe"},
+    )
+    res_blocks: int = field(
+        default=0, metadata={"help": "Transfer: residual blocks at a quarter of the size", "unset": "recipe"}
     )
 
     # What a resume may change: how far to train, how often to log, sample, select and checkpoint, where and how
@@ -191,11 +215,26 @@ class GanConfig:
             if value != defaults[name] and "color" not in policy:
                 flag = "--" + name.replace("_", "-")
                 raise UserError(f"{flag} {value:g} acts on DiffAugment's colour ops: add color to --diffaugment")
+        self._check_recipe_options()
         if self.cond_ramp > 0 and self.conditioning == "concat" and self.aux_weight <= 0:
             raise UserError(
                 f"--cond-ramp {self.cond_ramp} ramps D's projection and AC-GAN terms: with --conditioning concat and "
                 "no --aux-weight there is nothing to ramp"
             )
+
+    def _check_recipe_options(self) -> None:
+        """Refuse a transfer-only option in a noise recipe, and a noise-only option in the transfer recipe."""
+        transfer = self.recipe == TRANSFER
+        own = {f.name: f.default for f in fields(self)} | (RECIPES[TRANSFER] if transfer else {})
+        names = NOISE_ONLY if transfer else TRANSFER_ONLY
+        for name in names:
+            value = getattr(self, name)
+            if value != own[name]:
+                flag = "--" + name.replace("_", "-")
+                where = "the noise recipes (full, classic)" if transfer else "--recipe transfer"
+                raise UserError(f"{flag} {value}: only {where} use it; leave it out or change --recipe")
+        if transfer and self.res_blocks < 1:
+            raise UserError(f"--res-blocks {self.res_blocks}: the transfer generator needs at least 1")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -215,7 +254,7 @@ class GanConfig:
 
 _EVERY = "use a number of steps, at least 1"
 _RULES: tuple[Rule, ...] = (
-    ("recipe", lambda v: v in RECIPES, "use full or classic"),
+    ("recipe", lambda v: v in RECIPES, "use full, classic or transfer"),
     ("steps", at_least(1), "train at least 1 step"),
     ("batch_size", at_least(2), "use at least 2 images per batch"),
     ("lr_g", positive, "use a learning rate above 0, e.g. 2e-4"),
@@ -237,6 +276,12 @@ _RULES: tuple[Rule, ...] = (
     ("cond_ramp", at_least(0), "use a number of steps, or 0 for full conditioning from the start"),
     ("ms_weight", at_least(0), "use a weight of 0 (off) or more, e.g. 1"),
     ("ema", below_one, "use a decay from 0 (off) up to (not including) 1, e.g. 0.999"),
+    ("cycle_weight", at_least(0), "use a weight of 0 (off) or more, e.g. 10"),
+    ("identity_weight", at_least(0), "use a weight of 0 (off) or more, e.g. 5"),
+    ("cls_weight", at_least(0), "use a weight of 0 (off) or more, e.g. 1"),
+    ("r1_weight", at_least(0), "use a weight of 0 (off) or more, e.g. 1"),
+    ("mask_weight", at_least(0), "use a weight of 0 (off) or more, e.g. 0.1"),
+    ("res_blocks", at_least(0), "use a number of blocks, e.g. 4"),
     ("d_steps", at_least(1), "use at least 1 discriminator step per generator step"),
     ("sample_every", at_least(1), _EVERY),
     ("checkpoint_every", at_least(1), _EVERY),
@@ -247,6 +292,11 @@ _RULES: tuple[Rule, ...] = (
     ("select_per_class", at_least(1), "draw at least 1 sample per class"),
     ("select_seed", lambda v: isinstance(v, int) and v != EVAL_SEED, f"use a seed other than gan-eval's {EVAL_SEED}"),
 )
+
+TRANSFER = "transfer"  # the expression-transfer recipe: G(face, target class) instead of G(noise, class)
+# Options only one family uses: a value other than the recipe's own is refused (GanConfig._check_recipe_options).
+TRANSFER_ONLY = ("cycle_weight", "identity_weight", "cls_weight", "r1_weight", "mask_weight", "res_blocks")
+NOISE_ONLY = ("ms_weight", "lecam_weight", "cond_ramp", "exposure_norm", "cond_bn", "conditioning", "aux_weight")
 
 RECIPES: dict[str, dict[str, Any]] = {
     # Our defaults: cheap SN/projection networks, hinge loss, DiffAugment, class-balanced batches, EMA.
@@ -270,6 +320,26 @@ RECIPES: dict[str, dict[str, Any]] = {
         "beta2": 0.999,
         "g_width": 64,
         "d_width": 64,
+    },
+    # Expression transfer (StarGAN-shaped, gan.transfer_models): an encoder, residual blocks at a quarter of
+    # the size and a decoder that paints over its input through an attention mask (GANimation); D has an
+    # adversarial and a class head. Cycle and identity losses keep the person; R1 instead of a gradient penalty.
+    TRANSFER: {
+        "ms_weight": 0.0,
+        "lecam_weight": 0.0,
+        "aux_weight": 0.0,
+        "cycle_weight": 10.0,
+        "identity_weight": 5.0,
+        "cls_weight": 1.0,
+        "r1_weight": 1.0,
+        "mask_weight": 0.1,
+        "res_blocks": 4,
+        "lr_g": 1e-4,
+        "lr_d": 1e-4,
+        "beta1": 0.5,
+        "beta2": 0.999,
+        "d_width": 64,
+        "steps": 700,  # about the wall time of the full recipe's 6,000 steps on a 2-core CPU (docs/generator.md)
     },
 }
 

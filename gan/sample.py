@@ -11,7 +11,7 @@ import torch
 from augment.core.errors import UserError
 from augment.core.rundir import CHECKPOINT, load_checkpoint
 from augment.core.runtime import step_generator
-from gan.config import DEFAULT_CHECKPOINT, check_checkpoint
+from gan.config import DEFAULT_CHECKPOINT, TRANSFER, check_checkpoint
 
 GRID_COLUMNS = 10
 
@@ -95,6 +95,11 @@ def load_generator(
     state = load_checkpoint(path)
     if "generator_kwargs" not in state:
         raise UserError(f"{path}: not a gan-train checkpoint")
+    if state["generator_kwargs"].get("recipe") == TRANSFER:
+        raise UserError(
+            f"{run_dir}: a --recipe transfer run translates faces and has no noise sampler; "
+            "this command needs a run of the full or classic recipe"
+        )
     g = Generator(**state["generator_kwargs"])
     g.load_state_dict(state["g_ema"] if state.get("g_ema") is not None else state["g"])
     g.to(device).eval()

@@ -13,12 +13,15 @@ import torch
 
 from augment.core.dataset import FaceDataset
 from augment.core.runtime import Dist, seed_everything, step_generator
-from gan.config import GanConfig
+from gan.config import TRANSFER, GanConfig
 from gan.models import Discriminator, Generator
 
 
 def generator_kwargs(cfg: GanConfig, num_classes: int) -> dict[str, Any]:
-    """What rebuilds the generator from a checkpoint (``gan.sample.load_generator``)."""
+    """What rebuilds the generator from a checkpoint (``gan.sample.load_generator``); a transfer run's
+    also name its recipe, so a command that needs a noise generator can tell."""
+    if cfg.recipe == TRANSFER:
+        return {"recipe": TRANSFER, **transfer_kwargs(cfg, num_classes)}
     return {
         "num_classes": num_classes,
         "size": cfg.size,
@@ -30,7 +33,24 @@ def generator_kwargs(cfg: GanConfig, num_classes: int) -> dict[str, Any]:
     }
 
 
-def build_models(cfg: GanConfig, num_classes: int) -> tuple[Generator, Discriminator]:
+def transfer_kwargs(cfg: GanConfig, num_classes: int) -> dict[str, Any]:
+    """``gan.transfer_models.TransferGenerator``'s arguments."""
+    return {
+        "num_classes": num_classes,
+        "size": cfg.size,
+        "channels": cfg.channels,
+        "width": cfg.g_width,
+        "res_blocks": cfg.res_blocks,
+    }
+
+
+def build_models(cfg: GanConfig, num_classes: int) -> tuple[Any, Any]:
+    """The recipe's generator and discriminator: noise (gan.models) or transfer (gan.transfer_models)."""
+    if cfg.recipe == TRANSFER:
+        from gan.transfer_models import TransferDiscriminator, TransferGenerator
+
+        d_args = {"size": cfg.size, "channels": cfg.channels, "width": cfg.d_width, "spectral_norm": cfg.spectral_norm}
+        return TransferGenerator(**transfer_kwargs(cfg, num_classes)), TransferDiscriminator(num_classes, **d_args)
     g = Generator(**generator_kwargs(cfg, num_classes))
     d = Discriminator(
         num_classes,

@@ -18,7 +18,7 @@ from augment.core.progress import console, make_progress
 from augment.core.rundir import RunInterrupted
 from augment.core.runtime import any_rank, barrier, parameter_digest
 from gan.checkpoint import prepare_training, save_state, setup
-from gan.config import GanConfig
+from gan.config import TRANSFER, GanConfig
 from gan.plots import plot_losses
 from gan.sample import save_sample_grid
 from gan.selection import select_step, selection_due
@@ -29,7 +29,11 @@ from gan.steps import ada_step, d_step, ema_step, g_step
 # --------------------------------------------------------------------------- samples and logs
 def save_samples(st: GanState) -> None:
     """A sample grid of the (EMA) generator and the loss plot (rank 0 only)."""
-    if st.dist.main:
+    if st.dist.main and st.cfg.recipe == TRANSFER:
+        from gan.transfer_train import save_transfer_grid
+
+        save_transfer_grid(st)
+    elif st.dist.main:
         save_sample_grid(
             st.g_ema if st.g_ema is not None else st.g,
             st.classes,
@@ -70,7 +74,7 @@ def log_step(st: GanState, log: RunLog, losses: dict[str, torch.Tensor]) -> None
     """Record a finished step: metrics.jsonl every ``log_every`` steps and at the end, the progress bar."""
     cfg = st.cfg
     log.window_images += cfg.batch_size * cfg.d_steps
-    log.last = {k: float(losses[k].detach()) for k in ("d_loss", "g_loss", "d_real", "d_fake", "d_sign")}
+    log.last = {k: float(v.detach()) for k, v in losses.items()}  # d_loss, g_loss, d_real, d_fake, d_sign, ...
     if cfg.ada_target > 0 or cfg.color_p < 1:
         log.last["color_p"] = st.color_p
     if st.step % cfg.log_every == 0 or st.step == cfg.steps:
@@ -149,8 +153,11 @@ def train_gan(data: FaceDataset, run_dir: str | Path, cfg: GanConfig, progress: 
         return {"step": st.step, "images_per_s": None, "run_dir": str(st.run_dir)}
     prepare_training(st)
     log = open_log(st, progress)
+    loop = train_loop
+    if cfg.recipe == TRANSFER:
+        from gan.transfer_train import transfer_loop as loop
     try:
-        train_loop(st, log, progress)
+        loop(st, log, progress)
     except KeyboardInterrupt as e:
         save_state(st)
         raise RunInterrupted(f"interrupted at step {st.step}; rerun the same command to resume") from e

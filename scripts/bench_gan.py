@@ -1,8 +1,12 @@
 """GAN training throughput: our recipe vs the classic PyTorch DCGAN example, and the data path's share.
 
     python scripts/bench_gan.py [--data DIR_OR_CACHE] [--steps 30] [--sizes 48,64]
+    OMP_NUM_THREADS=1 python scripts/bench_gan.py --transfer --steps 50 --sizes 48 --threads 1
 
-Without --data it writes demo faces to a temp folder. The reference loop is the PyTorch examples
+Without --data it writes demo faces to a temp folder. --transfer times only the full (noise) and the
+transfer recipe, in generator iterations/s and images/s (one real batch per D step), after a warm-up.
+
+The reference loop is the PyTorch examples
 DCGAN (unconditional, ngf = ndf = 64, BCE, Adam 2e-4/0.5) adapted to the size, fed by a standard
 DataLoader over image files (ImageFolder). On a GPU it also times bf16 autocast on and off.
 """
@@ -168,6 +172,18 @@ def bench_data_path(data, size: int, steps: int, batch: int) -> float:
     return (time.perf_counter() - t0) / steps
 
 
+def bench_transfer(data, devices: list[str], args: argparse.Namespace) -> None:
+    """Generator iterations/s and images/s of the noise (full) and the transfer recipe."""
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, batch {args.batch}, {args.steps} steps")
+    print(f"{'device':7} {'size':>4} {'recipe':10} {'it/s':>7} {'images/s':>9}")
+    for device in devices:
+        for size in (int(s) for s in args.sizes.split(",")):
+            for recipe in ("full", "transfer"):
+                r = bench_ours(data, size, args.steps, args.batch, device, device == "cuda", recipe)
+                rate = r["images_per_s"]
+                print(f"{device:7} {size:4d} {recipe:10} {rate / args.batch:7.2f} {rate:9.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=None, help="dataset folder or cache (default: demo faces)")
@@ -175,6 +191,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--sizes", default="48,64")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    ap.add_argument("--transfer", action="store_true", help="time the full and transfer recipes only")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -200,6 +217,10 @@ def main() -> None:
             write_tree(data.split("train"), folder, progress=False)
             image_folder = folder / "train"
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    if args.transfer:
+        bench_transfer(data, devices, args)
+        tmp.cleanup()
+        return
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, data {data.name} ({len(data)} images)")
     print(f"{'device':7} {'size':>4} {'loop':38} {'images/s':>9}")
     for device in devices:
