@@ -209,7 +209,7 @@ def test_gan_train_help_states_each_recipe_default():
     help_of = {p.name: p.help or "" for p in commands()["gan-train"].params}
     assert "(default: 32; classic: 64)." in help_of["g_width"]
     assert "(default: on; classic: off)." in help_of["spectral_norm"]
-    assert "(default: 6000)." in help_of["steps"]
+    assert "(default: 6000; transfer: 700)." in help_of["steps"]
     assert f"default: {GanConfig().size}" in help_of["size"]
 
 
