@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from augment.core.progress import console
-from augment.rebalance import QualityFilter
+from augment.synthesis import QualityFilter
 
 
 def _demo_data(out: Path):
@@ -92,7 +92,7 @@ def _demo_gan_eval(ds, gan_dir: Path, judge_dir: Path, dev: str) -> None:
 def _demo_rebalance(ds, gan_dir: Path, out: Path, min_prob: float, dev: str) -> None:
     """Step 4: fill every class up to the largest one with generator samples."""
     from augment.plan import plan_rebalance
-    from augment.rebalance import QualityFilter, run_rebalance
+    from augment.rebalance import run_rebalance
     from classifier.judge import get_judge
 
     console.rule("4/5 rebalance")

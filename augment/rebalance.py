@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from augment.core.checks import Rule, at_least, below_one, check_rules
 from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
 from augment.core.manifest import (
@@ -18,58 +13,12 @@ from augment.core.manifest import (
     claim_output,
     state_name,
     summary_name,
-    synthetic_source,
     write_manifest,
 )
-from augment.core.progress import make_progress
-from augment.core.resize import resize_images
 from augment.plan import ClassPlan
+from augment.synthesis import QualityFilter, Sampler, synthesize
 from gan.config import DEFAULT_CHECKPOINT
 
-
-@dataclass
-class QualityFilter:
-    """Drop samples the real-only judge does not call their class, and near-copies of training faces.
-    A field with ``help`` metadata is a ``rebalance`` option (``augment.cli.options``)."""
-
-    # 0 switches the judge filter off. Set it low: a judge gives few real faces of its hardest classes a high
-    # probability, so a high threshold rejects samples that real faces would not pass either.
-    min_prob: float = field(
-        default=0.2, metadata={"help": "Keep samples the judge gives ≥ this probability for their class (0 = off)."}
-    )
-    drop_near_copies: bool = field(
-        default=True,
-        metadata={
-            "help": "Drop samples that are near-copies of training faces.",
-            "option": "--drop-near-copies/--keep-near-copies",
-        },
-    )
-    near_copy_quantile: float = 0.01
-    near_copy_reference: int = 1000  # training faces drawn for the train-to-train near-copy threshold
-    max_tries: int = 30  # candidates per wanted image before giving up
-    # Usefulness gate: a class whose CAS ratio (gan-eval) is below this gets no synthetic faces; 0 = off, since
-    # whether a class's samples help the classifier is compare's to show, not CAS's.
-    min_cas: float = field(
-        default=0.0,
-        metadata={
-            "help": "Give no synthetic faces to a class whose CAS ratio is below R: the recall, on real validation "
-            "faces, of a classifier trained on its samples over that of one trained on as many real faces (read "
-            "from gan-eval's output, or measured); 0 = off."
-        },
-    )
-
-    def __post_init__(self) -> None:
-        """A filter that exists is one synthesis can run with (checked before anything is generated)."""
-        check_rules(self, _QUALITY_RULES)
-
-
-_QUALITY_RULES: tuple[Rule, ...] = (
-    ("min_prob", below_one, "use a judge probability from 0 (filter off) up to (not including) 1, e.g. 0.3"),
-    ("near_copy_quantile", below_one, "use a quantile from 0 up to (not including) 1, e.g. 0.01"),
-    ("near_copy_reference", at_least(2), "use at least 2 training faces"),
-    ("max_tries", at_least(1), "use at least 1 candidate per wanted image"),
-    ("min_cas", at_least(0), "use a CAS ratio of 0 (gate off) or more, e.g. 0.5"),
-)
 OUT_FORMATS = ("folders", "fer2013-csv")
 
 
@@ -82,216 +31,6 @@ def check_options(fmt: str, judge: str | Path | None = None) -> None:
         raise UserError(f"--out-format {fmt}: use {' or '.join(OUT_FORMATS)}")
     if judge is not None and not (Path(judge) / BEST).is_file():
         raise UserError(f"--judge {judge}: no trained model ({BEST}) there; give an 'augment train' run folder")
-
-
-@dataclass
-class _Screen:
-    """What a candidate must pass: the judge's probability for its class, and no near-copy of training."""
-
-    judge: tuple[Any, dict[str, Any]] | None
-    quality: QualityFilter
-    threshold: float
-    device: str
-
-    def __call__(self, cand: np.ndarray, name: str, bank: np.ndarray) -> tuple[np.ndarray, int, int, np.ndarray]:
-        """Which candidates pass, the numbers dropped by the judge and as near-copies, and the judge's
-        probability of ``name`` for each candidate (empty when the judge filter is off)."""
-        from classifier.judge import judge_probabilities
-        from gan.metrics import near_copies, nearest_distances
-
-        keep = np.ones(len(cand), dtype=bool)
-        dropped_judge = dropped_copy = 0
-        probs = np.zeros(0)
-        if self.judge is not None and self.quality.min_prob > 0:
-            probs = judge_probabilities(self.judge, cand, [name], self.device)[:, 0]
-            ok = probs >= self.quality.min_prob
-            dropped_judge = int((~ok).sum())
-            keep &= ok
-        if self.quality.drop_near_copies and len(bank) and keep.any():
-            dist, _ = nearest_distances(cand[keep], bank)
-            copy = np.zeros(len(cand), dtype=bool)
-            copy[np.flatnonzero(keep)] = near_copies(dist, self.threshold)
-            dropped_copy = int(copy.sum())
-            keep &= ~copy
-        return keep, dropped_judge, dropped_copy, probs
-
-
-def train_near_copy_threshold(train: np.ndarray, quality: QualityFilter) -> float:
-    """The near-copy threshold rebalance filters with: train-to-train, training data only (a fixed
-    draw of ``quality.near_copy_reference`` training faces, each against the others)."""
-    from gan.metrics import near_copy_threshold
-
-    if len(train) < 2:
-        return 0.0
-    rng = np.random.default_rng(0)
-    pick = rng.choice(len(train), size=min(quality.near_copy_reference, len(train)), replace=False)
-    return near_copy_threshold(train[pick], train, quality.near_copy_quantile, own_rows=pick)
-
-
-def _make_screen(
-    judge: tuple[Any, dict[str, Any]] | None,
-    quality: QualityFilter,
-    wanted: list[ClassPlan],
-    train: FaceDataset,
-    g: Any,
-    device: str,
-) -> _Screen:
-    """The filter of a synthesis, checked before anything is generated: a judge that knows every
-    wanted class when the filter needs one, and the train-to-train near-copy threshold."""
-    from classifier.judge import judge_columns
-
-    if quality.min_prob > 0:
-        if judge is None:
-            raise UserError("the quality filter needs a judge classifier; pass one or switch the filter off")
-        fix = "pass a judge trained on these classes or switch the filter off"
-        judge_columns(judge[1], [p.name for p in wanted], fix=fix)
-    threshold = 0.0
-    if quality.drop_near_copies and wanted:
-        threshold = train_near_copy_threshold(resize_images(train.images, g.size, g.channels), quality)
-    return _Screen(judge, quality, threshold, device)
-
-
-EARLY_TRIES = 1000  # candidates seen before a class whose pass rate cannot fill it is given up early
-
-
-def _fill_class(
-    p: ClassPlan, g: Any, label: int, seed: int, bank: np.ndarray, screen: _Screen, advance: Callable[[int], Any]
-) -> tuple[np.ndarray, list[int], dict[str, int]]:
-    """``p.add`` accepted faces of one class, their noise indices, and the counts of the report.
-
-    Candidates come in a fixed order (the class's sampling seed, noise index 0, 1, ...), so the
-    accepted set is the same on every rerun. A class that cannot be filled within ``max_tries``
-    candidates per wanted image stops with the pass rate, as soon as that rate shows it.
-    """
-    from gan.generate import sampling_seed
-    from gan.sample import generate_images
-
-    accepted: list[np.ndarray] = []
-    indices: list[int] = []
-    probs: list[np.ndarray] = []
-    tried = dropped_judge = dropped_copy = 0
-    while len(accepted) < p.add:
-        _check_fill_rate(p, len(accepted), tried, screen.quality, probs)
-        n = int(min(1024, max(64, 1.5 * (p.add - len(accepted)))))
-        cand = generate_images(
-            g, np.full(n, label), seed=sampling_seed(seed, label), device=screen.device, offset=tried
-        )
-        keep, judged, copies, own = screen(cand, p.name, bank)
-        taken = np.flatnonzero(keep)[: p.add - len(accepted)]
-        accepted += list(cand[taken])
-        indices += (tried + taken).tolist()
-        probs.append(own)
-        tried += n
-        dropped_judge += judged
-        dropped_copy += copies
-        advance(len(taken))
-    arr = np.stack(accepted) if accepted else np.zeros((0, g.channels, g.size, g.size), np.uint8)
-    counts = {
-        "added": len(arr),
-        "generated": tried,
-        "dropped_by_judge": dropped_judge,
-        "dropped_near_copies": dropped_copy,
-    }
-    return arr, indices, counts
-
-
-def _check_fill_rate(p: ClassPlan, accepted: int, tried: int, quality: QualityFilter, probs: list[np.ndarray]) -> None:
-    """One line, before more is generated, when a class cannot be filled: its tries are spent, or after
-    ``EARLY_TRIES`` candidates even twice its pass rate so far would spend them (a class passing well
-    under 1% would otherwise take hours to fail)."""
-    limit = quality.max_tries * p.add
-    rate = accepted / tried if tried else 1.0
-    hopeless = tried >= EARLY_TRIES and tried + (p.add - accepted) / max(2 * rate, 1e-12) > limit
-    if tried < limit and not hopeless:
-        return
-    hint = _min_prob_hint(np.concatenate(probs) if probs else np.zeros(0), quality)
-    raise UserError(
-        f"{p.name}: only {accepted} of {p.add} samples passed the quality filter after {tried} tries "
-        f"({rate:.1%}; the limit is {quality.max_tries} tries per wanted image); "
-        f"{hint or 'lower --min-prob'} or train the generator longer"
-    )
-
-
-def _min_prob_hint(probs: np.ndarray, quality: QualityFilter) -> str:
-    """The highest of a few lower --min-prob values whose pass rate on the candidates seen would fill the
-    class within half its tries ('' when none would, or the judge filter is off)."""
-    for t in (0.25, 0.2, 0.15, 0.1, 0.05):
-        share = float((probs >= t).mean()) if len(probs) else 0.0
-        if t < quality.min_prob and share * quality.max_tries >= 2:
-            return f"--min-prob {t} would pass {share:.0%} of them"
-    return ""
-
-
-def synthesize(
-    plan: list[ClassPlan],
-    generator_run: str | Path,
-    train: FaceDataset,
-    judge: tuple[Any, dict[str, Any]] | None,
-    quality: QualityFilter,
-    seed: int = 0,
-    device: str = "cpu",
-    progress: bool = True,
-    checkpoint: str = DEFAULT_CHECKPOINT,
-    generator: tuple[Any, dict[str, Any]] | None = None,
-) -> tuple[FaceDataset, dict[str, Any]]:
-    """Synthetic train images per ``plan``, in ``train``'s class space and image shape; each
-    image's source names its sampling seed and noise index (``augment.core.manifest``).
-
-    What is kept is decided on training data only: the judge (trained on real images) and
-    near-copies of training faces under the train-to-train threshold. ``generator`` is the
-    generator of ``generator_run`` when the caller has loaded it already.
-    """
-    from gan.generate import sampling_seed
-    from gan.sample import load_generator
-
-    g, meta = generator or load_generator(Path(generator_run), device=device, checkpoint=checkpoint)
-    gclasses = meta["classes"]
-    wanted = [p for p in plan if p.add > 0]
-    report: dict[str, Any] = {
-        "generator_run": str(generator_run),
-        "checkpoint": meta["checkpoint"],
-        "checkpoint_step": meta["step"],
-        "seed": seed,
-        "min_prob": quality.min_prob if judge else None,
-        "per_class": {},
-    }
-    screen = _make_screen(judge, quality, wanted, train, g, device)
-    if quality.drop_near_copies and wanted:
-        report.update(near_copy_threshold=screen.threshold, near_copy_reference="train-to-train")
-    images, labels, sources = [], [], []
-    with make_progress() as prog:
-        task = prog.add_task("synthesizing", total=sum(p.add for p in wanted)) if progress else None
-
-        def advance(n: int) -> None:
-            if task is not None:
-                prog.advance(task, n)
-
-        for p in wanted:
-            if p.name not in gclasses:
-                raise UserError(f"the generator in {generator_run} cannot make '{p.name}'")
-            gl = gclasses.index(p.name)
-            bank = resize_images(train.images[train.labels == train.classes.index(p.name)], g.size, g.channels)
-            arr, indices, report["per_class"][p.name] = _fill_class(p, g, gl, seed, bank, screen, advance)
-            images.append(resize_images(arr, train.size, train.channels))
-            labels += [train.classes.index(p.name)] * len(arr)
-            sources += [synthetic_source(p.name, sampling_seed(seed, gl), i) for i in indices]
-    return _synthetic_dataset(train, images, labels, sources, f"synthetic from {generator_run}"), report
-
-
-def _synthetic_dataset(
-    train: FaceDataset, images: list[np.ndarray], labels: list[int], sources: list[str], name: str
-) -> FaceDataset:
-    n = len(labels)
-    return FaceDataset(
-        images=np.concatenate(images) if images else np.zeros((0, *train.images.shape[1:]), np.uint8),
-        labels=np.array(labels, dtype=np.int64),
-        splits=np.full(n, "train"),
-        sources=np.array(sources, dtype=str),
-        subjects=np.full(n, "", dtype=str),
-        classes=list(train.classes),
-        synthetic=np.ones(n, dtype=bool),
-        name=name,
-    )
 
 
 def _gate_reason(name: str, v: dict[str, Any], min_cas: float) -> str:
@@ -383,6 +122,7 @@ def check_rebalance_out(
     fmt: str,
     overwrite: bool,
     checkpoint: str = DEFAULT_CHECKPOINT,
+    source_classes: list[str] | None = None,
 ) -> OutputClaim:
     """Everything about OUT that can be refused (``--out-format`` is ``check_options``'), refused before a
     judge is trained or a face generated, and without writing anything
@@ -405,6 +145,8 @@ def check_rebalance_out(
         "min_cas": quality.min_cas,
         "checkpoint": checkpoint,
     }
+    if source_classes:  # a transfer run's sources; absent otherwise, so older folders keep their identity
+        options["source_classes"] = list(source_classes)
     return check_output(Path(out), "rebalance", options, overwrite, OPTION_NAMES)
 
 
@@ -421,7 +163,8 @@ def run_rebalance(
     device: str = "cpu",
     progress: bool = True,
     checkpoint: str = DEFAULT_CHECKPOINT,
-    generator: tuple[Any, dict[str, Any]] | None = None,
+    source_classes: list[str] | None = None,
+    sampler: tuple[Sampler, dict[str, Any]] | None = None,
     claim: OutputClaim | None = None,
 ) -> dict[str, Any]:
     """Synthesize per ``plan`` (less the classes ``quality.min_cas`` gates out) and write real + synthetic
@@ -429,28 +172,29 @@ def run_rebalance(
 
     OUT is checked first and claimed only once the synthesis succeeded; its manifest is written
     before the files, so a rerun of the same command after an interruption finishes the same
-    files, and ``overwrite`` removes exactly what the old manifest lists. A caller that has loaded
-    the generator of ``generator_run`` on ``device`` (``generator``) and checked OUT
-    (``claim``, from ``check_options`` and ``check_rebalance_out``) passes them: neither is done twice.
+    files, and ``overwrite`` removes exactly what the old manifest lists. A transfer run translates real
+    train faces of ``source_classes`` (default: every class but the target). A caller that has loaded the
+    sampler of ``generator_run`` on ``device`` (``gan.translate.load_sampler``) and checked OUT (``claim``,
+    from ``check_options`` and ``check_rebalance_out``) passes them: neither is done twice.
     """
     from augment.core.atomic import write_json
     from augment.core.dataset import concat
     from augment.writer import fer_rows, tree_rows, write_fer_csv, write_tree
-    from gan.sample import load_generator
+    from gan.translate import load_sampler
 
     out = Path(out)
     if claim is None:
         check_options(fmt)
-    generator = generator or load_generator(Path(generator_run), device=device, checkpoint=checkpoint)
-    if claim is None:
-        gmeta = generator[1]
-        claim = check_rebalance_out(
-            data, generator_run, gmeta["step"], out, plan, quality, seed, fmt, overwrite, gmeta["checkpoint"]
-        )
     train = data.split("train").subset(~data.split("train").synthetic)
+    sampler = sampler or load_sampler(generator_run, train, seed, device, checkpoint, source_classes)
+    if claim is None:
+        step, used = sampler[1]["step"], sampler[1]["checkpoint"]
+        claim = check_rebalance_out(
+            data, generator_run, step, out, plan, quality, seed, fmt, overwrite, used, source_classes
+        )
     plan, gate = gate_by_usefulness(plan, data, generator_run, quality, checkpoint, device)
     synthetic, report = synthesize(
-        plan, generator_run, train, judge, quality, seed, device, progress, checkpoint, generator
+        plan, generator_run, train, judge, quality, seed, device, progress, checkpoint, sampler
     )
     if gate:
         report["cas_gate"] = gate

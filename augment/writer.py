@@ -13,7 +13,14 @@ from augment.core.atomic import atomic_path
 from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
 from augment.core.labels import FER2013_CODES
-from augment.core.manifest import parse_synthetic_source, real_row, synthetic_name, synthetic_row, write_png
+from augment.core.manifest import (
+    parse_source_face,
+    parse_synthetic_source,
+    real_row,
+    synthetic_name,
+    synthetic_row,
+    write_png,
+)
 from augment.core.progress import make_progress
 
 USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
@@ -132,4 +139,5 @@ def _row(path: str, label: str, split: str, synthetic: bool, source: str, meta: 
     if not synthetic:
         return real_row(path, label, split, source)
     _, seed, index = parse_synthetic_source(source)
-    return synthetic_row(path, label, split, meta["generator_run"], meta["checkpoint_step"], seed, index)
+    run, step = meta["generator_run"], meta["checkpoint_step"]
+    return synthetic_row(path, label, split, run, step, seed, index, *parse_source_face(source))

@@ -22,7 +22,7 @@ from augment.core.manifest import (
 )
 from augment.core.progress import make_progress
 from gan.config import DEFAULT_CHECKPOINT
-from gan.sample import generate_images, load_generator
+from gan.sample import generate_images, load_generator, sampling_seed
 
 # What the user typed for the settings of a generate folder that have no option of their name (the
 # others are --<key>: --checkpoint, --classes, --per-class, --seed); a rerun that changes one names it.
@@ -30,12 +30,6 @@ OPTION_NAMES = {
     "generator_run": "RUN_DIR",
     "checkpoint_step": "RUN_DIR's checkpoint step",
 }
-
-
-def sampling_seed(seed: int, label: int) -> int:
-    """The seed ``generate_images`` gets for the generator's class ``label`` in a run with ``--seed seed``
-    (``generate`` and ``rebalance`` alike); the manifest records it as the file's ``seed``."""
-    return seed * 1000 + label
 
 
 def generate_to_folder(

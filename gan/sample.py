@@ -16,6 +16,12 @@ from gan.config import DEFAULT_CHECKPOINT, TRANSFER, check_checkpoint
 GRID_COLUMNS = 10
 
 
+def sampling_seed(seed: int, label: int) -> int:
+    """The seed ``generate_images`` gets for the generator's class ``label`` in a run with ``--seed seed``
+    (``generate`` and ``rebalance`` alike); the manifest records it as the file's ``seed``."""
+    return seed * 1000 + label
+
+
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
     return ((x.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
 
@@ -83,31 +89,49 @@ def checkpoint_file(run_dir: Path, checkpoint: str = DEFAULT_CHECKPOINT) -> tupl
     return run_dir / CHECKPOINT, "last", ""
 
 
-def load_generator(
-    run_dir: Path, device: str = "cpu", checkpoint: str = DEFAULT_CHECKPOINT
-) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The EMA generator (or the raw one when EMA was off) of a gan-train run: its best checkpoint on
-    validation (``best``, the default, falling back to the last with a note in ``meta["note"]`` when
-    selection never ran) or its ``last``. ``meta["checkpoint"]`` says which was loaded."""
-    from gan.models import Generator
-
+def read_generator(run_dir: Path, checkpoint: str = DEFAULT_CHECKPOINT) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The checkpoint state of a gan-train run (its best on validation, ``best``, the default, falling back
+    to the last with a note in ``meta["note"]`` when selection never ran; or its ``last``) and its meta:
+    the step, classes, config, which checkpoint was loaded, and the ``recipe`` (full, classic or transfer)."""
     path, used, note = checkpoint_file(Path(run_dir), checkpoint)
     state = load_checkpoint(path)
     if "generator_kwargs" not in state:
         raise UserError(f"{path}: not a gan-train checkpoint")
-    if state["generator_kwargs"].get("recipe") == TRANSFER:
+    config = state["config"]
+    meta = {
+        "step": int(state["step"]),
+        "classes": list(state["classes"]),
+        "config": config,
+        "checkpoint": used,
+        "note": note,
+        "recipe": state["generator_kwargs"].get("recipe") or config.get("recipe") or "full",
+    }
+    return state, meta
+
+
+def generator_weights(state: dict[str, Any]) -> dict[str, Any]:
+    """The EMA generator's weights, or the raw generator's when the run kept no EMA."""
+    return state["g_ema"] if state.get("g_ema") is not None else state["g"]
+
+
+def load_generator(
+    run_dir: Path, device: str = "cpu", checkpoint: str = DEFAULT_CHECKPOINT
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The EMA generator (or the raw one when EMA was off) of a noise (full or classic) gan-train run, and
+    :func:`read_generator`'s meta; a transfer run is refused in one line (``gan.translate`` loads those)."""
+    state, meta = read_generator(run_dir, checkpoint)
+    if meta["recipe"] == TRANSFER:
         raise UserError(
             f"{run_dir}: a --recipe transfer run translates faces and has no noise sampler; "
             "this command needs a run of the full or classic recipe"
         )
+    return noise_generator(state, device), meta
+
+
+def noise_generator(state: dict[str, Any], device: str = "cpu") -> torch.nn.Module:
+    """The noise generator of a checkpoint state, in eval mode on ``device``."""
+    from gan.models import Generator
+
     g = Generator(**state["generator_kwargs"])
-    g.load_state_dict(state["g_ema"] if state.get("g_ema") is not None else state["g"])
-    g.to(device).eval()
-    meta = {
-        "step": int(state["step"]),
-        "classes": list(state["classes"]),
-        "config": state["config"],
-        "checkpoint": used,
-        "note": note,
-    }
-    return g, meta
+    g.load_state_dict(generator_weights(state))
+    return g.to(device).eval()

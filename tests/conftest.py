@@ -302,6 +302,18 @@ def tiny_gan_run(demo_ds, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 @pytest.fixture(scope="session")
+def tiny_transfer_run(demo_ds, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A tiny expression-transfer generator (``--recipe transfer``) trained once per session on ``demo_ds``.
+    Read-only, as above."""
+    from gan.train import train_gan
+
+    run = tmp_path_factory.mktemp("tiny_transfer") / "run"
+    with quiet_env():
+        train_gan(demo_ds, run, tiny_gan_config(demo_ds, 3, recipe="transfer", res_blocks=1), progress=False)
+    yield from _shared_run(run)
+
+
+@pytest.fixture(scope="session")
 def tiny_judge_run(demo_ds, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A one-epoch tiny judge classifier trained once per session on ``demo_ds``. Read-only, as above."""
     from classifier.train import train_classifier

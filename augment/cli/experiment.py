@@ -27,7 +27,8 @@ from augment.compare.curve import parse_curve, parse_generators
 from augment.core.errors import UserError
 from augment.demo import run_demo
 from augment.plan import plan_rebalance
-from augment.rebalance import QualityFilter, run_rebalance
+from augment.rebalance import run_rebalance
+from augment.synthesis import QualityFilter
 from classifier.config import DEVICE_HELP
 from gan.config import CHECKPOINT_HELP, check_checkpoint
 
@@ -76,6 +77,12 @@ def rebalance_cmd(
     ] = None,
     write: dict,
     dry_run: Annotated[bool, typer.Option(help="Print the plan and stop.")] = False,
+    source_classes: Annotated[
+        str | None,
+        typer.Option(
+            help="A transfer run: translate faces of these classes only (default: every class but the target)."
+        ),
+    ] = None,
     fmt: Annotated[str, typer.Option("--data-format", help="Force the input layout (see inspect --format).")] = "auto",
     device: DeviceOpt = DEVICE,
 ) -> None:
@@ -83,7 +90,7 @@ def rebalance_cmd(
     from augment.core.labels import resolve_classes
     from augment.core.runtime import pick_device
     from augment.rebalance import check_options, check_rebalance_out
-    from gan.sample import load_generator
+    from gan.translate import load_sampler
 
     check_checkpoint(write["checkpoint"])
     check_options(write["fmt"], judge)  # --dry-run checks the options too, and only here
@@ -92,7 +99,9 @@ def rebalance_cmd(
     if not ds.has_split("train"):
         raise UserError(f"{data}: no train split to rebalance")
     dev = pick_device(device)
-    loaded = load_generator(generator, device=dev, checkpoint=write["checkpoint"])  # the one load
+    sources = resolve_classes(source_classes, ds.classes, "the data", "--source-classes") if source_classes else None
+    train = ds.split("train").subset(~ds.split("train").synthetic)
+    loaded = load_sampler(generator, train, write["seed"], dev, write["checkpoint"], sources)  # the one load
     meta = loaded[1]
     if meta["note"]:
         note(meta["note"])
@@ -104,7 +113,7 @@ def rebalance_cmd(
     # OUT is refused here, before a judge is trained, and run_rebalance takes the claim instead of checking again
     seed, out_format, overwrite = write["seed"], write["fmt"], write["overwrite"]
     claim = check_rebalance_out(
-        ds, generator, meta["step"], out_dir, planned, screen, seed, out_format, overwrite, meta["checkpoint"]
+        ds, generator, meta["step"], out_dir, planned, screen, seed, out_format, overwrite, meta["checkpoint"], sources
     )
     judge_model = None
     if screen.min_prob > 0:
@@ -112,7 +121,7 @@ def rebalance_cmd(
 
         judge_model = get_judge(ds, Path(generator), judge, dev)
     summary = run_rebalance(
-        ds, generator, out_dir, planned, judge_model, screen, device=dev, generator=loaded, claim=claim, **write
+        ds, generator, out_dir, planned, judge_model, screen, device=dev, sampler=loaded, claim=claim, **write
     )
     print_rebalanced(summary, out_dir)
 

@@ -22,7 +22,7 @@ def synthetic_pool(
     progress: bool,
 ) -> tuple[FaceDataset | None, dict[str, Any]]:
     """The filtered synthetic pool, made once and reused by every GAN condition and seed (and by reruns)."""
-    from augment.rebalance import QualityFilter, synthesize
+    from augment.synthesis import QualityFilter, synthesize
     from classifier.judge import get_judge
 
     if generator_run is None or not any(condition_spec(c, spec).synthetic for c in spec.conditions):

@@ -9,7 +9,7 @@ from augment.compare.budgets import BUDGETS, DEFAULT_MODELS, budget_help
 from augment.compare.conditions import condition_spec
 from augment.core.errors import UserError
 from augment.core.limits import LIMIT_HELP
-from augment.rebalance import QualityFilter
+from augment.synthesis import QualityFilter
 from gan.config import DEFAULT_CHECKPOINT
 
 EVAL_SPLITS = {"test": "test", "val": "validation (screening)"}

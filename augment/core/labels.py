@@ -124,8 +124,10 @@ def parse_class_spec(text: str | None) -> ClassSpec | None:
     return spec
 
 
-def resolve_classes(requested: str | list[str] | None, available: list[str], owner: str = "the dataset") -> list[str]:
-    """``--classes disgust,fear`` as canonical names, checked against what ``owner`` has."""
+def resolve_classes(
+    requested: str | list[str] | None, available: list[str], owner: str = "the dataset", option: str = "--classes"
+) -> list[str]:
+    """``--classes disgust,fear`` (or another ``option``) as canonical names, checked against what ``owner`` has."""
     from augment.core.errors import UserError
 
     if not requested:
@@ -135,7 +137,7 @@ def resolve_classes(requested: str | list[str] | None, available: list[str], own
     for name in (n.strip() for n in names if n.strip()):
         canon = canonical(name)
         if canon not in available:
-            raise UserError(f"--classes {name}: {owner} has {', '.join(available)}")
+            raise UserError(f"{option} {name}: {owner} has {', '.join(available)}")
         if canon not in out:  # 'fear,fear' must not write (and list) each image twice
             out.append(canon)
     return out

@@ -3,8 +3,10 @@
 ``manifest.csv`` has a row per file. A real row names the user's file it came from (``origin``);
 a synthetic row names what reproduces it bit for bit: the generator run and checkpoint step, the
 sampling ``seed`` and the noise ``index``, i.e. ``gan.sample.generate_images(g, [label], seed,
-offset=index)``. The file-name rule follows from it: a generated face is ``syn_<class>_<index>.png``
-with that same noise index, in ``generate`` and ``rebalance`` alike.
+offset=index)``. A face an expression-transfer run translated also names the real face it was drawn
+from (``source_file``) and that face's class (``source_class``); its ``index`` is its place in the
+target class's source order (``gan.translate.spread``). The file-name rule follows: a generated face is
+``syn_<class>_<index>.png`` with that same index, in ``generate`` and ``rebalance`` alike.
 
 A folder a command writes holds exactly the files its manifest lists, plus the command's own
 bookkeeping: ``.<command>.json`` (the settings that made it, written first), ``manifest.csv``
@@ -41,10 +43,16 @@ MANIFEST_FIELDS = (
     "checkpoint_step",
     "seed",
     "index",
+    "source_class",
+    "source_file",
 )
 COMMANDS = ("generate", "rebalance")  # the commands that write folders of faces with a manifest
 SYNTHETIC_PREFIX = "syn_"  # every synthetic file's name starts with it (readers fall back on it without a manifest)
-_SOURCE = re.compile(rf"synthetic:seed=(-?\d+):(?P<label>[^/]+)/{SYNTHETIC_PREFIX}(?P=label)_(\d+)\.png")
+_FROM = "|from="  # a translated face's FaceDataset source: its synthetic source, then its source class and file
+_SOURCE = re.compile(
+    rf"synthetic:seed=(-?\d+):(?P<label>[^/]+)/{SYNTHETIC_PREFIX}(?P=label)_(\d+)\.png"
+    rf"(?:{re.escape(_FROM)}(?P<from_class>[^:]*):(?P<from_file>.*))?"
+)
 
 
 def synthetic_name(label: str, index: int) -> str:
@@ -57,12 +65,29 @@ def synthetic_source(label: str, seed: int, index: int) -> str:
     return f"synthetic:seed={seed}:{label}/{synthetic_name(label, index)}"
 
 
+def transfer_source(label: str, seed: int, index: int, source_class: str, source_file: str) -> str:
+    """How a FaceDataset's ``sources`` name a translated face: its :func:`synthetic_source`, then the class
+    and file of the real face it was drawn from."""
+    return f"{synthetic_source(label, seed, index)}{_FROM}{source_class}:{source_file}"
+
+
 def parse_synthetic_source(source: str) -> tuple[str, int, int]:
-    """(label, seed, index) of a :func:`synthetic_source` string."""
+    """(label, seed, index) of a :func:`synthetic_source` or :func:`transfer_source` string."""
+    m = _match(source)
+    return m["label"], int(m[1]), int(m[3])
+
+
+def parse_source_face(source: str) -> tuple[str, str]:
+    """(source class, source file) of a :func:`transfer_source` string; ('', '') for a noise sample."""
+    m = _match(source)
+    return m["from_class"] or "", m["from_file"] or ""
+
+
+def _match(source: str) -> re.Match[str]:
     m = _SOURCE.fullmatch(source)
     if m is None:
         raise ValueError(f"not a synthetic source: {source!r}")
-    return m["label"], int(m[1]), int(m[3])
+    return m
 
 
 def real_row(path: str, label: str, split: str, origin: str) -> dict[str, Any]:
@@ -73,9 +98,18 @@ def real_row(path: str, label: str, split: str, origin: str) -> dict[str, Any]:
 
 
 def synthetic_row(
-    path: str, label: str, split: str, generator_run: str | Path, checkpoint_step: int, seed: int, index: int
+    path: str,
+    label: str,
+    split: str,
+    generator_run: str | Path,
+    checkpoint_step: int,
+    seed: int,
+    index: int,
+    source_class: str = "",
+    source_file: str = "",
 ) -> dict[str, Any]:
-    """A manifest row for a generated face: (run, step, seed, index) reproduce it."""
+    """A manifest row for a generated face: (run, step, seed, index) reproduce it; a translated face
+    also names the real face it was drawn from."""
     row = dict.fromkeys(MANIFEST_FIELDS, "")
     row.update(
         path=path,
@@ -86,6 +120,8 @@ def synthetic_row(
         checkpoint_step=checkpoint_step,
         seed=seed,
         index=index,
+        source_class=source_class,
+        source_file=source_file,
     )
     return row
 

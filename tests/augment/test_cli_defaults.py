@@ -22,7 +22,8 @@ from augment.compare import CompareSpec
 from augment.demo import run_demo
 from augment.demo_faces import write_demo_dataset
 from augment.plan import plan_rebalance
-from augment.rebalance import QualityFilter, run_rebalance
+from augment.rebalance import run_rebalance
+from augment.synthesis import QualityFilter
 from classifier.config import DEVICE_HELP, TrainConfig
 from gan.config import CHECKPOINT_HELP, RECIPES, GanConfig, recipe_config
 from gan.evaluate import evaluate_gan
@@ -257,5 +258,5 @@ def test_the_min_prob_default_is_written_once():
             nonzero += [(rel, line, v) for line, v in _literal_min_prob_defaults(path) if v != 0]
     assert len(nonzero) == 1, nonzero  # 0 (filter off) is a choice, not a copy of the default
     rel, line, value = nonzero[0]
-    assert rel == "augment/rebalance.py" and value == QualityFilter().min_prob
+    assert rel == "augment/synthesis.py" and value == QualityFilter().min_prob
     assert any("min_prob" in text for text in (ROOT / rel).read_text().splitlines()[line - 2 : line])

@@ -16,7 +16,7 @@ def test_demo_end_to_end_with_tiny_budgets(tmp_path: Path, monkeypatch) -> None:
     import classifier.judge
     from augment import compare
     from augment.demo import run_demo
-    from augment.rebalance import QualityFilter
+    from augment.synthesis import QualityFilter
     from tests.conftest import tiny_classifier_config
 
     demo = compare.BUDGETS["demo"]

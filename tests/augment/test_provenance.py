@@ -20,7 +20,8 @@ from augment.core.manifest import read_manifest, write_manifest
 from augment.core.readers import load_dataset
 from augment.core.readers.provenance import manifest_key
 from augment.plan import plan_rebalance
-from augment.rebalance import QualityFilter, run_rebalance
+from augment.rebalance import run_rebalance
+from augment.synthesis import QualityFilter
 from classifier.state import prepare_splits
 from classifier.train import train_classifier
 from tests.conftest import assert_one_line_error, run_cli, tiny_classifier_config

@@ -10,7 +10,7 @@ import torch
 
 from augment.core.dataset import FaceDataset
 from augment.plan import ClassPlan
-from augment.rebalance import QualityFilter
+from augment.synthesis import QualityFilter
 
 OFF = QualityFilter(min_prob=0)  # a 10-step GAN's faces would not pass a real judge
 VAL = {"sad": 2, "fear": 2, "disgust": 1}  # train images moved to val, so val exists and is carried over

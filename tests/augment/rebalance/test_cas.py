@@ -14,7 +14,8 @@ from augment.core.dataset import FaceDataset
 from augment.core.manifest import read_manifest
 from augment.core.readers import load_dataset
 from augment.plan import ClassPlan, plan_rebalance
-from augment.rebalance import QualityFilter, run_rebalance
+from augment.rebalance import run_rebalance
+from augment.synthesis import QualityFilter
 from tests.augment.rebalance.helpers import OFF, only, plan_rows
 from tests.conftest import run_cli
 

@@ -11,7 +11,8 @@ import pytest
 from augment.core.errors import UserError
 from augment.core.manifest import read_manifest
 from augment.plan import ClassPlan
-from augment.rebalance import QualityFilter, run_rebalance, synthesize
+from augment.rebalance import run_rebalance
+from augment.synthesis import QualityFilter, synthesize
 from tests.augment.rebalance.helpers import only, stub_judge
 
 pytestmark = pytest.mark.usefixtures("quiet")
@@ -64,7 +65,7 @@ def test_a_hopeless_pass_rate_stops_early_with_its_rate(data, plan, tiny_gan_run
 
 
 def test_the_min_prob_hint_names_a_threshold_that_would_fill():
-    from augment.rebalance import _min_prob_hint
+    from augment.synthesis import _min_prob_hint
 
     probs = np.linspace(0, 0.3, 600, endpoint=False)  # a sixth of them at 0.25 or more
     assert _min_prob_hint(probs, QualityFilter(min_prob=0.3)) == "--min-prob 0.25 would pass 17% of them"
@@ -76,6 +77,7 @@ def test_the_min_prob_hint_names_a_threshold_that_would_fill():
 def test_near_copies_of_training_faces_are_dropped(data, plan, tiny_gan_run, monkeypatch):
     """With every training face planted as a 'generated' one, the near-copy filter must catch them."""
     import gan.sample
+    import gan.translate
 
     train = data.split("train")
     real_disgust = train.images[train.labels == data.classes.index("disgust")]
@@ -87,7 +89,7 @@ def test_near_copies_of_training_faces_are_dropped(data, plan, tiny_gan_run, mon
             out[: len(real_disgust)] = real_disgust  # the first candidates copy training faces
         return out
 
-    monkeypatch.setattr(gan.sample, "generate_images", copies_first)
+    monkeypatch.setattr(gan.translate, "generate_images", copies_first)
     syn, report = synthesize(
         only(plan, "disgust"), tiny_gan_run, train, None, QualityFilter(min_prob=0), progress=False
     )

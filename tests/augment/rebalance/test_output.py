@@ -214,23 +214,21 @@ def test_rerun_after_interruption_finishes_without_duplicates(
 
 
 def test_a_caller_loads_the_generator_and_checks_out_once(data, plan, tiny_gan_run, tmp_path, monkeypatch):
-    """A caller that has loaded the generator and checked OUT hands both over: run_rebalance neither loads
+    """A caller that has loaded the sampler and checked OUT hands both over: run_rebalance neither loads
     nor checks again, and writes what a run_rebalance that does both itself writes."""
-    import gan.sample
+    import gan.translate
     from augment import rebalance
 
     loads, checks = [], []
-    real_load, real_check = gan.sample.load_generator, rebalance.check_output
-    monkeypatch.setattr(gan.sample, "load_generator", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    real_load, real_check = gan.translate.read_generator, rebalance.check_output
+    monkeypatch.setattr(gan.translate, "read_generator", lambda *a, **k: loads.append(a) or real_load(*a, **k))
     monkeypatch.setattr(rebalance, "check_output", lambda *a, **k: checks.append(a) or real_check(*a, **k))
     disgust, out = only(plan, "disgust"), tmp_path / "out"
-    generator = gan.sample.load_generator(tiny_gan_run, device="cpu")
+    sampler = gan.translate.load_sampler(tiny_gan_run, data.split("train"))
     rebalance.check_options("folders")
-    step, checkpoint = generator[1]["step"], generator[1]["checkpoint"]
+    step, checkpoint = sampler[1]["step"], sampler[1]["checkpoint"]
     claim = rebalance.check_rebalance_out(data, tiny_gan_run, step, out, disgust, OFF, 0, "folders", False, checkpoint)
-    summary = run_rebalance(
-        data, tiny_gan_run, out, disgust, None, OFF, progress=False, generator=generator, claim=claim
-    )
+    summary = run_rebalance(data, tiny_gan_run, out, disgust, None, OFF, progress=False, sampler=sampler, claim=claim)
     assert (len(loads), len(checks)) == (1, 1) and summary["synthetic_files"] == 19
     run_rebalance(data, tiny_gan_run, tmp_path / "alone", disgust, None, OFF, progress=False)
     assert (len(loads), len(checks)) == (2, 2)  # once each, by itself
