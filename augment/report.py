@@ -240,9 +240,10 @@ def verdict(summary: dict[str, Any], agg: dict[str, Any]) -> list[str]:
     return lines
 
 
-def write_report(report_dir: Path, summary: dict[str, Any], pool: FaceDataset | None) -> None:
+def write_report(report_dir: Path, summary: dict[str, Any], pools: dict[str, FaceDataset | None]) -> None:
+    """REPORT.md and its pictures; ``pools``: the synthetic faces the conditions drew from, by pool name."""
     agg = aggregate(summary)
-    pics = draw_pictures(report_dir, summary, agg, pool)
+    pics = draw_pictures(report_dir, summary, agg, pools)
     screening = " (screening on validation)" if summary.get("eval_split") == "val" else ""
     md = [f"# Does GAN rebalancing help? — augment compare{screening}", ""]
     md += ["## Verdict", ""] + verdict(summary, agg) + [""]
@@ -262,7 +263,7 @@ def write_report(report_dir: Path, summary: dict[str, Any], pool: FaceDataset | 
 
 
 def draw_pictures(
-    report_dir: Path, summary: dict[str, Any], agg: dict[str, Any], pool: FaceDataset | None
+    report_dir: Path, summary: dict[str, Any], agg: dict[str, Any], pools: dict[str, FaceDataset | None]
 ) -> list[tuple[str, str]]:
     """The report's PNGs; (title, file name) of each, in the order REPORT.md shows them."""
     conds = summary["spec"]["conditions"]
@@ -274,10 +275,19 @@ def draw_pictures(
         pics.append((f"Confusion matrices, {model} (row-normalised, mean over seeds)", f"confusion_{model}.png"))
     plot_distribution(summary, conds, report_dir / "train_distribution.png")
     pics.append(("Training images per class in each condition", "train_distribution.png"))
-    if pool is not None and len(pool):
-        save_pool_grid(pool, report_dir / "synthetic_samples.png")
-        pics.append(("Synthetic images used (accepted by the quality filter)", "synthetic_samples.png"))
+    for name, what, file in POOL_PICTURES:
+        pool = pools.get(name)
+        if pool is not None and len(pool):
+            save_pool_grid(pool, report_dir / file)
+            pics.append((f"{what} used (accepted by the quality filter)", file))
     return pics
+
+
+# Each synthetic pool's grid in REPORT.md: the pool's name (compare.conditions), its words and its file.
+POOL_PICTURES = (
+    ("gan", "Synthetic images", "synthetic_samples.png"),
+    ("transfer", "Expression-transfer faces", "transfer_samples.png"),
+)
 
 
 def _budget_line(b: dict[str, Any]) -> str:
@@ -327,6 +337,11 @@ def setup_section(summary: dict[str, Any], agg: dict[str, Any]) -> list[str]:
     syn = summary.get("synthesis") or {}
     if summary.get("generator_run") and syn.get("checkpoint_step") is not None:
         generator += f" ({syn['checkpoint']} checkpoint, step {syn['checkpoint_step']:,}, sampling seed {syn['seed']})"
+    if summary.get("transfer_run"):
+        tr = summary.get("transfer_synthesis") or {}
+        generator += f"; expression transfer: `{summary['transfer_run']}`"
+        if tr.get("checkpoint_step") is not None:
+            generator += f" ({tr['checkpoint']} checkpoint, step {tr['checkpoint_step']:,})"
     md.append(f"- Data: `{summary['data']}`; generator: {generator}.")
     if summary["spec"].get("limit"):
         kept = ", ".join(f"{c} {n:,}" for c, n in summary["spec"]["limit"].items())
@@ -338,12 +353,13 @@ def setup_section(summary: dict[str, Any], agg: dict[str, Any]) -> list[str]:
     md += conditions_lines(summary)
     plan = ", ".join(f"{c} +{n:,}" for c, n in summary["synthetic_plan"].items() if n)
     md.append(f"- Shortfall filled by `gan`/`oversample` (target {summary['spec']['target']}): {plan or 'none'}.")
-    synth = summary.get("synthesis") or {}
-    if synth.get("per_class"):
-        kept = ", ".join(f"{c} {v['added']:,}/{v['generated']:,}" for c, v in synth["per_class"].items())
-        judge = f"judge p ≥ {synth['min_prob']}" if synth.get("min_prob") else "judge filter off"
-        copies = "near-copies dropped" if "near_copy_threshold" in synth else "near-copies kept"
-        md.append(f"- Quality filter ({judge}, {copies}): kept/generated {kept}.")
+    for key, what in (("synthesis", ""), ("transfer_synthesis", ", expression transfer")):
+        synth = summary.get(key) or {}
+        if synth.get("per_class"):
+            kept = ", ".join(f"{c} {v['added']:,}/{v['generated']:,}" for c, v in synth["per_class"].items())
+            judge = f"judge p ≥ {synth['min_prob']}" if synth.get("min_prob") else "judge filter off"
+            copies = "near-copies dropped" if "near_copy_threshold" in synth else "near-copies kept"
+            md.append(f"- Quality filter{what} ({judge}, {copies}): kept/generated {kept}.")
     md += [f"- Note: {note}." for note in summary["stats"]["notes"]]
     md.append("")
     return md

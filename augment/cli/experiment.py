@@ -160,6 +160,13 @@ def compare_cmd(
             "conditions to the same --out."
         ),
     ] = None,
+    transfer: Annotated[
+        Path | None,
+        typer.Option(
+            help="A gan-train --recipe transfer run: the transfer conditions need one (their faces are the "
+            "comparison's real train faces of other classes, re-drawn with the class's expression)."
+        ),
+    ] = None,
     models: Annotated[str | None, typer.Option(help=field_help(CompareSpec, "models"), show_default=False)] = None,
     conditions: Annotated[str, typer.Option(help="Comma-separated: " + CONDITION_HELP)] = ",".join(DEFAULT_CONDITIONS),
     sweep: Annotated[bool, typer.Option(help="Also run gan25 and gan50 (25/50% of the shortfall).")] = False,
@@ -181,10 +188,12 @@ def compare_cmd(
 
     check_checkpoint(checkpoint)
     curve_points = check_curve_options(curve, limit_classes, generators, generator, settings["limit"])
+    if curve_points is not None and transfer is not None:
+        raise UserError("--transfer goes with one comparison, not with --curve (its points take --generators only)")
     ds = load_data(data, fmt)
     cond_list = [c.strip() for c in conditions.split(",") if c.strip()]
     no_generator = generator is None if curve_points is None else not generators
-    if no_generator and conditions == ",".join(DEFAULT_CONDITIONS):
+    if no_generator and transfer is None and conditions == ",".join(DEFAULT_CONDITIONS):
         cond_list = real_only(cond_list)
         which = "--generator" if curve_points is None else "--generators"
         out.print(f"no {which}: running the real-only conditions ({', '.join(cond_list)})")
@@ -213,7 +222,7 @@ def compare_cmd(
         run_curve(ds, report_dir, spec, limited, curve_points, parse_generators(generators, curve_points))
         out.print(f"curve: {report_dir}/REPORT.md and {report_dir}/curve.png; numbers: {report_dir}/curve_results.json")
         return
-    summary = run_compare(ds, generator, report_dir, spec)
+    summary = run_compare(ds, generator, report_dir, spec, transfer_run=transfer)
     out.print(f"report: {report_dir}/REPORT.md ({len(summary['runs'])} runs); numbers: {report_dir}/results.json")
 
 

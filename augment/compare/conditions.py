@@ -50,12 +50,15 @@ def _head_refit(spec: CompareSpec) -> dict[str, Any]:
 
 
 def _cap_ratio(spec: CompareSpec, given: str) -> float:
-    """gan-cap's ratio: the number its name carries (gan-cap0.5), else --max-ratio."""
-    arg = given[len("gan-cap") :]
+    """A capped condition's ratio: the number its name carries (gan-cap0.5, transfer-cap0.5), else --max-ratio."""
+    name, _, arg = given.partition("-cap")
     ratio = float(arg) if arg else spec.max_ratio
     if ratio <= 0:
-        raise UserError(f"--conditions {given}: the cap must be above 0 (e.g. gan-cap0.5, or --max-ratio 0.5)")
+        raise UserError(f"--conditions {given}: the cap must be above 0 (e.g. {name}-cap0.5, or --max-ratio 0.5)")
     return ratio
+
+
+GAN_POOL, TRANSFER_POOL = "gan", "transfer"  # where a condition's synthetic faces come from: --generator, --transfer
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class Condition:
     cap: Callable[[CompareSpec, str], float] | None = None  # its cap on GAN samples, from the name as given
     param: str = ""  # a family: the pattern of what may follow the name (gan-cap0.5)
     family: str = ""  # the family in words, for a refusal ("gan-capR, e.g. gan-cap0.5")
+    pool: str = GAN_POOL  # its synthetic faces: the noise generator's (--generator) or the transfer run's (--transfer)
 
     @property
     def real_only(self) -> bool:
@@ -84,6 +88,8 @@ class Condition:
 # The words of the effects the entries share.
 REAL = "real images only"
 GAN = "GAN samples fill {synthetic:.0%} of each class's shortfall to the target"
+TRANSFER = "real faces of other classes, re-drawn with the class's expression, fill {synthetic:.0%} of its shortfall"
+CAP_PARAM = r"(\d+(?:\.\d+)?)?"
 CAP = ", at most {max_ratio:g} × the class's real count"
 DUPLICATES = "random duplicates of real images fill the shortfall"
 REST = "random duplicates of real images fill the rest"
@@ -108,7 +114,7 @@ CONDITIONS: dict[str, Condition] = {
             GAN + CAP,
             synthetic=1.0,
             cap=_cap_ratio,
-            param=r"(\d+(?:\.\d+)?)?",
+            param=CAP_PARAM,
             family="gan-capR, e.g. gan-cap0.5",
         ),
         Condition(
@@ -123,6 +129,27 @@ CONDITIONS: dict[str, Condition] = {
         ),
         Condition("gan-refit", f"gan, then {REFIT_HELP}", f"{GAN}; {REFIT}", synthetic=1.0, train=_head_refit),
         Condition("refit", "real only, then the head refit", REFIT, train=_head_refit),
+        Condition(
+            "transfer", "expression-transfer faces (--transfer) fill the shortfall", TRANSFER, 1.0, pool=TRANSFER_POOL
+        ),
+        Condition(
+            "transfer+oversample",
+            "half the shortfall transfer faces, the rest duplicates",
+            f"{TRANSFER}; {REST}",
+            synthetic=0.5,
+            duplicates=0.5,
+            pool=TRANSFER_POOL,
+        ),
+        Condition(
+            "transfer-cap",
+            "transfer faces, at most --max-ratio × real; transfer-cap0.5 names its ratio",
+            TRANSFER + CAP,
+            synthetic=1.0,
+            cap=_cap_ratio,
+            param=CAP_PARAM,
+            family="transfer-capR, e.g. transfer-cap0.5",
+            pool=TRANSFER_POOL,
+        ),
     )
 }
 
@@ -153,6 +180,11 @@ def describe(given: str, cs: ConditionSpec) -> str:
 def real_only(conditions: list[str]) -> list[str]:
     """The conditions that use no GAN faces (what compare can run without a generator)."""
     return [c for c in conditions if condition(c).real_only]
+
+
+def pools_used(conditions: list[str]) -> list[str]:
+    """The synthetic pools (GAN_POOL, TRANSFER_POOL) that ``conditions`` draw from."""
+    return sorted({condition(c).pool for c in conditions if not condition(c).real_only})
 
 
 def condition_help() -> str:

@@ -92,7 +92,7 @@ class Comparison:
     spec: CompareSpec
     device: str
     data: CompareData
-    pool: FaceDataset | None  # the filtered synthetic pool; None when no condition uses it
+    pools: dict[str, FaceDataset | None]  # the filtered synthetic pools by name (conditions.GAN_POOL, TRANSFER_POOL)
     progress: bool = True
 
     @property

@@ -1,4 +1,5 @@
-"""The filtered synthetic pool of a comparison: made once, shared by every GAN condition and seed."""
+"""The filtered synthetic pools of a comparison (the noise generator's, the transfer run's): each made once,
+shared by every condition and seed that draws from it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from augment.compare.conditions import condition_spec
+from augment.compare.conditions import GAN_POOL, condition, condition_spec
 from augment.compare.data import CompareData
 from augment.compare.spec import CompareSpec
 from augment.core.atomic import write_json
@@ -20,23 +21,28 @@ def synthetic_pool(
     spec: CompareSpec,
     device: str,
     progress: bool,
+    pool: str = GAN_POOL,
 ) -> tuple[FaceDataset | None, dict[str, Any]]:
-    """The filtered synthetic pool, made once and reused by every GAN condition and seed (and by reruns)."""
+    """The filtered synthetic pool ``pool`` of ``generator_run`` (GAN_POOL: a noise run; TRANSFER_POOL: a
+    transfer run, whose sources are the comparison's real train part), made once and reused by every
+    condition and seed that draws from it (and by reruns)."""
     from augment.synthesis import QualityFilter, synthesize
     from classifier.judge import get_judge
 
-    if generator_run is None or not any(condition_spec(c, spec).synthetic for c in spec.conditions):
+    users = [c for c in spec.conditions if condition_spec(c, spec).synthetic and condition(c).pool == pool]
+    if generator_run is None or not users:
         return None, {}
-    pool_path, report_path = report_dir / "synthetic.npz", report_dir / "synthetic.json"
+    stem = "synthetic" if pool == GAN_POOL else pool
+    pool_path, report_path = report_dir / f"{stem}.npz", report_dir / f"{stem}.json"
     if pool_path.exists() and report_path.exists():
         return FaceDataset.load(pool_path), json.loads(report_path.read_text())
     judge = None
     if spec.min_prob > 0:
         judge = get_judge(data.trainval, Path(generator_run), spec.judge, device, progress)
     quality = QualityFilter(min_prob=spec.min_prob, drop_near_copies=spec.drop_near_copies)
-    pool, synth_report = synthesize(
+    faces, synth_report = synthesize(
         data.plan, generator_run, data.train, judge, quality, 0, device, progress, spec.checkpoint
     )
-    pool.save(pool_path)
+    faces.save(pool_path)
     write_json(report_path, synth_report)
-    return pool, synth_report
+    return faces, synth_report

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from augment.compare.budgets import budget_train_config
-from augment.compare.conditions import ConditionSpec, condition_spec, describe
+from augment.compare.conditions import ConditionSpec, condition, condition_spec, describe
 from augment.compare.data import Comparison, condition_data
 from augment.compare.scoring import score_run, throughput
 from augment.compare.spec import CompareSpec
@@ -128,7 +128,7 @@ def one_run(cmp: Comparison, key: RunKey, slot: int | None) -> dict[str, Any]:
     t0 = time.time()
     run_dir = cmp.run_dir(key)
     cs = condition_spec(cond, cmp.spec)
-    part = condition_data(cmp.data, cmp.pool, cs, seed)
+    part = condition_data(cmp.data, cmp.pools.get(condition(cond).pool), cs, seed)
     cfg = budget_train_config(model, cmp.budget, seed, cs, cmp.device, len(cmp.data.train))
     eval_device = cmp.device
     if slot is not None or cmp.spec.nproc > 1:

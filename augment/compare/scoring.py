@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from augment.compare.conditions import condition_table
+from augment.compare.conditions import GAN_POOL, TRANSFER_POOL, condition_table
 from augment.compare.data import Comparison, seed_of
 from augment.compare.spec import EVAL_SPLITS
 from augment.core.atomic import atomic_path
@@ -57,13 +57,22 @@ def throughput(run_dir: Path, epoch_samples: int, train_part: FaceDataset) -> di
 
 
 def gather_results(
-    cmp: Comparison, generator_run: str | Path | None, synth_report: dict[str, Any], results: list[dict[str, Any]]
+    cmp: Comparison,
+    runs: dict[str, str | Path | None],
+    synth_reports: dict[str, dict[str, Any]],
+    results: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """results.json: the setup, the data's counts, the synthesis report and every run's metrics."""
+    """results.json: the setup, the data's counts, each pool's synthesis report and every run's metrics
+    (``runs`` and ``synth_reports`` by pool: conditions.GAN_POOL, TRANSFER_POOL)."""
     data = cmp.data
+
+    def named(run: str | Path | None) -> str | None:
+        return str(run) if run is not None else None
+
     return {
         "data": data.name,
-        "generator_run": str(generator_run) if generator_run is not None else None,
+        "generator_run": named(runs.get(GAN_POOL)),
+        "transfer_run": named(runs.get(TRANSFER_POOL)),
         "spec": cmp.spec.__dict__,
         "budget": cmp.budget.__dict__,
         "eval_split": data.eval_split,
@@ -76,7 +85,8 @@ def gather_results(
         "val_counts": data.val.counts(),
         "test_counts": data.test.counts(),
         "synthetic_plan": data.wanted,
-        "synthesis": synth_report,
+        "synthesis": synth_reports.get(GAN_POOL) or {},
+        "transfer_synthesis": synth_reports.get(TRANSFER_POOL) or {},
         "stats": run_statistics(cmp, results),
         "runs": results,
     }

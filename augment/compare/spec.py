@@ -64,15 +64,24 @@ class CompareSpec:
     )
 
 
-def validate_spec(spec: CompareSpec, generator_run: str | Path | None = "") -> None:
+def validate_spec(
+    spec: CompareSpec, generator_run: str | Path | None = "", transfer_run: str | Path | None = ""
+) -> None:
     """One line naming the option for every setting compare cannot run."""
+    from augment.compare.conditions import TRANSFER_POOL, condition
     from classifier.models import MODEL_NAMES
 
     for m in spec.models:
         if m not in MODEL_NAMES:
             raise UserError(f"--models {m}: use some of {', '.join(MODEL_NAMES)}")
     for c in spec.conditions:
-        if condition_spec(c, spec).synthetic and generator_run is None:
+        if not condition_spec(c, spec).synthetic:
+            continue
+        if condition(c).pool == TRANSFER_POOL and transfer_run is None:
+            raise UserError(
+                f"--conditions {c} uses expression-transfer faces: pass --transfer (a gan-train --recipe transfer run)"
+            )
+        if condition(c).pool != TRANSFER_POOL and generator_run is None:
             raise UserError(f"--conditions {c} uses GAN faces: pass --generator (a gan-train run folder)")
     if spec.synthetic_weight < 0:
         raise UserError(f"--synthetic-weight {spec.synthetic_weight}: use 0 or more (0.5 halves their loss)")

@@ -59,7 +59,7 @@ NOT_SETTINGS: dict[str, set[str]] = {
     "evaluate": {"run_dir", "data", "split", "out_dir", "fmt", "device", "as_json"},
     "predict": {"run_dir", "images", "detect", "annotate", "device", "as_json"},
     "rebalance": {"data", "generator", "out_dir", "classes", "judge", "dry_run", "fmt", "device"},
-    "compare": {"data", "report_dir", "generator", "conditions", "sweep", "fmt"}
+    "compare": {"data", "report_dir", "generator", "transfer", "conditions", "sweep", "fmt"}
     | {"curve", "limit_classes", "generators"},  # the low-data curve's: each point sets its own limit
     "demo": {"out_dir"},
 }

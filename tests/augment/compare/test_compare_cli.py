@@ -28,7 +28,9 @@ def test_compare_cli_takes_the_budgets_models_and_the_condition_options(
     demo_dir, tiny_gan_run, tmp_path, capsys, monkeypatch
 ):
     got = []
-    monkeypatch.setattr(compare, "run_compare", lambda data, gen, out, s: got.append(s) or {"runs": []})
+    monkeypatch.setattr(
+        compare, "run_compare", lambda data, gen, out, s, transfer_run=None: got.append(s) or {"runs": []}
+    )
     base = ("compare", demo_dir, "--generator", tiny_gan_run, "--out", tmp_path / "r")
     code, _, err = run_cli(
         capsys,

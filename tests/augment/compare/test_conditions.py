@@ -58,6 +58,10 @@ def test_no_synthetic_image_reaches_val_or_test(compared, planted, tiny_gan_run)
         "gan+oversample": (9, 8),  # half GAN samples, the rest duplicates
         "gan-refit": (17, 0),
         "refit": (0, 0),
+        "transfer": (17, 0),
+        "transfer+oversample": (9, 8),
+        "transfer-cap": (5, 0),
+        "transfer-cap0.5": (3, 0),
     }
     assert set(compare.CONDITIONS) < set(expected)
     for cond, (n_syn, n_dup) in expected.items():
@@ -75,6 +79,23 @@ def test_no_synthetic_image_reaches_val_or_test(compared, planted, tiny_gan_run)
             assert part.counts("train") == {c: train_counts[c] + added[c] for c in train_counts}, cond
             real_train = part.subset((part.splits == "train") & ~part.synthetic)
             assert hashes(real_train) == hashes(prepared.train), cond  # duplicates are of real training images
+
+
+def test_the_transfer_pool_translates_the_train_part_only(planted, tiny_transfer_run, tmp_path):
+    """The transfer pool's sources are the comparison's real train part: never its validation or test faces."""
+    from augment.compare.conditions import TRANSFER_POOL
+    from augment.core.manifest import parse_source_face
+
+    s = spec(conditions=["baseline", "transfer"])
+    prepared = prepare_data(planted, s)
+    pool, report = synthetic_pool(tmp_path, prepared, tiny_transfer_run, s, "cpu", False, TRANSFER_POOL)
+    assert (tmp_path / "transfer.npz").exists() and not (tmp_path / "synthetic.npz").exists()
+    assert pool.counts() == {c: n for c, n in prepared.wanted.items()} and report["recipe"] == "transfer"
+    files = {parse_source_face(src)[1] for src in pool.sources.tolist()}
+    assert files <= set(prepared.train.sources.tolist())
+    assert not files & set(prepared.val.sources.tolist()) and not files & set(prepared.test.sources.tolist())
+    noise, _ = synthetic_pool(tmp_path, prepared, tiny_transfer_run, s, "cpu", False)  # no condition draws on it
+    assert noise is None
 
 
 # --------------------------------------------------------------------------- the conditions' data
