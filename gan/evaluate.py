@@ -11,6 +11,7 @@ selection scored with, so selection does not grade itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ from gan.metrics import (
     save_nearest_neighbour_png,
 )
 from gan.plots import plot_sample_confusion, plot_usefulness
-from gan.sample import generate_images, load_generator
+from gan.translate import draw_per_class, load_any_generator
 from gan.validation import judge_features, per_class_precision_recall, real_splits, val_fingerprint
 
 FRECHET_REAL_PER_CLASS = 2000  # real training faces per class in the Fréchet and KID reference
@@ -92,14 +93,19 @@ def sample_seeds(seed: int, n: int, meta: dict[str, Any]) -> list[int]:
 
 
 def cas_over_seeds(
-    g: Any, labels: np.ndarray, val: FaceDataset, first: dict[str, Any], seeds: list[int], device: str
+    draw: Callable[[int], np.ndarray],
+    labels: np.ndarray,
+    val: FaceDataset,
+    first: dict[str, Any],
+    seeds: list[int],
+    device: str,
 ) -> dict[str, Any]:
-    """The CAS macro-F1 of samples drawn with each of ``seeds`` (``first``: the full CAS of ``seeds[0]``'s),
-    their mean and standard deviation, against the real-trained classifier's (the same for every seed)."""
+    """The CAS macro-F1 of samples drawn (``draw(seed)``) with each of ``seeds`` (``first``: the full CAS of
+    ``seeds[0]``'s), their mean and standard deviation, against the real-trained classifier's (the same for
+    every seed)."""
     f1 = [first["synthetic_macro_f1"]]
     for s in seeds[1:]:
-        samples = generate_images(g, labels, seed=s, device=device)
-        f1.append(cas_metrics(samples, labels, val, CasConfig(), device)["macro_f1"])
+        f1.append(cas_metrics(draw(s), labels, val, CasConfig(), device)["macro_f1"])
     return {
         "seeds": seeds,
         "synthetic_macro_f1": f1,
@@ -133,7 +139,7 @@ def evaluate_gan(
     check_per_class(per_class)
     check_cas_seeds(cas_seeds)
     run_dir = Path(run_dir)
-    g, meta = load_generator(run_dir, device=device, checkpoint=checkpoint)
+    g, meta = load_any_generator(run_dir, device=device, checkpoint=checkpoint)
     check_seed(seed, meta)
     classes = meta["classes"]
     data = limited_as_trained(data, meta["config"])
@@ -142,10 +148,10 @@ def evaluate_gan(
     test = real.split("test") if real.has_split("test") else val
     judge = get_judge(data, run_dir, Path(judge_dir) if judge_dir else None, device, progress, kind="grading")
     judge_columns(judge[1], classes)  # a judge without the generator's classes fails here, before any work
-    labels = np.repeat(np.arange(len(classes)), per_class)
-    samples = generate_images(g, labels, seed=seed, device=device)
+    samples, labels, cand = draw_per_class(g, meta, train, per_class, seed, device)
     report = {
         "run_dir": str(run_dir),
+        "recipe": meta["recipe"],
         "checkpoint": meta["checkpoint"],
         "checkpoint_step": meta["step"],
         "samples_per_class": per_class,
@@ -167,8 +173,15 @@ def evaluate_gan(
     }
     if report["cas"]:
         seeds = sample_seeds(seed, cas_seeds, meta)
-        report["cas_over_seeds"] = cas_over_seeds(g, labels, val, report["cas"], seeds, device)
+        draw = lambda s: draw_per_class(g, meta, train, per_class, s, device)[0]  # noqa: E731
+        report["cas_over_seeds"] = cas_over_seeds(draw, labels, val, report["cas"], seeds, device)
     report["usefulness"] = usefulness_table(report)
+    if cand is not None:
+        from gan.transfer_eval import save_transfer_pairs, transfer_figures
+
+        report["transfer"] = transfer_figures(judge, cand, labels, train, classes, device)
+        title = f"{meta['checkpoint']} checkpoint, step {meta['step']}: source faces above their translations"
+        save_transfer_pairs(cand, labels, classes, run_dir / "eval" / "transfer.png", title)
     write_json(run_dir / "eval" / "metrics.json", report)
     _pictures(report, run_dir / "eval")
     return report
@@ -340,7 +353,7 @@ def run_cas(
     import json
 
     run_dir = Path(run_dir)
-    g, meta = load_generator(run_dir, device=device, checkpoint=checkpoint)
+    g, meta = load_any_generator(run_dir, device=device, checkpoint=checkpoint)
     train, val, _ = eval_splits(data, meta, g)
     stored_file = run_dir / "eval" / "metrics.json"
     stored = json.loads(stored_file.read_text()) if stored_file.is_file() else {}
@@ -348,8 +361,7 @@ def run_cas(
     if same and stored.get("cas") and (stored.get("splits") or {}).get("val_fingerprint") == val_fingerprint(val):
         return {**stored["cas"], "checkpoint": meta["checkpoint"], "source": str(stored_file)}
     check_seed(seed, meta)
-    labels = np.repeat(np.arange(len(meta["classes"])), per_class)
-    samples = generate_images(g, labels, seed=seed, device=device)
+    samples, labels, _ = draw_per_class(g, meta, train, per_class, seed, device)
     cas = classification_accuracy_score(samples, labels, train, val, CasConfig(), device)
     if cas is None:
         return None

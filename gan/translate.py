@@ -87,6 +87,7 @@ class Candidates:
     sources: list[str]
     source_classes: list[str] | None = None
     source_images: np.ndarray | None = None  # the source faces at the generator's size (transfer)
+    rows: np.ndarray | None = None  # the source faces' rows in the sampler's pool (transfer)
 
 
 @dataclass
@@ -157,7 +158,40 @@ class TransferSampler:
             transfer_source(name, self.seed, offset + i, from_classes[i], str(self.pool.sources[r]))
             for i, r in enumerate(rows)
         ]
-        return Candidates(images, sources, from_classes, src)
+        return Candidates(images, sources, from_classes, src, rows)
+
+
+def load_any_generator(
+    run_dir: str | Path, device: str = "cpu", checkpoint: str = DEFAULT_CHECKPOINT
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The generator of a run of either family (``meta["recipe"]`` says which), for a command that serves both."""
+    state, meta = read_generator(Path(run_dir), checkpoint)
+    g = _translator(state, device) if meta["recipe"] == TRANSFER else noise_generator(state, device)
+    return g, meta
+
+
+def draw_per_class(
+    g: torch.nn.Module, meta: dict[str, Any], pool: FaceDataset | None, per_class: int, seed: int, device: str = "cpu"
+) -> tuple[np.ndarray, np.ndarray, Candidates | None]:
+    """``per_class`` faces of every class of the generator, in class order, and their labels: a noise run's
+    ``generate_images`` draw with ``seed``; a transfer run's first candidates of each class (sources from
+    ``pool``, real train faces), with the candidates kept (their sources) for the transfer figures."""
+    classes = meta["classes"]
+    labels = np.repeat(np.arange(len(classes)), per_class)
+    if meta["recipe"] != TRANSFER:
+        return generate_images(g, labels, seed=seed, device=device), labels, None
+    if pool is None:
+        raise ValueError("a transfer run needs real source faces")
+    sampler = TransferSampler(g, classes, pool, seed, device)
+    parts = [sampler.draw(name, per_class, 0) for name in classes]
+    joined = Candidates(
+        np.concatenate([c.images for c in parts]),
+        [s for c in parts for s in c.sources],
+        [s for c in parts for s in c.source_classes or []],
+        np.concatenate([c.source_images for c in parts]),
+        np.concatenate([c.rows for c in parts]),
+    )
+    return joined.images, labels, joined
 
 
 def load_sampler(

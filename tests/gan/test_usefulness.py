@@ -415,7 +415,7 @@ def test_gan_eval_reports_usefulness_per_class(evaluated, demo_ds, tiny_judge_ru
 
 def test_gan_eval_gives_the_cas_over_sample_seeds(evaluated, demo_ds):
     from gan.evaluate import cas_over_seeds, eval_splits, evaluate_gan, sample_seeds
-    from gan.sample import load_generator
+    from gan.sample import generate_images, load_generator
 
     run, report = evaluated
     over = report["cas_over_seeds"]
@@ -428,7 +428,8 @@ def test_gan_eval_gives_the_cas_over_sample_seeds(evaluated, demo_ds):
     g, meta = load_generator(run, checkpoint="best")
     _, val, _ = eval_splits(demo_ds, meta, g)
     labels = np.repeat(np.arange(len(meta["classes"])), 8)
-    again = cas_over_seeds(g, labels, val, report["cas"], [EVAL_SEED, EVAL_SEED], "cpu")
+    draw = lambda s: generate_images(g, labels, seed=s)  # noqa: E731
+    again = cas_over_seeds(draw, labels, val, report["cas"], [EVAL_SEED, EVAL_SEED], "cpu")
     assert again["synthetic_macro_f1"] == [f1[0], f1[0]] and again["sd"] == 0
     # the selection seed is never one of them, and at least one seed is asked for
     select = meta["config"]["select_seed"]

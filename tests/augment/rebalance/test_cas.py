@@ -79,6 +79,18 @@ def broken_sampler(coded: FaceDataset, broken: str):
     return sample
 
 
+def broken_draw(coded: FaceDataset, broken: str):
+    """Stands in for gan-eval's draw (``gan.translate.draw_per_class``) with :func:`broken_sampler`'s samples;
+    rebalance's own synthesis still draws from the generator."""
+    sample = broken_sampler(coded, broken)
+
+    def draw(g, meta, pool, per_class, seed, device="cpu"):
+        labels = np.repeat(np.arange(len(meta["classes"])), per_class)
+        return sample(g, labels, seed), labels, None
+
+    return draw
+
+
 @pytest.fixture(scope="module")
 def coded_eval(coded, coded_run, tiny_judge_run, tmp_path_factory) -> tuple[Path, dict]:
     """gan-eval of the broken generator (32 samples per class): RUN/eval/metrics.json with its CAS."""
@@ -87,7 +99,7 @@ def coded_eval(coded, coded_run, tiny_judge_run, tmp_path_factory) -> tuple[Path
     run = tmp_path_factory.mktemp("coded_eval") / "run"
     shutil.copytree(coded_run, run)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(gan.evaluate, "generate_images", broken_sampler(coded, "sad"))
+        mp.setattr(gan.evaluate, "draw_per_class", broken_draw(coded, "sad"))
         mp.setattr(torch.hub, "get_dir", lambda: str(run / "no-hub"))
         report = gan.evaluate.evaluate_gan(run, coded, judge_dir=tiny_judge_run, per_class=32, progress=False)
     return run, report
@@ -135,7 +147,7 @@ def test_rebalance_measures_the_cas_when_gan_eval_has_not_and_never_reads_test(
 
     _, report = coded_eval
     run = shutil.copytree(coded_run, tmp_path / "run")
-    monkeypatch.setattr(gan.evaluate, "generate_images", broken_sampler(coded, "sad"))
+    monkeypatch.setattr(gan.evaluate, "draw_per_class", broken_draw(coded, "sad"))
     monkeypatch.setattr(gan.evaluate, "run_cas", partial(gan.evaluate.run_cas, per_class=32))
     plan = plan_rebalance(coded.counts("train"), "max")
     quality = QualityFilter(min_prob=0, min_cas=0.5)
