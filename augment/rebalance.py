@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from augment.core.dataset import FaceDataset
+from augment.core.dataset import FaceDataset, data_digest
 from augment.core.errors import UserError
 from augment.core.manifest import (
     OutputClaim,
@@ -101,16 +101,6 @@ OPTION_NAMES = {
 }
 
 
-def _data_digest(data: FaceDataset) -> str:
-    """Which real files, classes and splits DATA holds: a changed dataset under the same path is another dataset."""
-    import hashlib
-
-    h = hashlib.blake2b(digest_size=16)
-    for values in (data.classes, data.sources.tolist(), data.labels.tolist(), data.splits.tolist()):
-        h.update("\n".join(map(str, values)).encode() + b"\0")
-    return h.hexdigest()
-
-
 def check_rebalance_out(
     data: FaceDataset,
     generator_run: str | Path,
@@ -134,7 +124,7 @@ def check_rebalance_out(
         check_fer_classes([c for c, n in real.counts().items() if n > 0] + [p.name for p in plan if p.add > 0])
     options = {
         "data": real.name,
-        "data_files": _data_digest(real),
+        "data_files": data_digest(real),
         "generator_run": str(Path(generator_run).resolve()),
         "checkpoint_step": checkpoint_step,
         "seed": seed,

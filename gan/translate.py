@@ -100,11 +100,16 @@ class NoiseSampler:
     device: str = "cpu"
     recipe: str = "noise"
 
+    def provenance(self, name: str, n: int, offset: int) -> list[str]:
+        """The FaceDataset sources of candidates ``offset .. offset+n-1`` of ``name``, without drawing them."""
+        s = sampling_seed(self.seed, self.classes.index(name))
+        return [synthetic_source(name, s, offset + i) for i in range(n)]
+
     def draw(self, name: str, n: int, offset: int) -> Candidates:
         label = self.classes.index(name)
         s = sampling_seed(self.seed, label)
         images = generate_images(self.g, np.full(n, label), seed=s, device=self.device, offset=offset)
-        return Candidates(images, [synthetic_source(name, s, offset + i) for i in range(n)])
+        return Candidates(images, self.provenance(name, n, offset))
 
 
 @dataclass
@@ -149,16 +154,24 @@ class TransferSampler:
         ok = self.eligible(name)
         return ok[spread(len(ok), self.seed, self.classes.index(name), n, offset)]
 
+    def provenance(self, name: str, n: int, offset: int, rows: np.ndarray | None = None) -> list[str]:
+        """The FaceDataset sources of candidates ``offset .. offset+n-1`` of ``name`` (their source faces),
+        without translating them."""
+        rows = self.rows(name, n, offset) if rows is None else rows
+        return [
+            transfer_source(name, self.seed, offset + i, self._class_of(r), str(self.pool.sources[r]))
+            for i, r in enumerate(rows)
+        ]
+
+    def _class_of(self, row: int) -> str:
+        return self.pool.classes[int(self.pool.labels[row])]
+
     def draw(self, name: str, n: int, offset: int) -> Candidates:
         rows = self.rows(name, n, offset)
         src = self._faces[rows]
         images = translate(self.g, src, self.classes.index(name), self.device)
-        from_classes = [self.pool.classes[int(label)] for label in self.pool.labels[rows]]
-        sources = [
-            transfer_source(name, self.seed, offset + i, from_classes[i], str(self.pool.sources[r]))
-            for i, r in enumerate(rows)
-        ]
-        return Candidates(images, sources, from_classes, src, rows)
+        from_classes = [self._class_of(r) for r in rows]
+        return Candidates(images, self.provenance(name, n, offset, rows), from_classes, src, rows)
 
 
 def load_any_generator(

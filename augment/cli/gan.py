@@ -19,6 +19,7 @@ from augment.cli.options import (
     with_options,
 )
 from augment.cli.render import note, out, print_gan_eval
+from augment.core.errors import UserError
 from gan.config import DEFAULT_CHECKPOINT, EVAL_CAS_SEEDS, EVAL_PER_CLASS, GanConfig, check_checkpoint, recipe_config
 
 # generate and gan-eval spell out their options: reading the defaults off generate_to_folder and evaluate_gan
@@ -71,13 +72,33 @@ def generate_cmd(
     device: DeviceOpt = DEVICE,
     overwrite: Annotated[bool, typer.Option(help=OVERWRITE_HELP)] = False,
     checkpoint: CheckpointOpt = DEFAULT_CHECKPOINT,
+    sources: Annotated[
+        Path | None,
+        typer.Option(help="A transfer run: the dataset whose real train faces it re-draws (a noise run takes none)."),
+    ] = None,
+    source_classes: Annotated[
+        str | None,
+        typer.Option(
+            help="A transfer run: translate faces of these classes only (default: every class but the target)."
+        ),
+    ] = None,
+    fmt: FormatOpt = "auto",
 ) -> None:
-    """Write synthetic faces as PNGs in class folders, with a manifest of run, step and seed."""
+    """Write synthetic faces as PNGs in class folders, with a manifest of run, step, seed (and source face)."""
+    from augment.core.labels import resolve_classes
     from augment.core.runtime import pick_device
     from gan.generate import generate_to_folder
 
     check_checkpoint(checkpoint)
-    summary = generate_to_folder(run_dir, out_dir, per_class, classes, seed, pick_device(device), overwrite, checkpoint)
+    if source_classes and sources is None:
+        raise UserError("--source-classes goes with --sources (a transfer run's source faces)")
+    pool = load_data(sources, fmt) if sources is not None else None
+    chosen = None
+    if pool is not None and source_classes:
+        chosen = resolve_classes(source_classes, pool.classes, "--sources", "--source-classes")
+    summary = generate_to_folder(
+        run_dir, out_dir, per_class, classes, seed, pick_device(device), overwrite, checkpoint, pool, chosen
+    )
     if summary["checkpoint_note"]:
         note(summary["checkpoint_note"])
     out.print(

@@ -238,3 +238,14 @@ def concat(parts: list[FaceDataset], name: str = "") -> FaceDataset:
         skipped=[s for p in parts for s in p.skipped],
         dropped={k: sum(p.dropped.get(k, 0) for p in parts) for p in parts for k in p.dropped},
     )
+
+
+def data_digest(data: FaceDataset) -> str:
+    """Which files, classes and splits ``data`` holds: a changed dataset under the same path is another dataset
+    (an output folder's identity records it)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for values in (data.classes, data.sources.tolist(), data.labels.tolist(), data.splits.tolist()):
+        h.update("\n".join(map(str, values)).encode() + b"\0")
+    return h.hexdigest()

@@ -53,7 +53,7 @@ NOT_SETTINGS: dict[str, set[str]] = {
     "prepare": {"data", "out_file", "fmt", "size", "channels", "classes", "overwrite", "packed"},
     "inspect": {"data", "fmt", "classes", "plot", "as_json"},
     "gan-train": {"data", "run_dir", "epochs", "fmt"},
-    "generate": {"run_dir", "out_dir", "device"},
+    "generate": {"run_dir", "out_dir", "device", "fmt"},
     "gan-eval": {"run_dir", "data", "judge", "inception_weights", "fmt", "device"},
     "train": {"data", "run_dir", "fmt", "config"},
     "evaluate": {"run_dir", "data", "split", "out_dir", "fmt", "device", "as_json"},

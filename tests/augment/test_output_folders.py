@@ -259,8 +259,7 @@ def test_generate_b_with_overwrite_holds_only_b(capsys, tmp_path, tiny_gan_run, 
 
 def test_rebalance_b_with_overwrite_holds_only_b(capsys, tmp_path, tiny_gan_run, data7, rebalanced7):
     out, a_args = run_a("rebalance", tmp_path, capsys, tiny_gan_run, data7, rebalanced7)
-    from gan.generate import sampling_seed
-    from gan.sample import load_generator
+    from gan.sample import load_generator, sampling_seed
 
     disgust = load_generator(tiny_gan_run)[1]["classes"].index("disgust")  # the one class data7 lacks faces of
     assert synthetic_seeds(out) == {str(sampling_seed(1, disgust))}

@@ -12,7 +12,8 @@ from PIL import Image
 from augment.core.errors import UserError
 from augment.core.labels import resolve_classes
 from augment.core.manifest import MANIFEST_FIELDS
-from gan.generate import generate_to_folder, sampling_seed
+from gan.generate import generate_to_folder
+from gan.sample import sampling_seed
 from tests.conftest import TINY_GAN_STEPS as STEPS
 from tests.conftest import assert_one_line_error, run_cli
 

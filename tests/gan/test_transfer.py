@@ -158,5 +158,5 @@ def test_gan_train_transfer_through_the_cli(demo_dir, tmp_path, capsys):
     assert_one_line_error(code, err, "--cycle-weight")
     assert not (tmp_path / "noise").exists()
     code, _, err = run_cli(capsys, "generate", run, "--per-class", "2", "--out", tmp_path / "gen")
-    assert_one_line_error(code, err, "transfer", "full or classic")
+    assert_one_line_error(code, err, "transfer run", "--sources DATA")
     assert not (tmp_path / "gen").exists()

@@ -104,3 +104,41 @@ def test_each_family_refuses_the_other(demo_ds, tiny_gan_run, tiny_transfer_run)
     sampler, meta = load_sampler(tiny_gan_run, None, seed=1)
     assert isinstance(sampler, NoiseSampler) and meta["recipe"] == "full"
     assert sampler.draw("disgust", 3, 0).source_classes is None
+
+
+# --------------------------------------------------------------------------- generate
+def test_generate_with_a_transfer_run_names_each_source_and_resumes(
+    demo_dir, demo_ds, tiny_transfer_run, tmp_path, capsys
+):
+    from augment.core.manifest import check_folder, read_manifest
+    from tests.conftest import assert_one_line_error, run_cli
+
+    out = tmp_path / "gen"
+    args = ["generate", tiny_transfer_run, "--per-class", "5", "--classes", "disgust,fear", "--out", out]
+    code, _, err = run_cli(capsys, *args, "--sources", demo_dir, "--source-classes", "happy,sad")
+    assert code == 0, err
+    rows = read_manifest(out)
+    assert check_folder(out) == [] and len(rows) == 10
+    train_files = set(demo_ds.sources[demo_ds.splits == "train"].tolist())
+    assert {r["source_class"] for r in rows} <= {"happy", "sad"} and {r["source_file"] for r in rows} <= train_files
+    assert len({r["source_file"] for r in rows if r["label"] == "disgust"}) == 5
+    first = {p.name: p.read_bytes() for p in out.rglob("*.png")}
+    (out / "fear" / "syn_fear_000002.png").unlink()  # an interrupted run: the rerun writes what is missing
+    code, _, err = run_cli(capsys, *args, "--sources", demo_dir, "--source-classes", "happy,sad")
+    assert code == 0, err
+    assert {p.name: p.read_bytes() for p in out.rglob("*.png")} == first
+    code, _, err = run_cli(capsys, *args, "--sources", demo_dir, "--source-classes", "happy")
+    assert_one_line_error(code, err, "--source-classes")  # other sources are another output
+    code, _, err = run_cli(capsys, *args[:-1], tmp_path / "x", "--source-classes", "happy")
+    assert_one_line_error(code, err, "--source-classes goes with --sources")
+    assert not (tmp_path / "x").exists()
+
+
+def test_generate_refuses_sources_for_a_noise_run(demo_dir, tiny_gan_run, tmp_path, capsys):
+    from tests.conftest import assert_one_line_error, run_cli
+
+    code, _, err = run_cli(
+        capsys, "generate", tiny_gan_run, "--per-class", "2", "--out", tmp_path / "g", "--sources", demo_dir
+    )
+    assert_one_line_error(code, err, "--sources", "draws from noise")
+    assert not (tmp_path / "g").exists()
