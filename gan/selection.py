@@ -10,7 +10,7 @@ from augment.core.dataset import FaceDataset
 from augment.core.progress import console
 from augment.core.rundir import load_checkpoint
 from augment.core.runtime import barrier
-from gan.config import TRANSFER, GanConfig
+from gan.config import GanConfig
 from gan.plots import plot_selection
 from gan.sample import BEST
 from gan.state import GanState, generator_kwargs
@@ -30,8 +30,6 @@ def prepare_selection(st: GanState, data: FaceDataset, val: FaceDataset, progres
     """When the run will reach a selection step: the validation split, the judge (every rank loads or
     trains it: a judge trained here trains on all ranks of a torchrun job) and the best score so far."""
     cfg = st.cfg
-    if cfg.recipe == TRANSFER:  # not built yet for the transfer recipe: it keeps checkpoint.pt only
-        return
     if cfg.select_every <= 0 or cfg.select_every > cfg.steps or st.step >= cfg.steps:
         return
     if len(val) == 0:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import torch
 
-from augment.core.progress import console
 from gan.checkpoint import save_state
 from gan.sample import GRID_COLUMNS, _to_uint8
+from gan.selection import select_step, selection_due
 from gan.state import GanState
 from gan.steps import _to_float, ada_step, ema_step
 from gan.train import RunLog, log_step, out_of_time, save_samples
@@ -36,10 +36,9 @@ def save_transfer_grid(st: GanState, columns: int = GRID_COLUMNS) -> None:
 
 def transfer_loop(st: GanState, log: RunLog, progress: bool) -> None:
     """Order the steps: D step(s), G step (on the last D step's sources), EMA, ADA; then logs, checkpoints,
-    samples and the time budget. Best-checkpoint selection is not built for this recipe yet."""
+    samples, the time budget and best-checkpoint selection (translations of validation faces, scored as the
+    noise recipe's samples are: ``gan.validation.score_generator``)."""
     cfg = st.cfg
-    if st.dist.main and progress and cfg.select_every > 0:
-        console.print("the transfer recipe keeps checkpoint.pt only (no best-checkpoint selection yet)")
     while st.step < cfg.steps:
         for k in range(cfg.d_steps):
             key = st.step * cfg.d_steps + k
@@ -53,5 +52,8 @@ def transfer_loop(st: GanState, log: RunLog, progress: bool) -> None:
             save_state(st)
         if st.step % cfg.sample_every == 0:
             save_samples(st)
-        if out_of_time(st, log, progress):
+        stop = out_of_time(st, log, progress)
+        if selection_due(cfg, st.step) or (stop and st.judge is not None):
+            select_step(st)
+        if stop:
             break

@@ -123,12 +123,13 @@ class TransferSampler:
     device: str = "cpu"
     from_classes: list[str] | None = None  # the source classes (None: every class but the target)
     recipe: str = TRANSFER
+    splits: tuple[str, ...] = ("train",)  # best-checkpoint selection alone scores translations of ("val",)
     _faces: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        bad = sorted(set(self.pool.splits.tolist()) - {"train"})
+        bad = sorted(set(self.pool.splits.tolist()) - set(self.splits))
         if bad or self.pool.synthetic.any():
-            raise ValueError("transfer sources must be real faces of the train split")
+            raise ValueError(f"transfer sources must be real faces of the {'/'.join(self.splits)} split")
         self._faces = resize_images(self.pool.images, self.g.size, self.g.channels)
         unknown = [c for c in self.from_classes or [] if c not in self.pool.classes]
         if unknown:

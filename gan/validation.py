@@ -69,6 +69,22 @@ def selection_score(per_class: dict[str, dict[str, Any]]) -> float:
     return float(np.mean(parts)) if parts else 0.0
 
 
+def selection_samples(
+    g: torch.nn.Module, val: FaceDataset, labels: np.ndarray, classes: list[str], seed: int, device: str
+) -> np.ndarray:
+    """The faces selection scores: a noise generator's draw with ``seed``; a transfer generator's translations
+    of validation faces of the other classes (spread as ``gan.translate`` spreads sources). Selection only
+    scores them: no validation face reaches a dataset."""
+    from gan.transfer_models import TransferGenerator
+
+    if not isinstance(g, TransferGenerator):
+        return generate_images(g, labels, seed=seed, device=device)
+    from gan.translate import TransferSampler
+
+    sampler = TransferSampler(g, classes, val, seed, device, splits=("val",))
+    return np.concatenate([sampler.draw(c, int((labels == k).sum()), 0).images for k, c in enumerate(classes)])
+
+
 @torch.no_grad()
 def score_generator(
     g: torch.nn.Module, judge: Judge, val: FaceDataset, classes: list[str], per_class: int, seed: int, device: str
@@ -76,7 +92,7 @@ def score_generator(
     """Per-class judge assignment, precision and recall (in judge features, against the validation faces)
     of ``per_class`` samples per class drawn with ``seed``, and their ``selection_score``."""
     labels = np.repeat(np.arange(len(classes)), per_class)
-    samples = generate_images(g, labels, seed=seed, device=device)
+    samples = selection_samples(g, val, labels, classes, seed, device)
     assignment = judge_assignment(judge_probabilities(judge, samples, classes, device), labels, classes)
     pr = per_class_precision_recall(
         judge_features(judge, val.images, device), val.labels, judge_features(judge, samples, device), labels, classes

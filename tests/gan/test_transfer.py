@@ -160,3 +160,29 @@ def test_gan_train_transfer_through_the_cli(demo_dir, tmp_path, capsys):
     code, _, err = run_cli(capsys, "generate", run, "--per-class", "2", "--out", tmp_path / "gen")
     assert_one_line_error(code, err, "transfer run", "--sources DATA")
     assert not (tmp_path / "gen").exists()
+
+
+# --------------------------------------------------------------------------- best-checkpoint selection
+def test_selection_keeps_the_best_translator_scored_on_validation_faces(faces32, tiny_judge_run, tmp_path, monkeypatch):
+    """Selection translates validation faces (never train faces into a dataset), logs each score and keeps
+    best.pt, which the commands load as the transfer run's ``best`` checkpoint."""
+    import gan.translate
+    from augment.core.atomic import read_jsonl
+    from gan.translate import load_translator
+
+    drawn_splits = []
+    real_init = gan.translate.TransferSampler.__post_init__
+
+    def spy(self):
+        drawn_splits.append(set(self.pool.splits.tolist()))
+        real_init(self)
+
+    monkeypatch.setattr(gan.translate.TransferSampler, "__post_init__", spy)
+    cfg = tiny(faces32, steps=4, select_every=2, select_per_class=4, judge=str(tiny_judge_run))
+    train_gan(faces32, tmp_path / "run", cfg, progress=False)
+    records = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "selection" in r]
+    assert [r["step"] for r in records] == [2, 4] and drawn_splits == [{"val"}, {"val"}]
+    assert all(0 <= v["assignment"] <= 1 for r in records for v in r["selection"]["per_class"].values())
+    best = max(records, key=lambda r: r["selection"]["score"])
+    _, meta = load_translator(tmp_path / "run", checkpoint="best")
+    assert meta["checkpoint"] == "best" and meta["step"] == best["step"]
