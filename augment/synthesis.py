@@ -77,6 +77,11 @@ _QUALITY_RULES: tuple[Rule, ...] = (
 )
 
 
+# What the filter drops, counted apart; the last two only for a transfer run's translated faces.
+DROPPED = ("dropped_by_judge", "dropped_near_copies", "dropped_source_expression", "dropped_unchanged")
+TRANSFER_ONLY = DROPPED[2:]
+
+
 @dataclass
 class _Screen:
     """What a candidate must pass: the judge's probability for its class, no near-copy of training and,
@@ -91,7 +96,7 @@ class _Screen:
         """Which candidates pass, the numbers dropped (by the judge, as keeping their source's expression,
         as near-copies), and the judge's probability of ``name`` per candidate (empty with the judge off)."""
         keep = np.ones(len(cand.images), dtype=bool)
-        dropped = {"dropped_by_judge": 0, "dropped_source_expression": 0, "dropped_near_copies": 0}
+        dropped = dict.fromkeys(DROPPED, 0)
         probs = np.zeros(0)
         if self.judge is not None and self.quality.min_prob > 0:
             probs, stays = self._judge(cand, name)
@@ -100,9 +105,10 @@ class _Screen:
             dropped["dropped_source_expression"] = int((ok & stays).sum())
             keep &= ok & ~stays
         if self.quality.drop_near_copies and keep.any():
-            copy = self._near_copies(cand, bank, keep)
+            copy, unchanged = self._near_copies(cand, bank, keep)
             dropped["dropped_near_copies"] = int(copy.sum())
-            keep &= ~copy
+            dropped["dropped_unchanged"] = int((unchanged & ~copy).sum())
+            keep &= ~copy & ~unchanged
         return keep, dropped, probs
 
     def _judge(self, cand: Candidates, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -118,18 +124,20 @@ class _Screen:
         seen = np.array(known)[full.argmax(1)]
         return full[:, known.index(name)], seen == np.array(cand.source_classes)
 
-    def _near_copies(self, cand: Candidates, bank: np.ndarray, keep: np.ndarray) -> np.ndarray:
-        """Kept candidates closer than the threshold to a training face of their class or to their own source."""
+    def _near_copies(self, cand: Candidates, bank: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which kept candidates are closer than the threshold to a training face of their class, and which
+        (translated faces) to their own source: left unchanged."""
         from gan.metrics import near_copies, nearest_distances
 
         copy = np.zeros(len(cand.images), dtype=bool)
+        unchanged = np.zeros(len(cand.images), dtype=bool)
         rows = np.flatnonzero(keep)
         if len(bank):
             copy[rows] = near_copies(nearest_distances(cand.images[rows], bank)[0], self.threshold)
         if cand.source_images is not None:
             diff = cand.images[rows].astype(np.float32) - cand.source_images[rows].astype(np.float32)
-            copy[rows] |= near_copies(np.sqrt((diff**2).mean(axis=(1, 2, 3))), self.threshold)
-        return copy
+            unchanged[rows] = near_copies(np.sqrt((diff**2).mean(axis=(1, 2, 3))), self.threshold)
+        return copy, unchanged
 
 
 def train_near_copy_threshold(train: np.ndarray, quality: QualityFilter) -> float:
@@ -182,7 +190,7 @@ def _fill_class(
     accepted: list[np.ndarray] = []
     sources: list[str] = []
     probs: list[np.ndarray] = []
-    counts = {"dropped_by_judge": 0, "dropped_source_expression": 0, "dropped_near_copies": 0}
+    counts = dict.fromkeys(DROPPED, 0)
     tried = 0
     while len(accepted) < p.add:
         _check_fill_rate(p, len(accepted), tried, screen.quality, probs)
@@ -199,7 +207,7 @@ def _fill_class(
     g = sampler.g
     arr = np.stack(accepted) if accepted else np.zeros((0, g.channels, g.size, g.size), np.uint8)
     if sampler.recipe != "transfer":
-        del counts["dropped_source_expression"]
+        counts = {k: v for k, v in counts.items() if k not in TRANSFER_ONLY}
     return arr, sources, {"added": len(arr), "generated": tried, **counts}
 
 

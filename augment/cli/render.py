@@ -221,9 +221,15 @@ def print_rebalanced(summary: dict, out_dir: Path) -> None:
         if r.get("skipped"):
             say(r["skipped"])
             continue
+        transfer = ""
+        if "dropped_unchanged" in r:
+            transfer = (
+                f", {r['dropped_source_expression']:,} keeping their source's expression, "
+                f"{r['dropped_unchanged']:,} left unchanged"
+            )
         out.print(
             f"{c}: kept {r['added']:,} of {r['generated']:,} generated "
-            f"(dropped {r['dropped_by_judge']:,} by the judge, {r['dropped_near_copies']:,} near-copies)"
+            f"(dropped {r['dropped_by_judge']:,} by the judge, {r['dropped_near_copies']:,} near-copies{transfer})"
         )
     out.print(
         f"wrote {summary['files']:,} files ({summary['synthetic_files']:,} synthetic) to {out_dir}; "

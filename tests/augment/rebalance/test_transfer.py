@@ -61,13 +61,22 @@ def test_a_face_that_keeps_its_source_expression_is_dropped(data, plan, tiny_tra
     assert r["added"] == 19 and r["dropped_by_judge"] == 0 and r["dropped_source_expression"] > 0
 
 
-def test_an_unchanged_source_is_a_near_copy(data, plan, tiny_transfer_run, monkeypatch):
+def test_a_face_left_unchanged_is_dropped(data, plan, tiny_transfer_run, monkeypatch):
+    """A 'translation' that leaves every other source as it was: those are dropped as unchanged, the rest kept."""
     import gan.translate
 
-    monkeypatch.setattr(gan.translate, "translate", lambda g, faces, target, device="cpu": faces.copy())
-    quality = QualityFilter(min_prob=0, max_tries=2)
-    with pytest.raises(Exception, match="passed the quality filter"):
-        synthesize(only(plan, "disgust"), tiny_transfer_run, data.split("train"), None, quality, progress=False)
+    def half_unchanged(g, faces, target, device="cpu"):
+        out = faces.copy()
+        out[1::2] = 255 - out[1::2]
+        return out
+
+    monkeypatch.setattr(gan.translate, "translate", half_unchanged)
+    syn, report = synthesize(
+        only(plan, "disgust"), tiny_transfer_run, data.split("train"), None, QualityFilter(min_prob=0), progress=False
+    )
+    r = report["per_class"]["disgust"]
+    assert r["added"] == 19 and r["dropped_unchanged"] == 32 and r["generated"] == 64  # the even 32 of 64
+    assert r["dropped_near_copies"] == 0
 
 
 def test_cli_source_classes_and_their_refusals(demo_dir, tiny_gan_run, tiny_transfer_run, tmp_path, capsys):
