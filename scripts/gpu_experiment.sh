@@ -1,24 +1,26 @@
 #!/usr/bin/env bash
 # The FER2013 experiments on one GPU, every budget in steps or images seen (never minutes):
 #   prepare (from a packed cache that travels with the checkout)
-#   → gan-train: the default recipe, 6,000 steps, best checkpoint on validation (issue 12)
-#   → gan-train: the issue-13 variants (colour p, ADA, LeCam, transitional conditioning, mode seeking), same steps
-#   → gan-eval of each (500 samples per class)
-#   → compare --budget cpu on the GPU: screening on validation (1 seed), then the final grid on test (3 seeds)
-# The budgets are steps and images; the device lends minutes, so each stage also has a safety stop: gan-train
-# stops cleanly (checkpoint, and a best-checkpoint score where it stopped) after GAN_MINUTES, other stages are
-# killed after STAGE_S and resume on a rerun. MODE=gan runs the GAN stages, MODE=compare the compare stages,
-# MODE=all both (a 10-minute call fits MODE=gan with two variants; MODE=compare needs its own call).
+#   -> gan-train: the noise generator (default recipe, GAN_STEPS) and the expression-transfer generator
+#      (--recipe transfer, TRANSFER_STEPS), each keeping its best checkpoint on validation
+#   -> gan-eval of each (500 faces per class; the transfer run adds identity kept and expression changed)
+#   -> compare at BUDGET for MODELS: screening on validation (1 seed) of the real-only fixes, gan+oversample
+#      and the transfer conditions, then the final grid on test (SEEDS seeds): baseline, oversample,
+#      gan+oversample and the screening's best two transfer conditions.
+# Every stage resumes when the script is run again with the same OUT (gan-train from its checkpoint, compare
+# keeps finished runs), so a grid longer than one call of the device tool finishes over several calls. Each
+# stage also has a safety stop in seconds (the device lends minutes): gan-train stops cleanly after
+# GAN_MINUTES, the others are killed after STAGE_S and resume on a rerun.
+# MODE=gan runs the generator stages, MODE=compare the compare stages, MODE=all both.
 #
-# Make the packed cache once, where the data is (43 MB, git-ignored), and fetch pytorch-fid's wheel:
+# Make the packed cache once, where the data is (about 43 MB, git-ignored), and fetch pytorch-fid's wheel:
 #   augment prepare ../shared/data/fer2013 --out .gpucache/fer2013-packed.npz --packed
 #   pip download --no-deps --only-binary=:all: -d .whl pytorch-fid==0.3.0
 # Then, on the GPU machine, from the checkout:
 #   scripts/gpu_experiment.sh [.gpucache/fer2013-packed.npz] [OUT]
-# Knobs (environment): MODE (all), DEVICE (cuda), GAN_STEPS (6000), GAN_MINUTES (2), VARIANTS (name:options,
-# separated by ';': the recipe before issue 13 (every face coloured, no mode seeking, no LeCam), today's
-# without LeCam, exposure normalisation; '' = none), SEEDS (3), STAGE_S (seconds
-# per non-GAN stage, 150), PY (python3). Without the package installed it runs from the checkout.
+# Knobs (environment): MODE (all), DEVICE (cuda), GAN_STEPS (6000), TRANSFER_STEPS (20000), GAN_MINUTES (3),
+# BUDGET (full), MODELS (fer-cnn,resnet18,resemotenet), SEEDS (3), STAGE_S (seconds per non-GAN stage, 300),
+# PY (python3). Without the package installed it runs from the checkout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 CACHE=${1:-.gpucache/fer2013-packed.npz}
@@ -26,11 +28,13 @@ OUT=${2:-${OUT:-gpu-experiment}}
 PY=${PY:-python3}
 DEVICE=${DEVICE:-cuda}
 GAN_STEPS=${GAN_STEPS:-6000}
+TRANSFER_STEPS=${TRANSFER_STEPS:-20000}
+GAN_MINUTES=${GAN_MINUTES:-3}
+BUDGET=${BUDGET:-full}
+MODELS=${MODELS:-fer-cnn,resnet18,resemotenet}
 SEEDS=${SEEDS:-3}
-STAGE_S=${STAGE_S:-150}
+STAGE_S=${STAGE_S:-300}
 MODE=${MODE:-all}
-GAN_MINUTES=${GAN_MINUTES:-2}
-VARIANTS=${VARIANTS-"old:--color-p 1 --ms-weight 0 --lecam-weight 0;no-lecam:--lecam-weight 0;expo:--exposure-norm"}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 A="$PY -m augment"
 mkdir -p "$OUT"
@@ -50,58 +54,58 @@ stamp "prepare"
 [ -f "$OUT/fer2013.npz" ] || $A prepare "$CACHE" --out "$OUT/fer2013.npz"
 
 if [ "$MODE" != compare ]; then
-stamp "gan-train default recipe, $GAN_STEPS steps (its grading judge is trained first and shared)"
-$A gan-train "$OUT/fer2013.npz" --out "$OUT/gan" --steps "$GAN_STEPS" --device "$DEVICE" --sample-every 1000 \
-  --max-minutes "$GAN_MINUTES" || stamp "gan-train failed"
-IFS=';' read -ra VARIANT_LIST <<< "$VARIANTS"  # name:options, separated by ';' (options hold spaces)
-for v in "${VARIANT_LIST[@]}"; do
-  name=${v%%:*}; opts=${v#*:}
-  stamp "gan-train variant $name ($opts)"
-  # shellcheck disable=SC2086
-  $A gan-train "$OUT/fer2013.npz" --out "$OUT/gan-$name" --steps "$GAN_STEPS" --device "$DEVICE" \
-    --sample-every 1000 --max-minutes "$GAN_MINUTES" --judge "$OUT/gan/judge-grading" $opts || stamp "failed"
-done
-for run in "$OUT"/gan "$OUT"/gan-*; do
-  [ -f "$run/checkpoint.pt" ] || continue
-  stamp "gan-eval $run"
-  limit $A gan-eval "$run" "$OUT/fer2013.npz" --per-class 500 --judge "$OUT/gan/judge-grading" --device "$DEVICE" \
-    | tail -n 30
-done
+  stamp "gan-train noise generator, $GAN_STEPS steps (its grading judge is trained first and shared)"
+  $A gan-train "$OUT/fer2013.npz" --out "$OUT/gan" --steps "$GAN_STEPS" --device "$DEVICE" --sample-every 1000 \
+    --max-minutes "$GAN_MINUTES" || stamp "gan-train failed"
+  stamp "gan-train expression transfer, $TRANSFER_STEPS steps"
+  $A gan-train "$OUT/fer2013.npz" --out "$OUT/transfer" --recipe transfer --steps "$TRANSFER_STEPS" \
+    --device "$DEVICE" --sample-every 2000 --select-every 2000 --max-minutes "$GAN_MINUTES" \
+    --judge "$OUT/gan/judge-grading" || stamp "gan-train transfer failed"
+  for run in "$OUT/gan" "$OUT/transfer"; do
+    [ -f "$run/checkpoint.pt" ] || continue
+    stamp "gan-eval $run"
+    limit $A gan-eval "$run" "$OUT/fer2013.npz" --per-class 500 --judge "$OUT/gan/judge-grading" \
+      --device "$DEVICE" | tail -n 30
+  done
 fi
 [ "$MODE" = gan ] && { stamp "done (MODE=gan)"; exit 0; }
 
-CLASSIC=baseline,oversample,weighted,refit
-SYNTH=gan,gan-cap0.25,gan-cap0.5,gan-cap1,gan-cap2,gan-w,gan+oversample,gan-refit
-stamp "compare screening on validation (budget cpu, 1 seed)"
-limit $A compare "$OUT/fer2013.npz" --generator "$OUT/gan" --out "$OUT/screen" --budget cpu --eval-split val \
-  --conditions "$CLASSIC,$SYNTH" --seeds 1 --device "$DEVICE"
-stamp "compare final grid on test (budget cpu, $SEEDS seeds; the synthetic strategies are the screening's best two)"
+RUNS=(--generator "$OUT/gan" --transfer "$OUT/transfer")
+stamp "compare screening on validation (budget $BUDGET, 1 seed)"
+limit $A compare "$OUT/fer2013.npz" "${RUNS[@]}" --out "$OUT/screen" --budget "$BUDGET" --eval-split val \
+  --models "$MODELS" --seeds 1 --device "$DEVICE" \
+  --conditions baseline,oversample,weighted,gan+oversample,transfer,transfer+oversample,transfer-cap1
 BEST2=$($PY - "$OUT/screen/results.json" <<'PY'
 import json, sys
 try:
     runs = json.load(open(sys.argv[1]))["runs"]
 except (OSError, KeyError, ValueError):
     runs = []
-scores = sorted(((r["macro_f1"], r["condition"]) for r in runs if r["condition"].startswith("gan")), reverse=True)
-print(",".join(c for _, c in scores[:2]) or "gan-cap0.5,gan-refit")
+scores = {}
+for r in runs:
+    if r["condition"].startswith("transfer"):
+        scores.setdefault(r["condition"], []).append(r["macro_f1"])
+ranked = sorted(scores, key=lambda c: -sum(scores[c]) / len(scores[c]))
+print(",".join(ranked[:2]) or "transfer,transfer+oversample")
 PY
 )
-limit $A compare "$OUT/fer2013.npz" --generator "$OUT/gan" --out "$OUT/final" --budget cpu \
-  --conditions "$CLASSIC,$BEST2" --seeds "$SEEDS" --device "$DEVICE"
+stamp "compare final grid on test (budget $BUDGET, $SEEDS seeds; the transfer conditions: $BEST2)"
+limit $A compare "$OUT/fer2013.npz" "${RUNS[@]}" --out "$OUT/final" --budget "$BUDGET" --models "$MODELS" \
+  --conditions "baseline,oversample,gan+oversample,$BEST2" --seeds "$SEEDS" --device "$DEVICE"
 
 stamp "throughput"
 $PY - "$OUT" <<'PY'
 import json, sys
 from pathlib import Path
 out = Path(sys.argv[1])
-for log in sorted(out.glob("gan*/metrics.jsonl")):
+for log in sorted(out.glob("*/metrics.jsonl")):
     rows = [json.loads(l) for l in log.read_text().splitlines() if l.strip()]
     steps = [r for r in rows if "images_per_s" in r]
     if steps:
         print(f"{log.parent.name}: {steps[-1]['step']} steps, last logged {steps[-1]['images_per_s']:,.0f} images/s")
-for s in sorted(out.glob("*/runs/*/*/seed*/summary.json")):
+for s in sorted(out.glob("*/runs/*/*/seed*/result.json")):
     r = json.loads(s.read_text())
-    print(f"train {s.parent.relative_to(out)}: {r['images_per_s']:,.0f} images/s, {r['seconds']:.0f} s")
+    print(f"train {s.parent.relative_to(out)}: {r.get('images_per_s', 0):,.0f} images/s, {r['seconds']:.0f} s")
 PY
 for report in "$OUT/screen" "$OUT/final"; do
   [ -f "$report/REPORT.md" ] && { stamp "table: $report"; sed -n '/^## Verdict/,/^## Pictures/p' "$report/REPORT.md"; }
