@@ -138,6 +138,14 @@ CurveOpt = Annotated[
 LimitClassesOpt = Annotated[
     str | None, typer.Option(help="With --curve: the classes limited to N, e.g. 'disgust,fear'.", show_default=False)
 ]
+TransfersOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="With --curve: each point's expression-transfer run (gan-train --recipe transfer --limit), e.g. "
+        "'25=RUN,100=RUN,all=RUN', for the transfer conditions.",
+        show_default=False,
+    ),
+]
 GeneratorsOpt = Annotated[
     str | None,
     typer.Option(
@@ -181,6 +189,7 @@ def compare_cmd(
     curve: CurveOpt = None,
     limit_classes: LimitClassesOpt = None,
     generators: GeneratorsOpt = None,
+    transfers: TransfersOpt = None,
 ) -> None:
     """Train classifiers with and without synthetic data (and classical fixes); test on real images."""
     from augment.compare import budget_models, real_only, run_compare
@@ -188,12 +197,15 @@ def compare_cmd(
 
     check_checkpoint(checkpoint)
     curve_points = check_curve_options(curve, limit_classes, generators, generator, settings["limit"])
+    if curve_points is None and transfers:
+        raise UserError("--transfers goes with --curve (the low-data curve); for one comparison use --transfer")
     if curve_points is not None and transfer is not None:
-        raise UserError("--transfer goes with one comparison, not with --curve (its points take --generators only)")
+        raise UserError("--curve takes a transfer run per point: use --transfers 25=RUN,...,all=RUN, not --transfer")
     ds = load_data(data, fmt)
     cond_list = [c.strip() for c in conditions.split(",") if c.strip()]
     no_generator = generator is None if curve_points is None else not generators
-    if no_generator and transfer is None and conditions == ",".join(DEFAULT_CONDITIONS):
+    no_transfer = transfer is None if curve_points is None else not transfers
+    if no_generator and no_transfer and conditions == ",".join(DEFAULT_CONDITIONS):
         cond_list = real_only(cond_list)
         which = "--generator" if curve_points is None else "--generators"
         out.print(f"no {which}: running the real-only conditions ({', '.join(cond_list)})")
@@ -219,7 +231,17 @@ def compare_cmd(
         from augment.compare.curve import run_curve
 
         limited = resolve_classes(limit_classes, ds.classes)
-        run_curve(ds, report_dir, spec, limited, curve_points, parse_generators(generators, curve_points))
+        runs = parse_generators(generators, curve_points)
+        run_curve(
+            ds,
+            report_dir,
+            spec,
+            limited,
+            curve_points,
+            runs,
+            True,
+            parse_generators(transfers, curve_points, "--transfers"),
+        )
         out.print(f"curve: {report_dir}/REPORT.md and {report_dir}/curve.png; numbers: {report_dir}/curve_results.json")
         return
     summary = run_compare(ds, generator, report_dir, spec, transfer_run=transfer)

@@ -60,7 +60,7 @@ NOT_SETTINGS: dict[str, set[str]] = {
     "predict": {"run_dir", "images", "detect", "annotate", "device", "as_json"},
     "rebalance": {"data", "generator", "out_dir", "classes", "judge", "dry_run", "fmt", "device"},
     "compare": {"data", "report_dir", "generator", "transfer", "conditions", "sweep", "fmt"}
-    | {"curve", "limit_classes", "generators"},  # the low-data curve's: each point sets its own limit
+    | {"curve", "limit_classes", "generators", "transfers"},  # the low-data curve's: each point sets its own limit
     "demo": {"out_dir"},
 }
 # option -> the source's parameter where the names differ

@@ -74,8 +74,11 @@ def test_an_interrupted_curve_continues_and_a_finished_one_trains_nothing(plante
 def test_a_curve_refuses_before_writing_anything(planted, tiny_gan_run, tmp_path):
     out = tmp_path / "curve"
     gan = spec(conditions=["baseline", "gan", "oversample"], seeds=1)
-    with pytest.raises(UserError, match="give point n3 a generator trained on its data"):
+    with pytest.raises(UserError, match="give point n3 a run trained on its data \\(--generators n3=RUN"):
         run_curve(planted, out, gan, ["fear"], [3, None], {"all": tiny_gan_run}, progress=False)
+    transfer = spec(conditions=["baseline", "transfer"], seeds=1)
+    with pytest.raises(UserError, match="transfer faces: give point n3 a run .*--transfers n3=RUN.*--recipe transfer"):
+        run_curve(planted, out, transfer, ["fear"], [3], progress=False)
     with pytest.raises(UserError, match="trained on the full train split"):
         run_curve(planted, out, gan, ["fear"], [3, None], {"n3": tiny_gan_run, "all": tiny_gan_run}, progress=False)
     with pytest.raises(UserError, match="--curve fear=99: the train split has only"):
@@ -92,8 +95,8 @@ def test_curve_options_on_the_command_line(demo_dir, tiny_gan_run, tmp_path, cap
     base = ("compare", demo_dir, "--out", out, "--seeds", "1")
     code, _, err = run_cli(capsys, *base, "--curve", "3,all", "--limit-classes", "fear,disgust")
     assert code == 0, err
-    _, _, s, classes, points, gens = got[-1]
-    assert classes == ["fear", "disgust"] and points == [3, None] and gens == {}
+    _, _, s, classes, points, gens, _, transfers = got[-1]
+    assert classes == ["fear", "disgust"] and points == [3, None] and gens == {} and transfers == {}
     assert s.conditions == real_only(s.conditions) and "oversample" in s.conditions  # no --generators: real-only
     for args, words in [
         (("--curve", "3,all"), ["--curve needs --limit-classes"]),
@@ -101,6 +104,15 @@ def test_curve_options_on_the_command_line(demo_dir, tiny_gan_run, tmp_path, cap
         (("--limit-classes", "fear"), ["--limit-classes goes with --curve"]),
         (("--curve", "3", "--limit-classes", "fear", "--limit", "fear=3"), ["not --limit"]),
         (("--curve", "3,x", "--limit-classes", "fear"), ["--curve x"]),
+        (("--curve", "3", "--limit-classes", "fear", "--transfer", tiny_gan_run), ["--transfers"]),
+        (
+            (
+                "--transfers",
+                f"3={tiny_gan_run}",
+            ),
+            ["--transfers goes with --curve"],
+        ),
+        (("--curve", "3", "--limit-classes", "fear", "--transfers", "7=x"), ["--transfers 7=x", "not a point"]),
     ]:
         code, _, err = run_cli(capsys, *base, *args)
         assert_one_line_error(code, err, *words)
