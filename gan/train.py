@@ -110,15 +110,22 @@ def train_loop(st: GanState, log: RunLog, progress: bool) -> None:
         ada_step(st, d_losses["d_sign"])
         st.step += 1
         log_step(st, log, {**d_losses, "g_loss": g_loss})
-        if st.step % cfg.checkpoint_every == 0:
-            save_state(st)
-        if st.step % cfg.sample_every == 0:
-            save_samples(st)
-        stop = out_of_time(st, log, progress)
-        if selection_due(cfg, st.step) or (stop and st.judge is not None):
-            select_step(st)  # a run stopped by --max-minutes is scored where it stopped
-        if stop:
+        if bookkeeping(st, log, progress):
             break
+
+
+def bookkeeping(st: GanState, log: RunLog, progress: bool) -> bool:
+    """After a step, in both recipes' loops: checkpoint, samples, the time budget and best-checkpoint selection
+    (a run stopped by --max-minutes is scored where it stopped); True when the loop must stop."""
+    cfg = st.cfg
+    if st.step % cfg.checkpoint_every == 0:
+        save_state(st)
+    if st.step % cfg.sample_every == 0:
+        save_samples(st)
+    stop = out_of_time(st, log, progress)
+    if selection_due(cfg, st.step) or (stop and st.judge is not None):
+        select_step(st)
+    return stop
 
 
 def finish(st: GanState, log: RunLog) -> dict[str, Any]:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import torch
 
-from gan.checkpoint import save_state
 from gan.sample import GRID_COLUMNS, _to_uint8
-from gan.selection import select_step, selection_due
 from gan.state import GanState
 from gan.steps import _to_float, ada_step, ema_step
-from gan.train import RunLog, log_step, out_of_time, save_samples
+from gan.train import RunLog, bookkeeping, log_step
 from gan.transfer_steps import transfer_d_step, transfer_g_step
 
 GRID_KEY = -1  # the BatchPlan key of the grid's source faces (training keys are 0 and up)
@@ -48,12 +46,5 @@ def transfer_loop(st: GanState, log: RunLog, progress: bool) -> None:
         ada_step(st, d_losses["d_sign"])
         st.step += 1
         log_step(st, log, {**d_losses, **g_losses})
-        if st.step % cfg.checkpoint_every == 0:
-            save_state(st)
-        if st.step % cfg.sample_every == 0:
-            save_samples(st)
-        stop = out_of_time(st, log, progress)
-        if selection_due(cfg, st.step) or (stop and st.judge is not None):
-            select_step(st)
-        if stop:
+        if bookkeeping(st, log, progress):
             break

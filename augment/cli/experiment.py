@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -228,24 +228,27 @@ def compare_cmd(
         **settings,
     )
     if curve_points is not None:
-        from augment.compare.curve import run_curve
-
-        limited = resolve_classes(limit_classes, ds.classes)
-        runs = parse_generators(generators, curve_points)
-        run_curve(
-            ds,
-            report_dir,
-            spec,
-            limited,
-            curve_points,
-            runs,
-            True,
-            parse_generators(transfers, curve_points, "--transfers"),
-        )
-        out.print(f"curve: {report_dir}/REPORT.md and {report_dir}/curve.png; numbers: {report_dir}/curve_results.json")
+        runs = (parse_generators(generators, curve_points), parse_generators(transfers, curve_points, "--transfers"))
+        curve_cmd(ds, report_dir, spec, resolve_classes(limit_classes, ds.classes), curve_points, *runs)
         return
     summary = run_compare(ds, generator, report_dir, spec, transfer_run=transfer)
     out.print(f"report: {report_dir}/REPORT.md ({len(summary['runs'])} runs); numbers: {report_dir}/results.json")
+
+
+def curve_cmd(
+    ds: Any,
+    report_dir: Path,
+    spec: CompareSpec,
+    limited: list[str],
+    points: list[int | None],
+    generators: dict[str, Path],
+    transfers: dict[str, Path],
+) -> None:
+    """compare --curve: the low-data curve (augment.compare.curve.run_curve), then where its report is."""
+    from augment.compare.curve import run_curve
+
+    run_curve(ds, report_dir, spec, limited, points, generators, True, transfers)
+    out.print(f"curve: {report_dir}/REPORT.md and {report_dir}/curve.png; numbers: {report_dir}/curve_results.json")
 
 
 def check_curve_options(

@@ -14,38 +14,48 @@ from augment.cli import app
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def gan_train_lines(tmp_path: Path, **env: str) -> dict[str, list[str]]:
-    """The gan-train command lines of MODE=gan, by run folder name."""
+def command_lines(tmp_path: Path, command: str, **env: str) -> list[list[str]]:
+    """The ``augment <command>`` lines the script would run, split into words."""
     out = subprocess.run(
         ["bash", "scripts/gpu_experiment.sh", str(tmp_path / "cache.npz"), str(tmp_path / "out")],
-        env={**os.environ, "PY": "echo", "MODE": "gan", **env},
+        env={**os.environ, "PY": "echo", **env},
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    lines = [line.split() for line in out.splitlines() if line.startswith("-m augment gan-train")]
-    return {Path(words[words.index("--out") + 1]).name: words for words in lines}
+    return [line.split() for line in out.splitlines() if line.startswith(f"-m augment {command} ")]
 
 
-def gan_train_options() -> set[str]:
-    command = typer.main.get_command(app).commands["gan-train"]
-    return {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+def options_of(command: str) -> set[str]:
+    cmd = typer.main.get_command(app).commands[command]
+    return {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
 
 
-def test_each_variant_trains_with_all_its_options(tmp_path):
-    runs = gan_train_lines(tmp_path)
-    assert set(runs) == {"gan", "gan-old", "gan-no-lecam", "gan-expo"}
-    assert runs["gan-old"][-6:] == ["--color-p", "1", "--ms-weight", "0", "--lecam-weight", "0"]  # the old recipe
-    assert runs["gan-no-lecam"][-2:] == ["--lecam-weight", "0"]
-    assert runs["gan-expo"][-1] == "--exposure-norm"
-    for words in runs.values():  # every option is one gan-train knows, and variants share the default's judge
-        assert {w for w in words if w.startswith("--")} <= gan_train_options()
-    assert all("--judge" in words for name, words in runs.items() if name != "gan")
+def flags(words: list[str]) -> set[str]:
+    return {w for w in words if w.startswith("--")}
 
 
-def test_a_variant_may_hold_several_options_and_none_is_none(tmp_path):
-    runs = gan_train_lines(tmp_path, VARIANTS="both:--lecam-weight 0.3 --cond-ramp 300;p:--color-p 0.25")
-    assert set(runs) == {"gan", "gan-both", "gan-p"}
-    assert runs["gan-both"][-4:] == ["--lecam-weight", "0.3", "--cond-ramp", "300"]
-    assert set(gan_train_lines(tmp_path, VARIANTS="")) == {"gan"}
+def test_the_generator_stages_train_both_families_with_known_options(tmp_path):
+    runs = {Path(w[w.index("--out") + 1]).name: w for w in command_lines(tmp_path, "gan-train", MODE="gan")}
+    assert set(runs) == {"gan", "transfer"}
+    assert "--recipe" not in runs["gan"] and runs["transfer"][runs["transfer"].index("--recipe") + 1] == "transfer"
+    assert runs["transfer"][runs["transfer"].index("--steps") + 1] == "20000"  # a GPU gives it far more steps
+    assert "--judge" in runs["transfer"]  # the noise run's grading judge scores both
+    for words in runs.values():
+        assert flags(words) <= options_of("gan-train")
+    knobs = command_lines(tmp_path, "gan-train", MODE="gan", TRANSFER_STEPS="50", GAN_STEPS="40")
+    assert [w[w.index("--steps") + 1] for w in knobs] == ["40", "50"]
+
+
+def test_the_compare_stages_screen_then_grid_with_both_runs(tmp_path):
+    screen, final = command_lines(tmp_path, "compare", MODE="compare")
+    for words in (screen, final):
+        assert flags(words) <= options_of("compare")
+        assert {"--generator", "--transfer", "--models", "--budget"} <= flags(words)
+        assert words[words.index("--budget") + 1] == "full"
+        assert words[words.index("--models") + 1] == "fer-cnn,resnet18,resemotenet"
+    assert screen[screen.index("--eval-split") + 1] == "val" and "--eval-split" not in final
+    conditions = screen[screen.index("--conditions") + 1].split(",")
+    assert {"baseline", "oversample", "gan+oversample", "transfer", "transfer+oversample"} <= set(conditions)
+    assert final[final.index("--conditions") + 1].startswith("baseline,oversample,gan+oversample,")
