@@ -16,7 +16,7 @@ from augment.core.progress import console
 from augment.core.rundir import CHECKPOINT, load_checkpoint, open_run, record_run, save_checkpoint
 from augment.core.runtime import barrier, data_fingerprint, init_distributed, pick_device
 from gan.config import GanConfig
-from gan.selection import prepare_selection
+from gan.selection import prepare_guide, prepare_selection
 from gan.state import GanState, generator_kwargs, new_state
 from gan.validation import real_splits, val_fingerprint
 
@@ -117,6 +117,7 @@ def setup(data: FaceDataset, run_dir: Path, cfg: GanConfig, progress: bool) -> G
     if folder.resuming:
         resume(st, progress)
     prepare_selection(st, data, val, progress)
+    prepare_guide(st, data, progress)
     barrier(dist)  # every rank has read the run folder before rank 0 writes to it
     if dist.main:
         remove_stale_temps(run_dir)

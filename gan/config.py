@@ -177,6 +177,14 @@ class GanConfig:
     res_blocks: int = field(
         default=0, metadata={"help": "Transfer: residual blocks at a quarter of the size", "unset": "recipe"}
     )
+    guide_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Transfer: weight of a frozen real-only classifier's loss on G's translations as the target "
+            "(the grading judge, or --judge)",
+            "unset": "recipe",
+        },
+    )
 
     # What a resume may change: how far to train, how often to log, sample, select and checkpoint, where and how
     # fast to run, and the data's path (its fingerprint must stay). Every other setting is the run's:
@@ -295,7 +303,15 @@ _RULES: tuple[Rule, ...] = (
 
 TRANSFER = "transfer"  # the expression-transfer recipe: G(face, target class) instead of G(noise, class)
 # Options only one family uses: a value other than the recipe's own is refused (GanConfig._check_recipe_options).
-TRANSFER_ONLY = ("cycle_weight", "identity_weight", "cls_weight", "r1_weight", "mask_weight", "res_blocks")
+TRANSFER_ONLY = (
+    "cycle_weight",
+    "identity_weight",
+    "cls_weight",
+    "r1_weight",
+    "mask_weight",
+    "res_blocks",
+    "guide_weight",
+)
 NOISE_ONLY = ("ms_weight", "lecam_weight", "cond_ramp", "exposure_norm", "cond_bn", "conditioning", "aux_weight")
 
 RECIPES: dict[str, dict[str, Any]] = {
@@ -334,6 +350,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "r1_weight": 1.0,
         "mask_weight": 0.1,
         "res_blocks": 4,
+        "guide_weight": 1.0,
         "lr_g": 1e-4,
         "lr_d": 1e-4,
         "beta1": 0.5,

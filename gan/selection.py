@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from augment.core.atomic import append_jsonl, read_jsonl, save_torch
 from augment.core.dataset import FaceDataset
 from augment.core.progress import console
@@ -36,18 +38,42 @@ def prepare_selection(st: GanState, data: FaceDataset, val: FaceDataset, progres
         if st.dist.main and progress:
             console.print(f"{data.name}: no validation faces of the GAN's classes; best-checkpoint selection is off")
         return
-    from classifier.inference import load_classifier
-    from classifier.judge import get_judge, judge_columns
-
     st.val = val
-    if cfg.judge:
-        st.judge = load_classifier(cfg.judge, device=st.device)
-    else:
-        st.judge = get_judge(data, st.run_dir, None, st.device, progress and st.dist.main, kind="grading")
-    judge_columns(st.judge[1], st.classes, fix="pass a judge trained on the generator's classes")
+    st.judge = _grading_judge(st, data, progress)
     barrier(st.dist)
     if (st.run_dir / BEST).exists():
         st.best_score = float(load_checkpoint(st.run_dir / BEST)["selection"]["score"])
+
+
+def _grading_judge(st: GanState, data: FaceDataset, progress: bool) -> Any:
+    """The run's grading judge: ``--judge``, else the one trained (once) into RUN/judge-grading on the real
+    training images; every rank loads or trains it (a judge trained here trains on all ranks of a torchrun job)."""
+    from classifier.inference import load_classifier
+    from classifier.judge import get_judge, judge_columns
+
+    if st.cfg.judge:
+        judge = load_classifier(st.cfg.judge, device=st.device)
+    else:
+        judge = get_judge(data, st.run_dir, None, st.device, progress and st.dist.main, kind="grading")
+    judge_columns(judge[1], st.classes, fix="pass a judge trained on the generator's classes")
+    return judge
+
+
+def prepare_guide(st: GanState, data: FaceDataset, progress: bool) -> None:
+    """A transfer run with --guide-weight: the grading judge, frozen, whose loss on G's translations (classed
+    as their target) tells G what each expression looks like from the first step; D's class head learns
+    that only slowly."""
+    if st.cfg.guide_weight <= 0 or st.step >= st.cfg.steps:
+        return
+    from classifier.judge import judge_columns
+
+    st.guide = st.judge if st.judge is not None else _grading_judge(st, data, progress)
+    model = st.guide[0]
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    st.guide_columns = torch.tensor(judge_columns(st.guide[1], st.classes), device=st.device)
+    barrier(st.dist)
 
 
 def save_best(st: GanState, scores: dict[str, Any]) -> None:

@@ -128,6 +128,8 @@ class GanState:
     step: int = 0
     val: FaceDataset | None = None  # the validation split best-checkpoint selection scores on
     judge: Any = None  # the classifier that scores selection (loaded when selection is due)
+    guide: Any = None  # the frozen classifier whose loss guides a transfer G's expressions (--guide-weight)
+    guide_columns: torch.Tensor | None = None  # the guide's output column of each class of the run
     best_score: float = -math.inf
     color_p: float = 1.0  # DiffAugment's colour probability now (ADA moves it when ada_target > 0)
     ada_signs: list[float] = field(default_factory=list)  # E[sign D(real)] of the steps since p last moved

@@ -105,7 +105,9 @@ class TransferDiscriminator(nn.Module):
             c_in = c_out
         self.features = nn.Sequential(*layers)
         self.adv = sn(nn.Conv2d(c_in, 1, 3, 1, 1))
-        self.cls = sn(nn.Linear(c_in * s0 * s0, num_classes))
+        # No spectral norm on the class head: capped at norm 1 its logits stay near 0 and its cross-entropy at
+        # ln K (chance), so G got no expression signal and learned to return its input.
+        self.cls = nn.Linear(c_in * s0 * s0, num_classes)
         self.mbstd_group = 4  # set by gan.checkpoint.prepare_training; this D has no minibatch std
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:

@@ -28,6 +28,21 @@ def identity_loss(g: torch.nn.Module, x: torch.Tensor, source: torch.Tensor) -> 
     return (g(x, source) - x).abs().mean()
 
 
+def guide_loss(st: GanState, fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the frozen guide classifier on the translations, classed as their target. The guide
+    sees them through a 3×3 blur, so G cannot fool it with a fine pattern and must move the face's shapes.
+    Faces in [-1, 1] are already the classifier's input scale (classifier.data.to_input); only size and
+    channels are matched."""
+    model, meta = st.guide
+    x = F.avg_pool2d(fake, 3, stride=1, padding=1, count_include_pad=False)
+    size, channels = int(meta["size"]), int(meta["channels"])
+    if x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    if x.shape[1] != channels:
+        x = x.repeat(1, channels, 1, 1) if x.shape[1] == 1 else x.mean(1, keepdim=True)
+    return F.cross_entropy(model(x).float(), st.guide_columns[target])
+
+
 def r1_penalty(logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """R1 (Mescheder et al. 2018): the squared gradient norm of D's real logits at the real faces."""
     (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
@@ -64,7 +79,8 @@ def transfer_d_step(st: GanState, s: int) -> dict[str, torch.Tensor]:
         adv, cls = st.d_train(torch.cat([real, fake]))
     adv, n = adv.float(), real.shape[0]
     loss = d_loss_real(cfg.loss, adv[:n]) + d_loss_fake(cfg.loss, adv[n:])
-    loss = loss + cfg.cls_weight * F.cross_entropy(cls[:n].float(), y)
+    d_cls = F.cross_entropy(cls[:n].float(), y)
+    loss = loss + cfg.cls_weight * d_cls
     r1 = r1_penalty(adv[:n], real) if cfg.r1_weight > 0 else adv.new_zeros(())
     (loss + cfg.r1_weight / 2 * r1).backward()
     st.opt_d.step()
@@ -74,6 +90,7 @@ def transfer_d_step(st: GanState, s: int) -> dict[str, torch.Tensor]:
         "d_real": real_logits.mean(),
         "d_fake": adv[n:].mean(),
         "d_sign": real_logits.sign().mean(),
+        "d_cls": d_cls.detach(),
         "r1": r1,
     }
 
@@ -91,9 +108,10 @@ def transfer_g_step(st: GanState, s: int) -> dict[str, torch.Tensor]:
         cyc = cycle_loss(st.g_train, fake, x, y) if cfg.cycle_weight > 0 else fake.new_zeros(())
         idt = identity_loss(st.g_train, x, y) if cfg.identity_weight > 0 else fake.new_zeros(())
     keep = (1 - mask.float()).mean()
+    guide = guide_loss(st, fake.float(), t) if cfg.guide_weight > 0 else fake.new_zeros(())
     loss = adv_loss + cfg.cls_weight * cls_loss + cfg.cycle_weight * cyc + cfg.identity_weight * idt
-    loss = loss + cfg.mask_weight * keep
+    loss = loss + cfg.mask_weight * keep + cfg.guide_weight * guide
     st.opt_g.zero_grad(set_to_none=True)
     loss.backward()
     st.opt_g.step()
-    return {"g_loss": loss, "g_cls": cls_loss, "cycle": cyc, "identity": idt, "mask_open": keep}
+    return {"g_loss": loss, "g_cls": cls_loss, "g_guide": guide, "cycle": cyc, "identity": idt, "mask_open": keep}

@@ -26,7 +26,8 @@ def faces32(demo_ds):
 
 
 def tiny(ds, steps: int = 4, **kw):
-    return tiny_gan_config(ds, steps, recipe="transfer", **{"log_every": 1, "res_blocks": 1, **kw})
+    """A tiny transfer run; no guide classifier unless asked for (it would train a grading judge first)."""
+    return tiny_gan_config(ds, steps, recipe="transfer", **{"log_every": 1, "res_blocks": 1, "guide_weight": 0.0, **kw})
 
 
 # --------------------------------------------------------------------------- losses
@@ -148,6 +149,7 @@ def test_gan_train_transfer_through_the_cli(demo_dir, tmp_path, capsys):
     run = tmp_path / "run"
     args = ["gan-train", demo_dir, "--recipe", "transfer", "--out", run, "--size", "32", "--steps", "3"]
     args += ["--batch-size", "16", "--g-width", "8", "--d-width", "8", "--res-blocks", "1", "--device", "cpu"]
+    args += ["--guide-weight", "0"]
     code, out, err = run_cli(capsys, *args)
     assert code == 0, err
     assert "trained to step 3" in out
@@ -186,3 +188,28 @@ def test_selection_keeps_the_best_translator_scored_on_validation_faces(faces32,
     best = max(records, key=lambda r: r["selection"]["score"])
     _, meta = load_translator(tmp_path / "run", checkpoint="best")
     assert meta["checkpoint"] == "best" and meta["step"] == best["step"]
+
+
+# --------------------------------------------------------------------------- the guide classifier
+def test_the_guide_pulls_translations_toward_their_target(faces32, tiny_judge_run, tmp_path):
+    """With --guide-weight, G's loss includes a frozen classifier's cross-entropy on its translations (logged as
+    g_guide); the classifier's weights never change, and G's do in the guide's direction."""
+    from augment.core.atomic import read_jsonl
+    from classifier.inference import load_classifier
+    from gan.checkpoint import setup
+    from gan.transfer_steps import guide_loss, transfer_batch
+
+    cfg = tiny(faces32, steps=3, guide_weight=1.0, judge=str(tiny_judge_run))
+    train_gan(faces32, tmp_path / "run", cfg, progress=False)
+    rows = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "g_guide" in r]
+    assert len(rows) == 3 and all(r["g_guide"] > 0 for r in rows)
+    before = {k: v.clone() for k, v in load_classifier(tiny_judge_run)[0].state_dict().items()}
+    st = setup(faces32, tmp_path / "more", replace(cfg, steps=1), progress=False)
+    assert st.guide is not None and not any(p.requires_grad for p in st.guide[0].parameters())
+    x, _, t = transfer_batch(st, 0)
+    loss = guide_loss(st, st.g(x, t), t)
+    loss.backward()
+    assert loss.item() > 0 and any(p.grad is not None and p.grad.abs().sum() > 0 for p in st.g.parameters())
+    after = st.guide[0].state_dict()
+    assert all(torch.equal(before[k], after[k].cpu()) for k in before)
+    assert not (tmp_path / "run" / "judge-grading").exists()  # --judge was the guide: nothing trained
