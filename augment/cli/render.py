@@ -138,6 +138,25 @@ def print_gan_eval(r: dict, run_dir: Path) -> None:
     )
     for line in lines:
         say(line)
+    if r.get("transfer"):
+        print_transfer_figures(r["transfer"], run_dir)
+
+
+def print_transfer_figures(t: dict, run_dir: Path) -> None:
+    """gan-eval's two figures of a transfer run, per target class."""
+    table = Table(title="expression transfer: identity kept and expression changed, per target class")
+    for col in ("class", "identity kept", "source p before", "source p after", "still source", "target p"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    keys = ("identity_kept", "source_prob_before", "source_prob_after", "still_source", "target_prob")
+    for c, v in t["per_class"].items():
+        table.add_row(c, *(_num(v[k]) for k in keys))
+    out.print(table)
+    say(
+        f"identity kept: share of translations whose nearest of the {t['pool']:,} real training faces (judge's "
+        f"features) is their own source (chance {t['chance_identity']:.1e}); source p: the judge's probability of "
+        "the source's class on the source and on its translation; still source: share it still calls that class"
+    )
+    say(f"pictures: {run_dir}/eval/transfer.png (source faces above their translations)")
 
 
 # --------------------------------------------------------------------------- evaluate, predict

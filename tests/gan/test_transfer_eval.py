@@ -39,3 +39,15 @@ def test_an_unchanged_face_keeps_its_identity_and_its_expression(
     assert t["mean_identity_kept"] == 1.0
     for v in t["per_class"].values():
         assert v["source_prob_after"] == pytest.approx(v["source_prob_before"])
+
+
+def test_gan_eval_cli_prints_the_transfer_figures(demo_dir, tiny_transfer_run, tiny_judge_run, tmp_path, capsys):
+    from tests.conftest import run_cli
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_transfer_run, run)
+    args = ["gan-eval", run, demo_dir, "--judge", tiny_judge_run, "--per-class", "4", "--cas-seeds", "1"]
+    code, out, err = run_cli(capsys, *args, "--device", "cpu")
+    assert code == 0, err
+    flat = " ".join(out.split())
+    assert "identity kept and expression changed" in flat and "eval/transfer.png" in flat
