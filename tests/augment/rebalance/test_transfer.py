@@ -3,6 +3,8 @@ drops faces that keep their source's expression, and the refusals."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -33,6 +35,13 @@ def test_each_translated_file_names_its_source_and_reads_back_synthetic(data, pl
     back = load_dataset(out)
     assert int(back.synthetic.sum()) == 19
     assert set(back.sources[back.synthetic].tolist()) == {str(out / r["path"]) for r in rows}
+    # train reads the folder back with every translated face marked, and keeps them out of validation
+    from classifier.train import train_classifier
+    from tests.conftest import tiny_classifier_config
+
+    train_classifier(back, tmp_path / "clf", tiny_classifier_config(epochs=1), progress=False)
+    config = json.loads((tmp_path / "clf" / "config.json").read_text())
+    assert config["synthetic_train_images"] == 19
 
 
 class SourceJudge(torch.nn.Module):
