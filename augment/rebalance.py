@@ -136,7 +136,7 @@ def check_rebalance_out(
         "checkpoint": checkpoint,
     }
     if source_classes:  # a transfer run's sources; absent otherwise, so older folders keep their identity
-        options["source_classes"] = list(source_classes)
+        options["source_classes"] = sorted(source_classes)  # a set: the order names the same sources
     return check_output(Path(out), "rebalance", options, overwrite, OPTION_NAMES)
 
 
@@ -163,20 +163,26 @@ def run_rebalance(
     OUT is checked first and claimed only once the synthesis succeeded; its manifest is written
     before the files, so a rerun of the same command after an interruption finishes the same
     files, and ``overwrite`` removes exactly what the old manifest lists. A transfer run translates real
-    train faces of ``source_classes`` (default: every class but the target). A caller that has loaded the
+    train faces of ``source_classes`` (default: every class but the target); when ``data`` has no val split,
+    the validation faces every command would carve (``gan.translate.with_validation``) are written as val/
+    and are never sources. Plan on that carved data (as the CLI does). A caller that has loaded the
     sampler of ``generator_run`` on ``device`` (``gan.translate.load_sampler``) and checked OUT (``claim``,
     from ``check_options`` and ``check_rebalance_out``) passes them: neither is done twice.
     """
     from augment.core.atomic import write_json
     from augment.core.dataset import concat
     from augment.writer import fer_rows, tree_rows, write_fer_csv, write_tree
-    from gan.translate import load_sampler
+    from gan.config import TRANSFER
+    from gan.translate import load_sampler, with_validation
 
     out = Path(out)
     if claim is None:
         check_options(fmt)
+    pool = with_validation(data).split("train")
+    sampler = sampler or load_sampler(generator_run, pool, seed, device, checkpoint, source_classes)
+    if sampler[1]["recipe"] == TRANSFER:  # the output holds the carved validation split: no source person in both
+        data = with_validation(data)
     train = data.split("train").subset(~data.split("train").synthetic)
-    sampler = sampler or load_sampler(generator_run, train, seed, device, checkpoint, source_classes)
     if claim is None:
         step, used = sampler[1]["step"], sampler[1]["checkpoint"]
         claim = check_rebalance_out(

@@ -68,15 +68,6 @@ _QUALITY_RULES: tuple[Rule, ...] = (
 )
 
 
-_QUALITY_RULES: tuple[Rule, ...] = (
-    ("min_prob", below_one, "use a judge probability from 0 (filter off) up to (not including) 1, e.g. 0.3"),
-    ("near_copy_quantile", below_one, "use a quantile from 0 up to (not including) 1, e.g. 0.01"),
-    ("near_copy_reference", at_least(2), "use at least 2 training faces"),
-    ("max_tries", at_least(1), "use at least 1 candidate per wanted image"),
-    ("min_cas", at_least(0), "use a CAS ratio of 0 (gate off) or more, e.g. 0.5"),
-)
-
-
 # What the filter drops, counted apart; the last two only for a transfer run's translated faces.
 DROPPED = ("dropped_by_judge", "dropped_near_copies", "dropped_source_expression", "dropped_unchanged")
 TRANSFER_ONLY = DROPPED[2:]

@@ -27,6 +27,7 @@ from classifier.inference import load_classifier, predict_proba, prepare_images
 
 JUDGE_DIR = "judge"  # the filter judge (class-weighted)
 GRADING_JUDGE_DIR = "judge-grading"  # the grading judge (no class weights, no balanced sampling)
+GUIDE_DIR = "judge-guide"  # a transfer generator's guide (another architecture than the judges)
 Judge = tuple[torch.nn.Module, dict[str, Any]]
 
 
@@ -44,9 +45,19 @@ def grading_judge_config(n_train: int) -> TrainConfig:
     return replace(default_judge_config(n_train), class_weighted=False, balanced_sampler=False)
 
 
+def guide_config(n_train: int) -> TrainConfig:
+    """A transfer generator's guide: fer-cnn at half width, 6 epochs of at most 8,192 images, no class weights.
+    G learns its expressions against it, so it is another architecture than the ResNet18 judges that grade
+    and filter G's faces: a pattern that fools the guide is less likely to fool them too."""
+    return TrainConfig(
+        model="fer-cnn", width=0.5, epochs=6, patience=0, epoch_samples=min(n_train, 8192), balanced_sampler=False
+    )
+
+
 JUDGE_KINDS: dict[str, tuple[str, Callable[[int], TrainConfig]]] = {
     "filter": (JUDGE_DIR, lambda n: default_judge_config(n)),
     "grading": (GRADING_JUDGE_DIR, lambda n: grading_judge_config(n)),
+    "guide": (GUIDE_DIR, lambda n: guide_config(n)),
 }
 
 

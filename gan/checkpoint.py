@@ -79,8 +79,14 @@ def training_split(data: FaceDataset, cfg: GanConfig) -> FaceDataset:
 def resume(st: GanState, progress: bool) -> None:
     """Load the run folder's checkpoint into ``st`` (weights, optimizers, step)."""
     state = load_checkpoint(st.run_dir / CHECKPOINT)
-    st.g.load_state_dict(state["g"])
-    st.d.load_state_dict(state["d"])
+    try:
+        st.g.load_state_dict(state["g"])
+        st.d.load_state_dict(state["d"])
+    except RuntimeError as err:  # networks of another build (a transfer D whose class head had spectral norm)
+        raise UserError(
+            f"{st.run_dir}: its checkpoint holds networks of an older build that this version cannot resume; "
+            "train into a new --out"
+        ) from err
     if st.g_ema is not None:
         st.g_ema.load_state_dict(state["g_ema"])
     st.opt_g.load_state_dict(state["opt_g"])

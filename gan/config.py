@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from augment.core.checks import Rule, at_least, below_one, check_class_names, check_rules, one_of, positive
@@ -181,8 +182,16 @@ class GanConfig:
         default=0.0,
         metadata={
             "help": "Transfer: weight of a frozen real-only classifier's loss on G's translations as the target "
-            "(the grading judge, or --judge)",
+            "(--guide)",
             "unset": "recipe",
+        },
+    )
+    guide: str = field(
+        default="",
+        metadata={
+            "help": "Transfer: the 'augment train' run that guides G (default: train a fer-cnn guide in RUN_DIR; "
+            "never the --judge that grades it).",
+            "kind": "path",
         },
     )
 
@@ -214,6 +223,10 @@ class GanConfig:
         except ValueError as e:
             raise UserError(f"--diffaugment {self.diffaugment}: {e}") from e
         self._check_no_op_options(policy)
+        if self.guide and self.judge and Path(self.guide).resolve() == Path(self.judge).resolve():
+            raise UserError(
+                f"--guide and --judge are both {self.guide}: G would be scored by the classifier it learns from"
+            )
 
     def _check_no_op_options(self, policy: list[str]) -> None:
         """Refuse an option that would silently do nothing with the other settings."""
@@ -311,6 +324,7 @@ TRANSFER_ONLY = (
     "mask_weight",
     "res_blocks",
     "guide_weight",
+    "guide",
 )
 NOISE_ONLY = ("ms_weight", "lecam_weight", "cond_ramp", "exposure_norm", "cond_bn", "conditioning", "aux_weight")
 

@@ -24,7 +24,7 @@ from augment.core.manifest import (
 from augment.core.progress import make_progress
 from gan.config import DEFAULT_CHECKPOINT, TRANSFER
 from gan.sample import read_generator
-from gan.translate import TransferSampler, load_sampler
+from gan.translate import TransferSampler, load_sampler, with_validation
 
 # What the user typed for the settings of a generate folder that have no option of their name (the
 # others are --<key>: --checkpoint, --classes, --per-class, --seed); a rerun that changes one names it.
@@ -72,7 +72,8 @@ def generate_to_folder(
     }
     if isinstance(sampler, TransferSampler):  # absent for a noise run, so older folders keep their identity
         real = sampler.pool
-        options.update(sources=real.name, sources_files=data_digest(real), source_classes=source_classes)
+        chosen_sources = sorted(source_classes) if source_classes else None  # a set: any order names the same sources
+        options.update(sources=real.name, sources_files=data_digest(real), source_classes=chosen_sources)
         for name in chosen:
             sampler.check(name)
     claim = check_output(out_dir, "generate", options, overwrite, OPTION_NAMES)
@@ -115,7 +116,7 @@ def _sampler(
         raise UserError(f"{run_dir} is a --recipe transfer run, which re-draws real faces: pass --sources DATA")
     if not transfer and sources is not None:
         raise UserError(f"--sources: {run_dir} is a {meta['recipe']}-recipe run, which draws from noise; drop it")
-    pool = sources.subset((sources.splits == "train") & ~sources.synthetic) if transfer else None
+    pool = with_validation(sources).split("train") if transfer else None
     if transfer and len(pool) == 0:
         raise UserError(f"--sources {sources.name}: no real train faces to translate")
     return load_sampler(run_dir, pool, seed, device, checkpoint, source_classes)

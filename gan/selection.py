@@ -60,17 +60,23 @@ def _grading_judge(st: GanState, data: FaceDataset, progress: bool) -> Any:
 
 
 def prepare_guide(st: GanState, data: FaceDataset, progress: bool) -> None:
-    """A transfer run with --guide-weight: the grading judge, frozen, whose loss on G's translations (classed
-    as their target) tells G what each expression looks like from the first step; D's class head learns
-    that only slowly."""
-    if st.cfg.guide_weight <= 0 or st.step >= st.cfg.steps:
+    """A transfer run with --guide-weight: the guide classifier (--guide, else a fer-cnn trained once into
+    RUN/judge-guide), frozen; its loss on G's translations, classed as their target, tells G what each
+    expression looks like from the first step, which D's class head learns only slowly. It is never the
+    judge that scores selection."""
+    cfg = st.cfg
+    if cfg.guide_weight <= 0 or st.step >= cfg.steps:
         return
-    from classifier.judge import judge_columns
+    from classifier.inference import load_classifier
+    from classifier.judge import get_judge, judge_columns
 
-    st.guide = st.judge if st.judge is not None else _grading_judge(st, data, progress)
-    model = st.guide[0]
-    model.eval()
-    for p in model.parameters():
+    if cfg.guide:
+        st.guide = load_classifier(cfg.guide, device=st.device)
+    else:
+        st.guide = get_judge(data, st.run_dir, None, st.device, progress and st.dist.main, kind="guide")
+    judge_columns(st.guide[1], st.classes, fix="pass a --guide trained on the generator's classes")
+    st.guide[0].eval()
+    for p in st.guide[0].parameters():
         p.requires_grad_(False)
     st.guide_columns = torch.tensor(judge_columns(st.guide[1], st.classes), device=st.device)
     barrier(st.dist)

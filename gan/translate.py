@@ -25,7 +25,7 @@ from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
 from augment.core.manifest import synthetic_source, transfer_source
 from augment.core.resize import resize_images
-from gan.config import DEFAULT_CHECKPOINT, TRANSFER
+from gan.config import DEFAULT_CHECKPOINT, TRANSFER, GanConfig
 from gan.sample import _to_uint8, generate_images, generator_weights, noise_generator, read_generator, sampling_seed
 
 SPREAD_STREAM = 5  # the rng stream of the source permutations (keyed with the seed, the label and the round)
@@ -127,6 +127,8 @@ class TransferSampler:
     _faces: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise UserError(f"--seed {self.seed}: a transfer run's source order needs a seed of 0 or more")
         bad = sorted(set(self.pool.splits.tolist()) - set(self.splits))
         if bad or self.pool.synthetic.any():
             raise ValueError(f"transfer sources must be real faces of the {'/'.join(self.splits)} split")
@@ -173,6 +175,15 @@ class TransferSampler:
         images = translate(self.g, src, self.classes.index(name), self.device)
         from_classes = [self._class_of(r) for r in rows]
         return Candidates(images, self.provenance(name, n, offset, rows), from_classes, src, rows)
+
+
+def with_validation(data: FaceDataset) -> FaceDataset:
+    """``data``'s real faces, with the validation split every command carves from train when it has none
+    (``augment.core.splits``, seed 0, the default fraction). A transfer run's sources are the train faces of
+    this: no person whose translation goes into a dataset's train split is held out as its validation."""
+    from augment.core.splits import ensure_val_split
+
+    return ensure_val_split(data.subset(~data.synthetic), GanConfig.val_fraction, seed=0)
 
 
 def load_any_generator(

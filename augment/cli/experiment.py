@@ -90,7 +90,8 @@ def rebalance_cmd(
     from augment.core.labels import resolve_classes
     from augment.core.runtime import pick_device
     from augment.rebalance import check_options, check_rebalance_out
-    from gan.translate import load_sampler
+    from gan.config import TRANSFER
+    from gan.translate import load_sampler, with_validation
 
     check_checkpoint(write["checkpoint"])
     check_options(write["fmt"], judge)  # --dry-run checks the options too, and only here
@@ -100,9 +101,11 @@ def rebalance_cmd(
         raise UserError(f"{data}: no train split to rebalance")
     dev = pick_device(device)
     sources = resolve_classes(source_classes, ds.classes, "the data", "--source-classes") if source_classes else None
-    train = ds.split("train").subset(~ds.split("train").synthetic)
-    loaded = load_sampler(generator, train, write["seed"], dev, write["checkpoint"], sources)  # the one load
+    pool = with_validation(ds).split("train")  # a transfer run's sources: never a face validation holds out
+    loaded = load_sampler(generator, pool, write["seed"], dev, write["checkpoint"], sources)  # the one load
     meta = loaded[1]
+    if meta["recipe"] == TRANSFER:
+        ds = with_validation(ds)
     if meta["note"]:
         note(meta["note"])
     chosen = resolve_classes(classes, ds.classes) if classes else None
@@ -192,7 +195,7 @@ def compare_cmd(
     transfers: TransfersOpt = None,
 ) -> None:
     """Train classifiers with and without synthetic data (and classical fixes); test on real images."""
-    from augment.compare import budget_models, real_only, run_compare
+    from augment.compare import budget_models, run_compare
     from augment.core.labels import resolve_classes
 
     check_checkpoint(checkpoint)
@@ -205,10 +208,8 @@ def compare_cmd(
     cond_list = [c.strip() for c in conditions.split(",") if c.strip()]
     no_generator = generator is None if curve_points is None else not generators
     no_transfer = transfer is None if curve_points is None else not transfers
-    if no_generator and no_transfer and conditions == ",".join(DEFAULT_CONDITIONS):
-        cond_list = real_only(cond_list)
-        which = "--generator" if curve_points is None else "--generators"
-        out.print(f"no {which}: running the real-only conditions ({', '.join(cond_list)})")
+    if conditions == ",".join(DEFAULT_CONDITIONS) and (no_generator or not no_transfer):
+        cond_list = default_conditions(cond_list, no_generator, no_transfer, curve_points is not None)
     if sweep:
         cond_list += [c for c in ("gan25", "gan50") if c not in cond_list]
     if "baseline" not in cond_list:
@@ -233,6 +234,22 @@ def compare_cmd(
         return
     summary = run_compare(ds, generator, report_dir, spec, transfer_run=transfer)
     out.print(f"report: {report_dir}/REPORT.md ({len(summary['runs'])} runs); numbers: {report_dir}/results.json")
+
+
+def default_conditions(conds: list[str], no_generator: bool, no_transfer: bool, curve: bool) -> list[str]:
+    """The default conditions as the runs given allow: the GAN ones only with a generator, and ``transfer``
+    added with a transfer run."""
+    from augment.compare import real_only
+
+    if no_generator:
+        conds = real_only(conds)
+    if not no_transfer:
+        conds = [*conds, "transfer"]
+    if no_generator:
+        which = "--generator" if not curve else "--generators"
+        kinds = "real-only" if no_transfer else "real-only and transfer"
+        out.print(f"no {which}: running the {kinds} conditions ({', '.join(conds)})")
+    return conds
 
 
 def curve_cmd(

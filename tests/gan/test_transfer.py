@@ -193,23 +193,33 @@ def test_selection_keeps_the_best_translator_scored_on_validation_faces(faces32,
 # --------------------------------------------------------------------------- the guide classifier
 def test_the_guide_pulls_translations_toward_their_target(faces32, tiny_judge_run, tmp_path):
     """With --guide-weight, G's loss includes a frozen classifier's cross-entropy on its translations (logged as
-    g_guide); the classifier's weights never change, and G's do in the guide's direction."""
+    g_guide); training steps change G's weights in the guide's direction and never the guide's."""
     from augment.core.atomic import read_jsonl
-    from classifier.inference import load_classifier
-    from gan.checkpoint import setup
-    from gan.transfer_steps import guide_loss, transfer_batch
+    from gan.checkpoint import prepare_training, setup
+    from gan.transfer_steps import guide_loss, transfer_batch, transfer_g_step
 
-    cfg = tiny(faces32, steps=3, guide_weight=1.0, judge=str(tiny_judge_run))
+    cfg = tiny(faces32, steps=3, guide_weight=1.0, guide=str(tiny_judge_run))
     train_gan(faces32, tmp_path / "run", cfg, progress=False)
     rows = [r for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if "g_guide" in r]
     assert len(rows) == 3 and all(r["g_guide"] > 0 for r in rows)
-    before = {k: v.clone() for k, v in load_classifier(tiny_judge_run)[0].state_dict().items()}
-    st = setup(faces32, tmp_path / "more", replace(cfg, steps=1), progress=False)
+    assert not (tmp_path / "run" / "judge-guide").exists()  # --guide was given: nothing trained
+    st = setup(faces32, tmp_path / "more", replace(cfg, steps=3), progress=False)
+    prepare_training(st)
     assert st.guide is not None and not any(p.requires_grad for p in st.guide[0].parameters())
+    before = {k: v.clone() for k, v in st.guide[0].state_dict().items()}
+    g_before = [p.detach().clone() for p in st.g.parameters()]
     x, _, t = transfer_batch(st, 0)
     loss = guide_loss(st, st.g(x, t), t)
     loss.backward()
     assert loss.item() > 0 and any(p.grad is not None and p.grad.abs().sum() > 0 for p in st.g.parameters())
-    after = st.guide[0].state_dict()
-    assert all(torch.equal(before[k], after[k].cpu()) for k in before)
-    assert not (tmp_path / "run" / "judge-grading").exists()  # --judge was the guide: nothing trained
+    for s in range(2):
+        transfer_g_step(st, s)
+    assert all(torch.equal(before[k], v) for k, v in st.guide[0].state_dict().items())
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, st.g.parameters(), strict=True))
+
+
+def test_the_guide_is_never_the_judge_that_grades(faces32, tiny_judge_run, tmp_path):
+    cfg = tiny(faces32, steps=2, guide_weight=1.0, guide=str(tiny_judge_run), judge=str(tiny_judge_run))
+    with pytest.raises(UserError, match="--guide and --judge are both"):
+        train_gan(faces32, tmp_path / "run", cfg, progress=False)
+    assert not (tmp_path / "run").exists()

@@ -57,3 +57,21 @@ def test_cli_transfer_refusals_exit_2_and_write_nothing(demo_dir, tiny_gan_run, 
     )
     assert_one_line_error(code, err, "--transfer", "pass this one as --generator")
     assert not out.exists()
+
+
+def test_cli_transfer_alone_runs_the_real_only_and_transfer_conditions(
+    demo_dir, tiny_transfer_run, tmp_path, capsys, monkeypatch
+):
+    from augment import compare
+
+    got = []
+    monkeypatch.setattr(
+        compare,
+        "run_compare",
+        lambda data, gen, out, s, transfer_run=None: got.append((s, transfer_run)) or {"runs": []},
+    )
+    code, out, err = run_cli(capsys, "compare", demo_dir, "--out", tmp_path / "r", "--transfer", tiny_transfer_run)
+    assert code == 0, err
+    s, run = got[-1]
+    assert s.conditions == ["baseline", "oversample", "weighted", "transfer"] and run == tiny_transfer_run
+    assert "real-only and transfer conditions" in " ".join(out.split())

@@ -104,3 +104,21 @@ def test_cli_source_classes_and_their_refusals(demo_dir, tiny_gan_run, tiny_tran
     assert rows and {r["source_class"] for r in rows} == {"happy"}
     code, _, err = run_cli(capsys, *base, "--out", out, "--source-classes", "sad", "--target", "10")
     assert_one_line_error(code, err, "--source-classes")  # another source choice is another output
+
+
+def test_without_a_val_split_the_carved_validation_faces_are_never_sources(demo_ds, tiny_transfer_run, tmp_path):
+    """Data with train and test only: the validation faces every command would carve are written as val/ and
+    none of them (nor a test face) is the source of a translated face."""
+    from augment.plan import plan_rebalance
+    from gan.translate import with_validation
+
+    carved = with_validation(demo_ds)
+    plan = plan_rebalance(carved.counts("train"), "max", ["disgust", "fear"])
+    out = tmp_path / "out"
+    summary = run_rebalance(demo_ds, tiny_transfer_run, out, plan, None, OFF, progress=False)
+    rows = read_manifest(out)
+    held = set(carved.sources[carved.splits != "train"].tolist())
+    sources = {r["source_file"] for r in rows if r["source"] == "synthetic"}
+    assert summary["splits"]["val"] == int((carved.splits == "val").sum()) > 0 and len(sources) > 10
+    assert not sources & held
+    assert {r["origin"] for r in rows if r["split"] == "val"} == set(carved.sources[carved.splits == "val"].tolist())
