@@ -178,10 +178,10 @@ def run_rebalance(
     out = Path(out)
     if claim is None:
         check_options(fmt)
-    pool = with_validation(data).split("train")
-    sampler = sampler or load_sampler(generator_run, pool, seed, device, checkpoint, source_classes)
+    carved = with_validation(data)
+    sampler = sampler or load_sampler(generator_run, carved.split("train"), seed, device, checkpoint, source_classes)
     if sampler[1]["recipe"] == TRANSFER:  # the output holds the carved validation split: no source person in both
-        data = with_validation(data)
+        data = carved
     train = data.split("train").subset(~data.split("train").synthetic)
     if claim is None:
         step, used = sampler[1]["step"], sampler[1]["checkpoint"]

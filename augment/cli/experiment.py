@@ -101,11 +101,11 @@ def rebalance_cmd(
         raise UserError(f"{data}: no train split to rebalance")
     dev = pick_device(device)
     sources = resolve_classes(source_classes, ds.classes, "the data", "--source-classes") if source_classes else None
-    pool = with_validation(ds).split("train")  # a transfer run's sources: never a face validation holds out
-    loaded = load_sampler(generator, pool, write["seed"], dev, write["checkpoint"], sources)  # the one load
+    carved = with_validation(ds)  # a transfer run's sources: never a face validation holds out
+    loaded = load_sampler(generator, carved.split("train"), write["seed"], dev, write["checkpoint"], sources)
     meta = loaded[1]
     if meta["recipe"] == TRANSFER:
-        ds = with_validation(ds)
+        ds = carved
     if meta["note"]:
         note(meta["note"])
     chosen = resolve_classes(classes, ds.classes) if classes else None
