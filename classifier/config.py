@@ -34,6 +34,9 @@ class TrainConfig:
     schedule: str = field(default="cosine", metadata={"help": "cosine, onecycle (peaks at --lr), plateau or none."})
     size: int = field(default=0, metadata={"help": "Input size; 0 = the model's default (64 ResEmoteNet, else 48)."})
     width: float = field(default=1.0, metadata={"help": "Width multiplier (ResEmoteNet at 1.0 has 80M parameters)."})
+    head_width: float = field(
+        default=0.0, metadata={"help": "ResEmoteNet: width multiplier of the MLP head alone (0 = as --width)."}
+    )
     small_stem: bool = field(default=False, metadata={"help": "ResNet18: 3×3 stem without max-pool for small faces."})
     pretrained: str = field(default="", metadata={"help": "ResNet18: local ImageNet weights file.", "kind": "path"})
     gray_stem: str = "repeat"
@@ -55,6 +58,10 @@ class TrainConfig:
     flip: bool = True
     affine: bool = True
     erasing: bool = field(default=False, metadata={"help": "Random erasing augmentation."})
+    noise: float = field(
+        default=0.0,
+        metadata={"help": "Gaussian noise of this standard deviation on each training face, on the [-1, 1] scale."},
+    )
     patience: int = field(
         default=8, metadata={"help": "Early stop after N epochs without a better val score (0 = off)."}
     )
@@ -94,6 +101,10 @@ class TrainConfig:
         check_class_names(self.classes)
         if self.model == "resnet18" and self.width != 1.0:
             raise UserError(f"--width {self.width:g}: resnet18 has no width multiplier; leave it at 1")
+        if self.head_width and self.model != "resemotenet":
+            raise UserError(
+                f"--head-width {self.head_width:g}: only resemotenet has an MLP head to widen; leave it at 0"
+            )
         if self.refit_head_epochs < 0:  # the option is --refit-epochs, not the field's name
             raise UserError(f"--refit-epochs {self.refit_head_epochs}: use 0 (no refit) or more epochs")
         if self.pretrained:
@@ -122,6 +133,8 @@ _RULES: tuple[Rule, ...] = (
     ("schedule", one_of("cosine", "onecycle", "plateau", "none"), "use cosine, onecycle, plateau or none"),
     ("size", _size_ok, f"use 0 (the model's default) or {MIN_SIZE} to {MAX_SIZE} pixels"),
     ("width", lambda v: positive(v) and v <= MAX_WIDTH, f"use a multiplier above 0 and at most {MAX_WIDTH:g}"),
+    ("head_width", lambda v: 0 <= v <= MAX_WIDTH, f"use 0 (as --width) or a multiplier up to {MAX_WIDTH:g}"),
+    ("noise", lambda v: 0 <= v <= 2, "use 0 (no noise) or a standard deviation up to 2, e.g. 0.5"),
     ("focal_gamma", at_least(0), "use 0 (cross-entropy) or a positive gamma"),
     ("label_smoothing", below_one, "use a share from 0 up to (not including) 1"),
     ("synthetic_weight", at_least(0), "use a weight of 0 (ignore synthetic faces) or more, e.g. 0.5"),

@@ -35,6 +35,7 @@ def model_kwargs(cfg: TrainConfig, num_classes: int, channels: int, size: int) -
         "width": cfg.width,
         "small_stem": cfg.small_stem,
         "gray_stem": cfg.gray_stem,
+        "head_width": cfg.head_width,
     }
 
 

@@ -23,6 +23,7 @@ class Budget:
     patience: int
     widths: dict[str, float] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
+    head_widths: dict[str, float] = field(default_factory=dict)  # ResEmoteNet's MLP head alone (none: as widths)
     batch_size: int = 64
     lr: float = 1e-3
     workers: int = 0  # DataLoader workers for augmentation (GPU machines have cores to spare)
@@ -80,6 +81,7 @@ BUDGETS: dict[str, Budget] = {
             **FER_CNN,
             "widths": {**FER_CNN["widths"], "resemotenet": 0.25},
             "sizes": {"resemotenet": 48, "resnet18": 64},
+            "head_widths": {"resemotenet": 1.0},
         },
     ),
     # The embedded demo faces: fer-cnn at half width on 32 px faces, one-cycle (scripts/check_demo_budget.py
@@ -145,6 +147,7 @@ def budget_train_config(
         patience=budget.patience,
         width=budget.widths.get(model, 1.0),
         size=budget.sizes.get(model, 0),
+        head_width=budget.head_widths.get(model, 0.0),
         batch_size=budget.batch_size,
         lr=budget.lr,
         seed=seed,

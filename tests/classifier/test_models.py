@@ -80,6 +80,21 @@ def test_resemotenet_full_width_parameter_count_and_width() -> None:
     assert tiny.se.fc[0].out_features >= 1
 
 
+def test_resemotenet_head_width_widens_the_mlp_alone() -> None:
+    narrow = build_model("resemotenet", 7, width=0.25)
+    wide_head = build_model("resemotenet", 7, width=0.25, head_width=1.0)
+    assert [m.out_features for m in narrow.mlp if isinstance(m, torch.nn.Linear)] == [256, 128, 64]
+    assert [m.out_features for m in wide_head.mlp if isinstance(m, torch.nn.Linear)] == [1024, 512, 256]
+    assert wide_head.feature_dim == 256 and wide_head.head.in_features == 256
+    narrow_convs = [m.weight.shape for m in narrow.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert narrow_convs == [m.weight.shape for m in wide_head.modules() if isinstance(m, torch.nn.Conv2d)]
+    wide_head.eval()
+    with torch.no_grad():
+        assert wide_head(torch.randn(2, 1, 48, 48)).shape == (2, 7)
+    with pytest.raises(ValueError, match="head_width applies to resemotenet only"):
+        build_model("fer-cnn", 7, head_width=1.0)
+
+
 @pytest.mark.parametrize("name", ["simple-deep-cnn", "simple-cnn"])
 def test_width_multiplier_shrinks_simple_models(name: str) -> None:
     assert count_parameters(build_model(name, 7, width=0.5)) < count_parameters(build_model(name, 7))

@@ -258,6 +258,9 @@ def test_the_cpu_budget_trains_fer_cnn_by_the_recipe():
     assert (cfg.optimizer, cfg.weight_decay, cfg.schedule) == ("adamw", 5e-4, "onecycle")
     assert cfg.flip and cfg.affine and cfg.epoch_samples == 0 and cfg.epochs == cpu.epochs
     assert cfg.synthetic_weight == 0.4 and cfg.seed == 2 and not cfg.class_weighted
+    assert cfg.head_width == 0.0  # fer-cnn has no MLP head; ResEmoteNet keeps the published head
+    rem = compare.budget_train_config("resemotenet", cpu, 0, condition_spec("baseline", spec()), "cpu")
+    assert (rem.width, rem.head_width, rem.size) == (0.25, 1.0, 48)
     # full epochs count real training images: a condition that adds images trains no longer than baseline
     for cond, per_epoch in (("oversample", 25839), ("gan-cap0.5", 25839), ("weighted", 0), ("refit", 0)):
         cfg = compare.budget_train_config("fer-cnn", cpu, 2, condition_spec(cond, spec()), "cpu", 25839)
