@@ -175,6 +175,7 @@ def save_best(s: TrainSetup, epoch: int, val_metrics: dict[str, Any]) -> None:
                 "size": s.train.size,
                 "channels": s.train.channels,
                 "data_size": s.data_size,
+                "train_noise": s.cfg.noise,  # the input noise it learned under (a transfer guide is used with it)
                 "epoch": epoch,
                 "val": {k: val_metrics[k] for k in ("accuracy", "macro_f1", "loss")},
                 "select_metric": s.cfg.select_metric,

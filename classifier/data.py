@@ -14,8 +14,9 @@ from augment.core.runtime import step_generator
 MEAN, STD = 0.5, 0.5  # faces scaled to [-1, 1]
 
 
-def train_transform(flip: bool = True, affine: bool = True, erasing: bool = False) -> v2.Compose:
-    """Flip, a small affine, optional random erasing: what FER papers use."""
+def train_transform(flip: bool = True, affine: bool = True, erasing: bool = False, noise: float = 0.0) -> v2.Compose:
+    """Flip, a small affine, optional random erasing: what FER papers use. ``noise``: Gaussian noise of this
+    standard deviation on the [-1, 1] input scale (a classifier trained on it reads shapes, not fine patterns)."""
     steps: list[v2.Transform] = []
     if flip:
         steps.append(v2.RandomHorizontalFlip())
@@ -24,6 +25,8 @@ def train_transform(flip: bool = True, affine: bool = True, erasing: bool = Fals
     steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize([MEAN], [STD])]
     if erasing:
         steps.append(v2.RandomErasing(p=0.25, scale=(0.02, 0.15), value=0))
+    if noise > 0:
+        steps.append(v2.GaussianNoise(sigma=noise, clip=False))
     return v2.Compose(steps)
 
 

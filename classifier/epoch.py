@@ -27,7 +27,7 @@ def prepare_training(s: TrainSetup) -> None:
 
         s.net = DDP(s.net, device_ids=[torch.device(s.device).index] if s.use_cuda else None)
     s.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=s.use_cuda and s.cfg.amp)
-    transform = train_transform(s.cfg.flip, s.cfg.affine, s.cfg.erasing)
+    transform = train_transform(s.cfg.flip, s.cfg.affine, s.cfg.erasing, s.cfg.noise)
     s.batches = AugmentedBatches(s.train.images, s.train.labels, transform, s.train.synthetic)
 
 

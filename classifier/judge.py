@@ -48,9 +48,17 @@ def grading_judge_config(n_train: int) -> TrainConfig:
 def guide_config(n_train: int) -> TrainConfig:
     """A transfer generator's guide: fer-cnn at half width, 6 epochs of at most 8,192 images, no class weights.
     G learns its expressions against it, so it is another architecture than the ResNet18 judges that grade
-    and filter G's faces: a pattern that fools the guide is less likely to fool them too."""
+    and filter G's faces: a pattern that fools the guide is less likely to fool them too. It trains under
+    Gaussian input noise and G sees it under the same noise: a smoothed classifier, whose gradients follow a
+    face's shapes rather than the class stamps an unsmoothed guide taught G."""
     return TrainConfig(
-        model="fer-cnn", width=0.5, epochs=6, patience=0, epoch_samples=min(n_train, 8192), balanced_sampler=False
+        model="fer-cnn",
+        width=0.5,
+        epochs=6,
+        patience=0,
+        epoch_samples=min(n_train, 8192),
+        balanced_sampler=False,
+        noise=0.5,
     )
 
 

@@ -15,6 +15,7 @@ from gan.state import GanState
 from gan.steps import _augment, _unwrap, d_loss_fake, d_loss_real, g_loss_fn, real_batch
 
 TARGET_STREAM = 6  # the random stream of the target classes (gan.steps uses 1-5, 10+ and 20)
+GUIDE_STREAM = 7  # the random stream of the guide's input noise
 
 
 # --------------------------------------------------------------------------- losses
@@ -28,13 +29,18 @@ def identity_loss(g: torch.nn.Module, x: torch.Tensor, source: torch.Tensor) -> 
     return (g(x, source) - x).abs().mean()
 
 
-def guide_loss(st: GanState, fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def guide_loss(st: GanState, fake: torch.Tensor, target: torch.Tensor, key: int) -> torch.Tensor:
     """Cross-entropy of the frozen guide classifier on the translations, classed as their target. The guide
-    sees them through a 3×3 blur, so G cannot fool it with a fine pattern and must move the face's shapes.
-    Faces in [-1, 1] are already the classifier's input scale (classifier.data.to_input); only size and
-    channels are matched."""
+    sees them through a 3×3 blur, so G cannot fool it with a fine pattern and must move the face's shapes,
+    and under the input noise it trained with (``train_noise``, drawn from step key ``key``): G follows the
+    smoothed classifier. Faces in [-1, 1] are already the classifier's input scale
+    (classifier.data.to_input); only size and channels are matched."""
     model, meta = st.guide
     x = F.avg_pool2d(fake, 3, stride=1, padding=1, count_include_pad=False)
+    noise = float(meta.get("train_noise", 0.0))
+    if noise > 0:
+        gen = step_generator(st.cfg.seed, key, GUIDE_STREAM)
+        x = x + noise * torch.randn(x.shape, generator=gen).to(x.device, x.dtype)
     size, channels = int(meta["size"]), int(meta["channels"])
     if x.shape[-1] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
@@ -108,7 +114,7 @@ def transfer_g_step(st: GanState, s: int) -> dict[str, torch.Tensor]:
         cyc = cycle_loss(st.g_train, fake, x, y) if cfg.cycle_weight > 0 else fake.new_zeros(())
         idt = identity_loss(st.g_train, x, y) if cfg.identity_weight > 0 else fake.new_zeros(())
     keep = (1 - mask.float()).mean()
-    guide = guide_loss(st, fake.float(), t) if cfg.guide_weight > 0 else fake.new_zeros(())
+    guide = guide_loss(st, fake.float(), t, s) if cfg.guide_weight > 0 else fake.new_zeros(())
     loss = adv_loss + cfg.cls_weight * cls_loss + cfg.cycle_weight * cyc + cfg.identity_weight * idt
     loss = loss + cfg.mask_weight * keep + cfg.guide_weight * guide
     st.opt_g.zero_grad(set_to_none=True)

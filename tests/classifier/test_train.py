@@ -361,6 +361,8 @@ def test_resume_with_other_model_or_data_is_refused(tmp_path):
         ("epochs", -1, "--epochs -1"),
         ("lr", -1.0, "--lr -1"),
         ("width", 0.0, "--width 0"),
+        ("head_width", -1.0, "--head-width -1"),
+        ("head_width", 1.0, "--head-width 1"),  # simple-cnn has no MLP head to widen
         ("workers", -1, "--workers -1"),
         ("size", 100000, "--size 100000"),
         ("val_fraction", 1.0, "--val-fraction 1"),
@@ -387,6 +389,24 @@ def test_imbalance_options_train(tmp_path, options):
     assert np.isfinite(h[0]["train_loss"]) and h[0]["train_loss"] > 0
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert all(config[k] == v for k, v in options.items())
+
+
+def test_input_noise_is_seeded_and_recorded_in_the_model_file(tmp_path):
+    """--noise adds Gaussian noise of that deviation to each training face (the same under the same batch
+    seed), and model.pt records it for whoever applies the model as trained (a transfer guide)."""
+    import torch
+
+    from classifier.data import AugmentedBatches, train_transform
+
+    images = np.full((64, 1, 16, 16), 128, dtype=np.uint8)
+    labels = np.zeros(64, dtype=np.int64)
+    plain = AugmentedBatches(images, labels, train_transform(False, False))[(5, list(range(64)))][0]
+    noisy = AugmentedBatches(images, labels, train_transform(False, False, noise=0.5))
+    x, again = noisy[(5, list(range(64)))][0], noisy[(5, list(range(64)))][0]
+    assert torch.equal(x, again) and not torch.equal(x, noisy[(6, list(range(64)))][0])
+    assert float((x - plain).std()) == pytest.approx(0.5, rel=0.05) and abs(float((x - plain).mean())) < 0.02
+    train(bright_dark(n=20, minority=6), tmp_path / "run", epochs=1, noise=0.3)
+    assert torch.load(tmp_path / "run" / "model.pt", weights_only=True)["train_noise"] == 0.3
 
 
 def test_balanced_sampler_draws_classes_equally():

@@ -209,13 +209,40 @@ def test_the_guide_pulls_translations_toward_their_target(faces32, tiny_judge_ru
     before = {k: v.clone() for k, v in st.guide[0].state_dict().items()}
     g_before = [p.detach().clone() for p in st.g.parameters()]
     x, _, t = transfer_batch(st, 0)
-    loss = guide_loss(st, st.g(x, t), t)
+    loss = guide_loss(st, st.g(x, t), t, 0)
     loss.backward()
     assert loss.item() > 0 and any(p.grad is not None and p.grad.abs().sum() > 0 for p in st.g.parameters())
     for s in range(2):
         transfer_g_step(st, s)
     assert all(torch.equal(before[k], v) for k, v in st.guide[0].state_dict().items())
     assert any(not torch.equal(a, b) for a, b in zip(g_before, st.g.parameters(), strict=True))
+
+
+def test_the_guide_sees_translations_under_the_noise_it_trained_with(faces32, tiny_judge_run, tmp_path):
+    """A guide trained with input noise (train_noise in its model file) is applied under that noise, drawn from
+    the step key: the same key gives the same loss (an exact resume), another key another one; without
+    noise the key does not matter."""
+    from gan.checkpoint import prepare_training, setup
+    from gan.transfer_steps import guide_loss, transfer_batch
+
+    cfg = tiny(faces32, steps=3, guide_weight=1.0, guide=str(tiny_judge_run))
+    st = setup(faces32, tmp_path / "run", cfg, progress=False)
+    prepare_training(st)
+    x, _, t = transfer_batch(st, 0)
+    with torch.no_grad():
+        fake = st.g(x, t)
+        plain = [guide_loss(st, fake, t, k).item() for k in (0, 1)]
+        st.guide = (st.guide[0], {**st.guide[1], "train_noise": 0.5})
+        noisy = [guide_loss(st, fake, t, k).item() for k in (0, 0, 1)]
+    assert plain[0] == plain[1]
+    assert noisy[0] == noisy[1] and noisy[0] != noisy[2] and noisy[0] != plain[0]
+
+
+def test_the_default_guide_trains_under_input_noise():
+    from classifier.judge import guide_config
+
+    cfg = guide_config(20_000)
+    assert cfg.model == "fer-cnn" and cfg.noise > 0 and cfg.epoch_samples == 8192
 
 
 def test_the_guide_is_never_the_judge_that_grades(faces32, tiny_judge_run, tmp_path):
