@@ -242,7 +242,8 @@ def test_the_default_guide_trains_under_input_noise():
     from classifier.judge import guide_config
 
     cfg = guide_config(20_000)
-    assert cfg.model == "fer-cnn" and cfg.noise > 0 and cfg.epoch_samples == 8192
+    assert cfg.model == "fer-cnn" and cfg.noise > 0 and cfg.epoch_samples == 16384
+    assert guide_config(500).epoch_samples == 500
 
 
 def test_the_guide_is_never_the_judge_that_grades(faces32, tiny_judge_run, tmp_path):
