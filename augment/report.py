@@ -295,9 +295,10 @@ def _budget_line(b: dict[str, Any]) -> str:
     if b.get("samples"):
         epochs += " (" + ", ".join(f"{m}: {n:,} images per epoch" for m, n in b["samples"].items()) + ")"
     extra = "".join(f", {k} {v}" for k, v in (b.get("train") or {}).items())
+    heads = f", head widths {b['head_widths']}" if b.get("head_widths") else ""
     return (
         f"- Budget `{b['name']}`: {epochs} per run, batch {b['batch_size']}, lr {b['lr']}{extra}, "
-        f"widths {b['widths'] or 'full'}, sizes {b['sizes'] or 'model defaults'}, "
+        f"widths {b['widths'] or 'full'}{heads}, sizes {b['sizes'] or 'model defaults'}, "
         f"early-stopping patience {b['patience'] or 'off'}."
     )
 

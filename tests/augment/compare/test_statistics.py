@@ -257,3 +257,12 @@ def test_the_verdict_says_across_models_whether_a_synthetic_condition_won():
     )
     one = _summary_of(labels, {"baseline": right(0.4), "gan": right(0.7)}, classes)
     assert across_models_line(one, aggregate(one)) is None  # one model: the per-model line says it all
+
+
+def test_the_setup_line_names_the_budgets_head_widths_only_when_it_has_some():
+    from augment.compare.budgets import BUDGETS
+    from augment.report import _budget_line
+
+    cpu = _budget_line(BUDGETS["cpu"].__dict__)
+    assert "head widths {'resemotenet': 1.0}" in cpu and "sizes {'resemotenet': 48, 'resnet18': 64}" in cpu
+    assert "head widths" not in _budget_line(BUDGETS["demo"].__dict__)
