@@ -30,6 +30,7 @@ ADA_IMAGES = 100_000  # real images over which ADA can move the colour probabili
 ADA_INTERVAL = 4  # steps between ADA's adjustments of the colour probability
 EVAL_SEED = 12345  # gan-eval's sample seed; GanConfig.select_seed is selection's, and they must differ
 # Options whose default changed after they were added: what a run from before the option existed did.
+UPSAMPLES = ("transposed", "nearest")  # the transfer generator's decoder upsampling (gan.transfer_models)
 BEFORE_OPTIONS: dict[str, Any] = {"color_p": 1.0, "ms_weight": 0.0, "lecam_weight": 0.0}
 EVAL_CAS_SEEDS = 3  # sample seeds gan-eval's CAS macro-F1 is given over (EVAL_SEED and the next ones)
 
@@ -178,6 +179,14 @@ class GanConfig:
     res_blocks: int = field(
         default=0, metadata={"help": "Transfer: residual blocks at a quarter of the size", "unset": "recipe"}
     )
+    upsample: str = field(
+        default="transposed",
+        metadata={
+            "help": "Transfer: G's decoder, 'transposed' (4×4 stride-2 transposed convs, as StarGAN) or 'nearest' "
+            "(nearest-neighbour upsampling then a 3×3 conv: no checkerboard)",
+            "unset": "recipe",
+        },
+    )
     guide_weight: float = field(
         default=0.0,
         metadata={
@@ -289,6 +298,7 @@ _RULES: tuple[Rule, ...] = (
     ("d_width", at_least(1), "use a base width of at least 1"),
     ("conditioning", one_of("projection", "concat"), "use projection or concat"),
     ("d_head", one_of("flatten", "sum"), "use flatten or sum"),
+    ("upsample", one_of(*UPSAMPLES), f"use {' or '.join(UPSAMPLES)}"),
     ("loss", one_of("hinge", "bce"), "use hinge or bce"),
     ("aux_weight", at_least(0), "use a weight of 0 (off) or more"),
     ("color_p", lambda v: 0 <= v <= 1, "use a probability from 0 to 1, e.g. 0.5"),
@@ -323,6 +333,7 @@ TRANSFER_ONLY = (
     "r1_weight",
     "mask_weight",
     "res_blocks",
+    "upsample",
     "guide_weight",
     "guide",
 )

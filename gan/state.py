@@ -41,6 +41,7 @@ def transfer_kwargs(cfg: GanConfig, num_classes: int) -> dict[str, Any]:
         "channels": cfg.channels,
         "width": cfg.g_width,
         "res_blocks": cfg.res_blocks,
+        "upsample": cfg.upsample,
     }
 
 

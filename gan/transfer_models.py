@@ -38,9 +38,19 @@ class ResidualBlock(nn.Module):
 
 
 class TransferGenerator(nn.Module):
-    """G(x, y): ``x`` faces in [-1, 1] (N, C, H, W), ``y`` target class indices (N,); H divisible by 4."""
+    """G(x, y): ``x`` faces in [-1, 1] (N, C, H, W), ``y`` target class indices (N,); H divisible by 4.
+    ``upsample``: the decoder's two 2× steps, StarGAN's 4×4 transposed convs or nearest-neighbour upsampling
+    then a 3×3 conv (Odena et al. 2016: no checkerboard pattern where G paints)."""
 
-    def __init__(self, num_classes: int, size: int = 48, channels: int = 1, width: int = 32, res_blocks: int = 4):
+    def __init__(
+        self,
+        num_classes: int,
+        size: int = 48,
+        channels: int = 1,
+        width: int = 32,
+        res_blocks: int = 4,
+        upsample: str = "transposed",
+    ):
         super().__init__()
         self.num_classes, self.size, self.channels = num_classes, size, channels
         w = width
@@ -57,10 +67,10 @@ class TransferGenerator(nn.Module):
         )
         self.blocks = nn.Sequential(*[ResidualBlock(4 * w) for _ in range(res_blocks)])
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(4 * w, 2 * w, 4, 2, 1, bias=False),
+            *_up(4 * w, 2 * w, upsample),
             _norm(2 * w),
             nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(2 * w, w, 4, 2, 1, bias=False),
+            *_up(2 * w, w, upsample),
             _norm(w),
             nn.ReLU(inplace=True),
         )
@@ -78,6 +88,15 @@ class TransferGenerator(nn.Module):
         colour, mask = self.parts(x, y)
         out = blend(x, colour, mask)
         return (out, mask) if with_mask else out
+
+
+def _up(c_in: int, c_out: int, how: str) -> list[nn.Module]:
+    """One 2× upsampling step of G's decoder ('transposed' or 'nearest')."""
+    if how == "transposed":
+        return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)]
+    if how == "nearest":
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)]
+    raise ValueError(f"upsample must be 'transposed' or 'nearest', got {how!r}")
 
 
 def blend(x: Tensor, colour: Tensor, mask: Tensor) -> Tensor:

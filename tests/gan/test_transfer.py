@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -69,9 +70,13 @@ def test_identity_loss_asks_for_the_source_class():
 
 
 # --------------------------------------------------------------------------- networks
+@pytest.mark.parametrize("upsample", ["transposed", "nearest"])
 @pytest.mark.parametrize("size", [32, 48])
-def test_generator_shape_range_and_discriminator_heads(size):
-    g, d = TransferGenerator(5, size=size, width=8, res_blocks=2), TransferDiscriminator(5, size=size, width=8)
+def test_generator_shape_range_and_discriminator_heads(size, upsample):
+    g = TransferGenerator(5, size=size, width=8, res_blocks=2, upsample=upsample)
+    d = TransferDiscriminator(5, size=size, width=8)
+    transposed = any(isinstance(m, torch.nn.ConvTranspose2d) for m in g.modules())
+    assert transposed == (upsample == "transposed")
     x, y = torch.rand(3, 1, size, size) * 2 - 1, torch.tensor([0, 4, 2])
     out, mask = g(x, y, with_mask=True)
     assert out.shape == x.shape and mask.shape == (3, 1, size, size)
@@ -128,6 +133,21 @@ def test_exact_resume(faces32, tmp_path):
     assert whole["parameter_digest"] == resumed["parameter_digest"]
 
 
+def test_the_decoder_upsampling_is_the_runs_and_rebuilds_from_its_checkpoint(faces32, tmp_path):
+    """--upsample nearest trains, is recorded, and the translator rebuilt from best.pt/checkpoint.pt has
+    the same decoder; a bad value is refused before anything is written."""
+    from gan.translate import load_translator
+
+    with pytest.raises(UserError, match="--upsample bilinear: use transposed or nearest"):
+        train_gan(faces32, tmp_path / "bad", tiny(faces32, steps=1, upsample="bilinear"), progress=False)
+    assert not (tmp_path / "bad").exists()
+    train_gan(faces32, tmp_path / "run", tiny(faces32, steps=1, upsample="nearest"), progress=False)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["upsample"] == "nearest"
+    g = load_translator(tmp_path / "run", checkpoint="last")[0]
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in g.modules())
+    assert any(isinstance(m, torch.nn.Upsample) for m in g.modules())
+
+
 def test_a_changed_setting_is_refused_on_resume(faces32, tmp_path):
     train_gan(faces32, tmp_path / "run", tiny(faces32, steps=1), progress=False)
     before = (tmp_path / "run" / "config.json").read_text()
@@ -138,7 +158,12 @@ def test_a_changed_setting_is_refused_on_resume(faces32, tmp_path):
 
 @pytest.mark.parametrize(
     ("recipe", "option", "value"),
-    [("full", "cycle_weight", 10.0), ("classic", "res_blocks", 4), ("transfer", "ms_weight", 0.5)],
+    [
+        ("full", "cycle_weight", 10.0),
+        ("classic", "res_blocks", 4),
+        ("full", "upsample", "nearest"),
+        ("transfer", "ms_weight", 0.5),
+    ],
 )
 def test_an_option_of_the_other_family_is_refused(recipe, option, value):
     with pytest.raises(UserError, match="--" + option.replace("_", "-")):
