@@ -182,8 +182,8 @@ class GanConfig:
     upsample: str = field(
         default="transposed",
         metadata={
-            "help": "Transfer: G's decoder, 'transposed' (4×4 stride-2 transposed convs, as StarGAN) or 'nearest' "
-            "(nearest-neighbour upsampling then a 3×3 conv: no checkerboard)",
+            "help": "Transfer: G's decoder, 'nearest' (nearest-neighbour upsampling then a 3×3 conv) or "
+            "'transposed' (4×4 stride-2 transposed convs, as StarGAN: dotted stripes where G paints)",
             "unset": "recipe",
         },
     )
@@ -375,6 +375,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "r1_weight": 1.0,
         "mask_weight": 0.1,
         "res_blocks": 4,
+        "upsample": "nearest",  # transposed convs painted dotted stripes (docs/generator.md)
         "guide_weight": 1.0,
         "lr_g": 1e-4,
         "lr_d": 1e-4,
