@@ -11,6 +11,9 @@ from augment.core.errors import UserError
 
 MIN_SIZE, MAX_SIZE = 16, 512  # input sizes every model trains at (the simple CNNs pool 4 times)
 MAX_WIDTH = 4.0  # ResEmoteNet at width 1 already has 80M parameters
+# The compact FER CNN's recipe (compare's cpu budget, a transfer generator's guide): half width, one-cycle
+# AdamW peaking at 3e-3, weight decay 5e-4.
+FER_CNN_RECIPE: dict[str, Any] = {"width": 0.5, "lr": 3e-3, "weight_decay": 5e-4, "schedule": "onecycle"}
 DEVICE_HELP = "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."
 CLASSES_HELP = "Limit classes ('happy,sad') or map folder names ('joyful=happy,other=')."
 

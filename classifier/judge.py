@@ -22,7 +22,7 @@ import torch
 from augment.core.dataset import FaceDataset
 from augment.core.errors import UserError
 from augment.core.progress import console
-from classifier.config import TrainConfig
+from classifier.config import FER_CNN_RECIPE, TrainConfig
 from classifier.inference import load_classifier, predict_proba, prepare_images
 
 JUDGE_DIR = "judge"  # the filter judge (class-weighted)
@@ -54,12 +54,9 @@ def guide_config(n_train: int) -> TrainConfig:
     shapes rather than the class stamps an unsmoothed guide taught G."""
     return TrainConfig(
         model="fer-cnn",
-        width=0.5,
+        **FER_CNN_RECIPE,
         epochs=10,
         batch_size=128,
-        lr=3e-3,
-        weight_decay=5e-4,
-        schedule="onecycle",
         patience=0,
         epoch_samples=min(n_train, 16384),
         balanced_sampler=False,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from classifier.config import FER_CNN_RECIPE
+
 if TYPE_CHECKING:
     from augment.compare.conditions import ConditionSpec
     from classifier.config import TrainConfig
@@ -43,13 +45,12 @@ class Budget:
         return list(self.models or DEFAULT_MODELS)
 
 
-# The compact FER CNN's recipe, shared by the budgets that train it: half width, one-cycle AdamW peaking
-# at 3e-3, weight decay 5e-4.
+# The compact FER CNN's recipe (classifier.config.FER_CNN_RECIPE), shared by the budgets that train it.
 FER_CNN: dict[str, Any] = {
-    "widths": {"fer-cnn": 0.5},
-    "lr": 3e-3,
+    "widths": {"fer-cnn": FER_CNN_RECIPE["width"]},
+    "lr": FER_CNN_RECIPE["lr"],
     "models": ("fer-cnn",),
-    "train": {"weight_decay": 5e-4, "schedule": "onecycle"},
+    "train": {k: FER_CNN_RECIPE[k] for k in ("weight_decay", "schedule")},
 }
 
 BUDGETS: dict[str, Budget] = {
