@@ -1,7 +1,10 @@
 """``gan-eval``'s figures that only an expression-transfer run has, per target class:
 
 - **identity kept**: how often a translated face's nearest real training face, in the grading judge's
-  features, is its own source face (the person survived the translation; chance is 1 in the pool's size);
+  features, is its own source face (the person survived the translation; chance is 1 in the pool's size).
+  The judge's features are made to see expressions, so a changed expression moves a face away from its
+  source there; **identity kept (pixels)** asks the same of the nearest face in pixels, where a face that
+  kept its person, pose and lighting stays nearest its source;
 - **expression changed**: how much of the source class the judge still sees: its mean probability of the
   source class on the source faces and on their translations, and the share it still calls the source class.
 
@@ -34,6 +37,7 @@ def transfer_figures(
         judge_features(judge, cand.images, device), judge_features(judge, pool.images, device)
     )
     kept = nearest == cand.rows
+    kept_pixels = nearest_distances(cand.images, pool.images)[1] == cand.rows
     source = np.array([classes.index(c) for c in cand.source_classes])
     after = judge_probabilities(judge, cand.images, classes, device)
     before = judge_probabilities(judge, cand.source_images, classes, device)
@@ -46,6 +50,7 @@ def transfer_figures(
             continue
         per_class[name] = {
             "identity_kept": float(kept[m].mean()),
+            "identity_kept_pixels": float(kept_pixels[m].mean()),
             "source_prob_before": float(before[rows[m], source[m]].mean()),
             "source_prob_after": float(after[rows[m], source[m]].mean()),
             "still_source": float(still[m].mean()),
@@ -57,6 +62,7 @@ def transfer_figures(
         "chance_identity": 1 / max(len(pool), 1),
         "per_class": per_class,
         "mean_identity_kept": float(kept.mean()),
+        "mean_identity_kept_pixels": float(kept_pixels.mean()),
         "mean_still_source": float(still.mean()),
     }
 

@@ -36,9 +36,23 @@ def test_an_unchanged_face_keeps_its_identity_and_its_expression(
     run = tmp_path / "run"
     shutil.copytree(tiny_transfer_run, run)
     t = evaluate_gan(run, demo_ds, judge_dir=tiny_judge_run, per_class=6, progress=False, cas_seeds=1)["transfer"]
-    assert t["mean_identity_kept"] == 1.0
+    assert t["mean_identity_kept"] == 1.0 and t["mean_identity_kept_pixels"] == 1.0
     for v in t["per_class"].values():
         assert v["source_prob_after"] == pytest.approx(v["source_prob_before"])
+
+
+def test_a_translation_into_another_person_loses_its_identity_in_pixels(
+    demo_ds, tiny_transfer_run, tiny_judge_run, tmp_path, monkeypatch
+):
+    """A 'translation' that returns another source's face: its nearest training face in pixels is that other
+    face, never its own source."""
+    import gan.translate
+
+    monkeypatch.setattr(gan.translate, "translate", lambda g, faces, target, device="cpu": faces[::-1].copy())
+    run = tmp_path / "run"
+    shutil.copytree(tiny_transfer_run, run)
+    t = evaluate_gan(run, demo_ds, judge_dir=tiny_judge_run, per_class=6, progress=False, cas_seeds=1)["transfer"]
+    assert t["mean_identity_kept_pixels"] < 0.2
 
 
 def test_gan_eval_cli_prints_the_transfer_figures(demo_dir, tiny_transfer_run, tiny_judge_run, tmp_path, capsys):
@@ -50,4 +64,4 @@ def test_gan_eval_cli_prints_the_transfer_figures(demo_dir, tiny_transfer_run, t
     code, out, err = run_cli(capsys, *args, "--device", "cpu")
     assert code == 0, err
     flat = " ".join(out.split())
-    assert "identity kept and expression changed" in flat and "eval/transfer.png" in flat
+    assert "identity kept and expression changed" in flat and "eval/transfer.png" in flat and "(pixels)" in flat
