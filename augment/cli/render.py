@@ -148,15 +148,22 @@ def print_transfer_figures(t: dict, run_dir: Path) -> None:
     cols = ("class", "identity kept", "(pixels)", "source p before", "source p after", "still source", "target p")
     for col in cols:
         table.add_column(col, justify="left" if col == "class" else "right")
-    keys = ("identity_kept", "identity_kept_pixels", "source_prob_before", "source_prob_after", "still_source")
+    keys = (
+        "identity_kept",
+        "identity_kept_pixels",
+        "source_prob_before",
+        "source_prob_after",
+        "still_source",
+        "target_prob",
+    )  # identity_kept_pixels: absent from a metrics.json written before it existed
     for c, v in t["per_class"].items():
-        table.add_row(c, *(_num(v.get(k)) for k in (*keys, "target_prob")))
+        table.add_row(c, *(_num(v.get(k)) for k in keys))
     out.print(table)
     say(
         f"identity kept: share of translations whose nearest of the {t['pool']:,} real training faces (judge's "
         f"features; pixels: in pixels) is their own source (chance {t['chance_identity']:.1e}); source p: the "
-        "judge's probability of "
-        "the source's class on the source and on its translation; still source: share it still calls that class"
+        "judge's probability of the source's class on the source and on its translation; still source: share it "
+        "still calls that class"
     )
     say(f"pictures: {run_dir}/eval/transfer.png (source faces above their translations)")
 
